@@ -1,0 +1,31 @@
+# Every target creates .venv and installs the project on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+export PYTHONHASHSEED ?= 0
+
+.PHONY: all install demo test sweep clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[harness]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m rnn_ref demo
+
+test: $(STAMP)
+	$(PY) -m pytest --hypothesis-profile=ci -q
+
+sweep: $(STAMP)
+	$(PY) -m pytest --hypothesis-profile=thorough -q -n 2
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

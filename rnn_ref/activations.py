@@ -1,0 +1,207 @@
+"""Keras 3 activations in NumPy, looked up by the names Keras accepts.
+
+Each function maps an array to an array of the same shape and dtype. The
+formulas are the Keras 3 ones (``keras/src/activations/activations.py``);
+where Keras 2 differed it is said next to the function, because converters
+still ship the old formulas.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+Activation = Callable[[np.ndarray], np.ndarray]
+
+
+def _like(x: np.ndarray, y) -> np.ndarray:
+    """Return ``y`` as an array with the dtype of ``x``."""
+    return np.asarray(y, dtype=x.dtype)
+
+
+def linear(x):
+    return x
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def sigmoid(x):
+    # 1 / (1 + exp(-x)) without overflow warnings for large negative x.
+    with np.errstate(over="ignore"):
+        return _like(x, 1.0 / (1.0 + np.exp(-x)))
+
+
+def relu(x):
+    return np.maximum(x, _like(x, 0))
+
+
+def relu6(x):
+    return np.clip(x, _like(x, 0), _like(x, 6))
+
+
+def elu(x, alpha=1.0):
+    with np.errstate(over="ignore"):
+        return _like(x, np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))))
+
+
+def selu(x):
+    alpha, scale = 1.6732632423543772, 1.0507009873554805
+    return _like(x, scale * elu(x, alpha))
+
+
+def celu(x, alpha=1.0):
+    return _like(x, np.maximum(x, 0) + np.minimum(0, alpha * np.expm1(np.minimum(x, 0) / alpha)))
+
+
+def softplus(x):
+    return _like(x, np.logaddexp(_like(x, 0), x))
+
+
+def softsign(x):
+    return _like(x, x / (1 + np.abs(x)))
+
+
+def silu(x):
+    return _like(x, x * sigmoid(x))
+
+
+def exponential(x):
+    with np.errstate(over="ignore"):
+        return np.exp(x)
+
+
+def hard_sigmoid(x):
+    # Keras 3: clip(x / 6 + 1/2, 0, 1). Keras 2 used clip(0.2 x + 0.5, 0, 1).
+    return _like(x, np.clip(x / 6 + 0.5, 0, 1))
+
+
+def sparse_sigmoid(x):
+    return _like(x, np.clip(0.5 * (x + 1), 0, 1))
+
+
+def hard_silu(x):
+    return _like(x, x * hard_sigmoid(x))
+
+
+def hard_tanh(x):
+    return _like(x, np.clip(x, -1, 1))
+
+
+def leaky_relu(x, negative_slope=0.2):
+    # Keras 3 default slope 0.2 (Keras 2: 0.3).
+    return _like(x, np.where(x >= 0, x, negative_slope * x))
+
+
+def log_sigmoid(x):
+    return _like(x, -np.logaddexp(_like(x, 0), -x))
+
+
+def mish(x):
+    return _like(x, x * np.tanh(softplus(x)))
+
+
+def tanh_shrink(x):
+    return _like(x, x - np.tanh(x))
+
+
+def soft_shrink(x, threshold=0.5):
+    return _like(x, np.where(x > threshold, x - threshold, np.where(x < -threshold, x + threshold, 0)))
+
+
+def hard_shrink(x, threshold=0.5):
+    return _like(x, np.where(np.abs(x) > threshold, x, 0))
+
+
+def squareplus(x, b=4.0):
+    return _like(x, (x + np.sqrt(np.square(x) + b)) / 2)
+
+
+def sparse_plus(x):
+    return _like(x, np.where(x <= -1, 0, np.where(x >= 1, x, np.square(x + 1) / 4)))
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def gelu(x):
+    # Keras default is the exact erf form (approximate=False). NumPy has no
+    # erf, so it is evaluated elementwise in float64 by the standard library.
+    x64 = np.asarray(x, dtype=np.float64)
+    return _like(x, 0.5 * x64 * (1.0 + _erf(x64 / math.sqrt(2.0)).astype(np.float64)))
+
+
+def softmax(x):
+    # Over the last axis, as Keras does by default.
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return _like(x, e / np.sum(e, axis=-1, keepdims=True))
+
+
+def log_softmax(x):
+    z = x - np.max(x, axis=-1, keepdims=True)
+    return _like(x, z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True)))
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "linear": linear,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "relu": relu,
+    "relu6": relu6,
+    "elu": elu,
+    "selu": selu,
+    "celu": celu,
+    "softplus": softplus,
+    "softsign": softsign,
+    "silu": silu,
+    "swish": silu,
+    "exponential": exponential,
+    "hard_sigmoid": hard_sigmoid,
+    "sparse_sigmoid": sparse_sigmoid,
+    "hard_silu": hard_silu,
+    "hard_swish": hard_silu,
+    "hard_tanh": hard_tanh,
+    "leaky_relu": leaky_relu,
+    "log_sigmoid": log_sigmoid,
+    "mish": mish,
+    "tanh_shrink": tanh_shrink,
+    "soft_shrink": soft_shrink,
+    "hard_shrink": hard_shrink,
+    "squareplus": squareplus,
+    "sparse_plus": sparse_plus,
+    "gelu": gelu,
+    "softmax": softmax,
+    "log_softmax": log_softmax,
+}
+
+#: Activations that act on each element alone (softmax and log_softmax mix
+#: the units of one step).
+ELEMENTWISE = tuple(n for n in ACTIVATIONS if n not in ("softmax", "log_softmax"))
+
+
+def get(activation) -> Activation:
+    """Return the NumPy function for a Keras activation name, None or callable."""
+    if activation is None:
+        return linear
+    if callable(activation):
+        return activation
+    if isinstance(activation, str):
+        try:
+            return ACTIVATIONS[activation]
+        except KeyError:
+            known = ", ".join(sorted(ACTIVATIONS))
+            why = (
+                " (it needs arguments or changes the shape, so it is not supported by name)"
+                if activation in ("glu", "threshold", "sparsemax")
+                else ""
+            )
+            raise ValueError(
+                f"activation must be a Keras activation name or a callable, got {activation!r}{why}; "
+                f"known names: {known}"
+            ) from None
+    raise TypeError(
+        f"activation must be a Keras activation name, None or a callable, got {type(activation).__name__}"
+    )
