@@ -1,0 +1,388 @@
+"""The property catalogue: what it means to compute what Keras computes.
+
+Each property is defined once, as a function of a candidate implementation
+(anything with ``rnn_ref.simple_rnn``'s contract) and a drawn case. The test
+suite applies the catalogue to ``rnn_ref.simple_rnn``; ``python -m rnn_ref
+check`` applies the same catalogue to a user's function.
+
+Every result the candidate returns is judged against the float64 reference
+and live Keras with the budget of ``tolerance.judge``; relations between two
+of the candidate's own results (last step vs plain output, chunks vs one
+sequence, ...) are checked on top, within the sum of the two budgets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .. import ACTIVATIONS
+from ..dense import dense
+from ..simple_rnn import simple_rnn
+from . import tolerance
+from .cases import MASK_PATTERNS, Case, cases
+from .oracle import KerasSimpleRNN
+
+
+def _tf_float64_gelu(x):
+    """GELU as TensorFlow 2.21 computes it in float64: its constant 1/sqrt(2) is
+    rounded to float32 first (tf.nn.gelu casts a Python float through a float32
+    tensor), so exact-GELU results are off by up to 5.0e-9
+    (tests/test_keras_quirks.py pins this)."""
+    from ..activations import _erf
+
+    c = float(np.float32(0.7071067811865476))
+    x = np.asarray(x, dtype=np.float64)
+    return 0.5 * x * (1.0 + _erf(x * c).astype(np.float64))
+
+
+def _tf_float64_leaky_relu(x):
+    """leaky_relu as TensorFlow 2.21 computes it in float64: the slope 0.2 is
+    rounded to float32 (0.200000003), a relative error of 1.5e-8 on negative inputs."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(x >= 0, x, float(np.float32(0.2)) * x)
+
+
+#: (activation, dtype) -> what Keras computes instead of the exact formula.
+#: Keras is checked against the reference run with this activation; the
+#: candidate is still judged against the exact float64 truth, with Keras's
+#: deviation counted in its budget (so copying Keras's behaviour also passes).
+KNOWN_KERAS_DEVIATIONS = {
+    ("gelu", "float64"): _tf_float64_gelu,
+    ("leaky_relu", "float64"): _tf_float64_leaky_relu,
+}
+
+
+class PropertyFailure(AssertionError):
+    """A property does not hold; ``verdicts`` carry the figures."""
+
+    def __init__(self, message: str, verdicts=()):
+        super().__init__(message)
+        self.verdicts = list(verdicts)
+
+
+class CandidateError(AssertionError):
+    """The candidate misbehaved: wrong structure, shape or dtype, or changed its inputs."""
+
+
+@dataclass
+class Judged:
+    """A candidate result with its budget, for relations between results."""
+
+    value: np.ndarray
+    budget: np.ndarray
+
+
+class Context:
+    """Runs a candidate on cases and judges its results against truth and Keras."""
+
+    def __init__(self, oracle: KerasSimpleRNN | None = None, *, record: Callable | None = None):
+        self.oracle = oracle or KerasSimpleRNN()
+        self.record = record  # called with each Verdict (for tolerance reports)
+        self.property = ""
+
+    # -- running the candidate ------------------------------------------------
+    def call(self, candidate, case: Case, **overrides):
+        kw = case.kwargs(**overrides)
+        originals = {k: v.copy() for k, v in kw.items() if isinstance(v, np.ndarray)}
+        with np.errstate(all="ignore"):  # overflow in explosive cases is judged, not warned
+            out = candidate(**kw)
+        for k, v in originals.items():
+            if not np.array_equal(kw[k], v, equal_nan=True):
+                raise CandidateError(f"the candidate modified its argument {k!r} in place")
+        return _check_structure(out, kw, case)
+
+    # -- judging --------------------------------------------------------------
+    def expect(self, candidate, case: Case, label: str = "output", *, unroll=False, **overrides):
+        """Call the candidate on ``case`` (with option overrides) and judge every
+        returned array; return them as ``Judged`` (a tuple with return_state)."""
+        got = self.call(candidate, case, **overrides)
+        kw = case.kwargs(**overrides)
+        keras = self.oracle(**kw, unroll=unroll)
+        kw64 = {k: v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+                for k, v in kw.items()}
+        with np.errstate(all="ignore"):
+            truth = simple_rnn(**kw64)
+            deviant = KNOWN_KERAS_DEVIATIONS.get((kw["activation"], case.dtype.name))
+            keras_truth = truth if deviant is None else simple_rnn(**{**kw64, "activation": deviant})
+            rng = np.random.default_rng(case.seed)
+            spread = tolerance.conditioning(simple_rnn, kw64, case.dtype, rng=rng)
+        return self._judge_all(label, got, keras, truth, keras_truth, spread, case, kw)
+
+    def _judge_all(self, label, got, keras, truth, keras_truth, spread, case, kw):
+        parts = ("output", "final_state") if kw["return_state"] else ("output",)
+        as_t = lambda o: o if isinstance(o, tuple) else (o,)  # noqa: E731
+        results, verdicts = [], []
+        batched = np.ndim(kw["inputs"]) == 3
+        m = case.shape["D"] + case.shape["U"] + 1
+        for name, g, k, t, kt, s in zip(parts, as_t(got), as_t(keras), as_t(truth), as_t(keras_truth), as_t(spread)):
+            seq = name == "output" and kw["return_sequences"]
+            time_axis = (1 if batched else 0) if seq else None
+            v = tolerance.judge(f"{label} {name}" if len(parts) > 1 else label, g, k, t, s,
+                                case.dtype, m=m, time_axis=time_axis, keras_truth=kt)
+            verdicts.append(v)
+            if self.record:
+                self.record(self.property, v)
+            results.append(Judged(np.asarray(g), v.budget))
+        bad = [v for v in verdicts if not v.ok]
+        if bad:
+            raise PropertyFailure("\n".join(v.summary() for v in bad), verdicts)
+        return tuple(results) if len(results) > 1 else results[0]
+
+    def relate(self, label: str, a: Judged, b: Judged, *, where=None):
+        """a and b must agree within the sum of their budgets (at ``where``)."""
+        with np.errstate(all="ignore"):
+            err = tolerance._abs_err(a.value, b.value, np.asarray(a.value).dtype)
+        allowed = a.budget + b.budget
+        bad = err > allowed
+        if where is not None:
+            bad &= where
+        if np.any(bad):
+            i = tuple(int(j) for j in np.argwhere(bad)[0])
+            raise PropertyFailure(
+                f"{label}: differ at {i}: {float(a.value[i])!r} vs {float(b.value[i])!r} "
+                f"(|diff| {float(err[i]):.3g} > {float(allowed[i]):.3g}); {int(bad.sum())} elements differ"
+            )
+
+    def exactly(self, label: str, values: np.ndarray, expected, where):
+        """values must equal expected exactly at ``where`` (e.g. zeros at padded steps)."""
+        bad = where & ~np.isclose(values, expected, rtol=0, atol=0)
+        if np.any(bad):
+            i = tuple(int(j) for j in np.argwhere(bad)[0])
+            raise PropertyFailure(f"{label}: at {i} got {float(values[i])!r}, expected {float(np.broadcast_to(expected, values.shape)[i])!r}")
+
+
+def _check_structure(out, kw, case: Case):
+    B, T, D = kw["inputs"].shape if np.ndim(kw["inputs"]) == 3 else (None, *np.shape(kw["inputs"]))
+    U = np.shape(kw["recurrent_kernel"])[0]
+    lead = () if B is None else (B,)
+    want_out = lead + ((T, U) if kw["return_sequences"] else (U,))
+    if kw["return_state"]:
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise CandidateError(f"with return_state=True the candidate must return (output, final_state), got {type(out).__name__}")
+        parts = [("output", out[0], want_out), ("final_state", out[1], lead + (U,))]
+    else:
+        if isinstance(out, (tuple, list)):
+            raise CandidateError(f"with return_state=False the candidate must return one array, got a {type(out).__name__} of {len(out)}")
+        parts = [("output", out, want_out)]
+    result = []
+    for name, arr, shape in parts:
+        arr = np.asarray(arr)
+        if arr.shape != shape:
+            raise CandidateError(f"{name} has shape {arr.shape}, expected {shape} for {case.describe()}")
+        if arr.dtype != case.dtype:
+            raise CandidateError(f"{name} has dtype {arr.dtype}, expected {case.dtype} (the dtype of the inputs)")
+        result.append(arr)
+    return tuple(result) if len(result) > 1 else result[0]
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    doc: str
+    strategy: st.SearchStrategy
+    check: Callable[[Context, Callable, Case], None]
+
+
+PROPERTIES: dict[str, Property] = {}
+
+
+def case_of(drawn) -> Case:
+    """The Case inside what a property's strategy drew (some draw extras with it)."""
+    return drawn if isinstance(drawn, Case) else drawn[0]
+
+
+def prop(strategy):
+    def register(fn):
+        name = fn.__name__
+        PROPERTIES[name] = Property(name, (fn.__doc__ or "").strip().splitlines()[0], strategy, fn)
+        return fn
+    return register
+
+
+# -- the catalogue ---------------------------------------------------------------
+
+@prop(cases(mask_pattern=st.sampled_from(("none",) + MASK_PATTERNS)))
+def matches_keras(ctx: Context, f, case: Case):
+    """Any shape, dtype, activation and option: the result matches Keras."""
+    ctx.expect(f, case)
+
+
+@prop(cases(activation=st.just("tanh"), return_state=st.just(False)))
+def every_activation_matches_keras(ctx: Context, f, case: Case):
+    """Every Keras activation name gives Keras's result."""
+    for name in ACTIVATIONS:
+        # Unbounded activations are run with a contracting recurrent kernel.
+        gain = case.gain if name in ("tanh", "sigmoid", "softsign", "hard_sigmoid", "hard_tanh") else min(case.gain, 0.5)
+        c = case._replace(recurrent_kernel=case.recurrent_kernel * (gain / case.gain), gain=gain, activation=name)
+        ctx.expect(f, c, f"activation={name!r}")
+
+
+@prop(cases(return_state=st.just(False)))
+def return_sequences_last_step_is_output(ctx: Context, f, case: Case):
+    """The last step of return_sequences=True is the output of return_sequences=False."""
+    seq = ctx.expect(f, case, "sequence", return_sequences=True)
+    last = ctx.expect(f, case, "last output", return_sequences=False)
+    step = Judged(seq.value[:, -1], seq.budget[:, -1])
+    ctx.relate("sequences[:, -1] vs last output", step, last)
+
+
+@prop(cases(return_state=st.just(True), mask_pattern=st.sampled_from(("none",) + MASK_PATTERNS)))
+def return_state_returns_output_and_final_state(ctx: Context, f, case: Case):
+    """return_state=True gives (output, final_state); without a mask the state is the last output."""
+    out, state = ctx.expect(f, case)
+    if case.mask is None:
+        last = Judged(out.value[:, -1], out.budget[:, -1]) if case.return_sequences else out
+        ctx.relate("final_state vs last output", state, last)
+
+
+@prop(cases(go_backwards=st.just(True), mask_pattern=st.sampled_from(("none",) + MASK_PATTERNS)))
+def go_backwards_equals_forward_on_reversed_input(ctx: Context, f, case: Case):
+    """go_backwards=True equals a forward pass on the reversed input, outputs in processing order."""
+    back = ctx.expect(f, case, "go_backwards=True")
+    rev = case._replace(
+        inputs=np.ascontiguousarray(case.inputs[:, ::-1]), go_backwards=False,
+        mask=None if case.mask is None else np.ascontiguousarray(case.mask[:, ::-1]),
+    )
+    fwd = ctx.expect(f, rev, "forward on reversed input")
+    pairs = zip(back, fwd) if isinstance(back, tuple) else [(back, fwd)]
+    for a, b in pairs:
+        ctx.relate("go_backwards vs reversed forward", a, b)
+
+
+@prop(cases(mask_pattern=st.sampled_from(MASK_PATTERNS)))
+def mask_matches_keras(ctx: Context, f, case: Case):
+    """Masks (random, left and right padding, all-masked rows, leading masked steps) match Keras."""
+    ctx.expect(f, case)
+
+
+@prop(cases(mask_pattern=st.sampled_from(MASK_PATTERNS), return_sequences=st.just(True),
+            zero_output_for_mask=st.just(False), go_backwards=st.just(False)))
+def masked_step_repeats_previous_output(ctx: Context, f, case: Case):
+    """At a padded step the output repeats the previous output (zero before the first valid step)."""
+    out = ctx.expect(f, case)
+    out = out[0] if isinstance(out, tuple) else out
+    y, m = out.value, case.mask
+    prev = np.concatenate([np.zeros_like(y[:, :1]), y[:, :-1]], axis=1)  # (B, T, U)
+    ctx.exactly("output at a padded step vs previous output", y, prev, ~m[:, :, None])
+
+
+@prop(cases(mask_pattern=st.just("leading_masked"), initial_state=st.just(True),
+            return_sequences=st.just(True), go_backwards=st.just(False)))
+def leading_masked_steps_output_zero_with_initial_state(ctx: Context, f, case: Case):
+    """Before the first valid step the output is zero even with a non-zero initial_state."""
+    out = ctx.expect(f, case)
+    out = out[0] if isinstance(out, tuple) else out
+    before_first = np.cumsum(case.mask, axis=1) == 0  # (B, T)
+    ctx.exactly("output before the first valid step", out.value, 0.0, before_first[:, :, None])
+
+
+@prop(cases(mask_pattern=st.sampled_from(MASK_PATTERNS), zero_output_for_mask=st.just(True),
+            return_sequences=st.just(True)))
+def zero_output_for_mask_zeros_padded_steps(ctx: Context, f, case: Case):
+    """With zero_output_for_mask=True the output is zero at every padded step."""
+    out = ctx.expect(f, case)
+    out = out[0] if isinstance(out, tuple) else out
+    m = case.mask[:, ::-1] if case.go_backwards else case.mask  # outputs are in processing order
+    ctx.exactly("output at a padded step", out.value, 0.0, ~m[:, :, None])
+
+
+@prop(cases(initial_state=st.just(True), mask_pattern=st.sampled_from(("none",) + MASK_PATTERNS)))
+def initial_state_matches_keras(ctx: Context, f, case: Case):
+    """A given initial_state is the state before the first step, as in Keras."""
+    ctx.expect(f, case)
+
+
+@st.composite
+def _chunked(draw):
+    case = draw(cases(T=st.integers(2, 60), mask_pattern=st.just("none"), go_backwards=st.just(False),
+                      return_sequences=st.just(True), return_state=st.just(True),
+                      zero_output_for_mask=st.just(False), initial_state=st.just(False)))
+    T = case.shape["T"]
+    cuts = sorted(draw(st.sets(st.integers(1, T - 1), min_size=1, max_size=min(4, T - 1)), label="cuts"))
+    return case, np.diff([0, *cuts, T]).tolist()
+
+
+@prop(_chunked())
+def stateful_chunks_equal_one_sequence(ctx: Context, f, drawn):
+    """Chunks fed with the previous final state (Keras stateful=True) equal one long sequence."""
+    case, chunks = drawn
+    whole_out, whole_state = ctx.expect(f, case, "whole sequence")
+    keras_outs, keras_states = ctx.oracle.stateful_chunks(
+        case.inputs, case.kernel, case.recurrent_kernel, case.bias, chunks, activation=case.activation)
+    state, start = None, 0
+    for n, k_out, k_state in zip(chunks, keras_outs, keras_states):
+        piece = case._replace(inputs=case.inputs[:, start:start + n], initial_state=state)
+        out, state = ctx.call(f, piece)
+        sl = slice(start, start + n)
+        ctx.relate(f"chunk {start}:{start + n} vs whole sequence", Judged(out, whole_out.budget[:, sl]),
+                   Judged(whole_out.value[:, sl], whole_out.budget[:, sl]))
+        ctx.relate(f"Keras stateful chunk {start}:{start + n} vs whole sequence",
+                   Judged(k_out, whole_out.budget[:, sl]), Judged(whole_out.value[:, sl], whole_out.budget[:, sl]))
+        start += n
+    ctx.relate("final state after the chunks", Judged(state, whole_state.budget), whole_state)
+
+
+@st.composite
+def _unrollable(draw):
+    case = draw(cases(T=st.integers(1, 16), mask_pattern=st.sampled_from(("none",) + MASK_PATTERNS)))
+    if case.go_backwards and case.zero_output_for_mask and case.return_sequences and case.mask is not None:
+        # Keras's unrolled loop zeroes the wrong steps here (keras-team/keras#17596);
+        # tests/test_keras_quirks.py pins it. The candidate is held to unroll=False.
+        case = case._replace(zero_output_for_mask=False)
+    return case
+
+
+@prop(_unrollable())
+def unroll_true_equals_unroll_false(ctx: Context, f, case: Case):
+    """Keras's unrolled loop (unroll=True) gives the same result."""
+    ctx.expect(f, case, "vs Keras unroll=True", unroll=True)
+
+
+@prop(cases(use_bias=st.just(False), mask_pattern=st.sampled_from(("none", "random"))))
+def use_bias_false_matches_keras(ctx: Context, f, case: Case):
+    """bias=None is Keras's use_bias=False."""
+    ctx.expect(f, case)
+
+
+@prop(cases(B=st.integers(2, 5), mask_pattern=st.sampled_from(("none",) + MASK_PATTERNS)))
+def batch_rows_are_independent(ctx: Context, f, case: Case):
+    """Each batch row's result is the result of that row alone."""
+    whole = ctx.expect(f, case)
+    whole = whole if isinstance(whole, tuple) else (whole,)
+    for b in range(case.shape["B"]):
+        row = case._replace(
+            inputs=case.inputs[b:b + 1], mask=None if case.mask is None else case.mask[b:b + 1],
+            initial_state=None if case.initial_state is None else case.initial_state[b:b + 1])
+        alone = ctx.call(f, row)
+        alone = alone if isinstance(alone, tuple) else (alone,)
+        for w, a in zip(whole, alone):
+            ctx.relate(f"row {b} alone vs in the batch", Judged(a, w.budget[b:b + 1]),
+                       Judged(w.value[b:b + 1], w.budget[b:b + 1]))
+
+
+@prop(cases(T=st.just(1), return_state=st.just(False), mask_pattern=st.just("none")))
+def single_step_equals_dense(ctx: Context, f, case: Case):
+    """With T=1 the layer is a Dense layer on [x, h0] with kernel [[kernel], [recurrent_kernel]]."""
+    out = ctx.expect(f, case)
+    h0 = case.initial_state if case.initial_state is not None else np.zeros_like(case.inputs[:, 0, :0])
+    x = np.concatenate([case.inputs[:, 0], h0], axis=1)  # (B, D + U) or (B, D)
+    k = case.kernel if case.initial_state is None else np.concatenate([case.kernel, case.recurrent_kernel])
+    y = dense(x, k, case.bias, case.activation)  # (B, U)
+    y = y[:, None] if case.return_sequences else y
+    ctx.relate("single step vs dense", out, Judged(y, out.budget))
+
+
+@prop(cases(B=st.just(1), mask_pattern=st.sampled_from(("none",) + MASK_PATTERNS)))
+def unbatched_equals_batch_of_one(ctx: Context, f, case: Case):
+    """One sequence (T, D) gives the batch-of-one result without the batch axis."""
+    batched = ctx.expect(f, case, "batch of one")
+    single = ctx.expect(f, case, "one sequence", inputs=case.inputs[0],
+                        mask=None if case.mask is None else case.mask[0],
+                        initial_state=None if case.initial_state is None else case.initial_state[0])
+    pairs = zip(batched, single) if isinstance(batched, tuple) else [(batched, single)]
+    for b, s in pairs:
+        ctx.relate("one sequence vs batch of one", Judged(b.value[0], b.budget[0]), s)

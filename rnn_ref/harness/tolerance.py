@@ -1,0 +1,254 @@
+"""How close is close enough: a budget derived from the case, not a fixed rtol.
+
+For a case in dtype ``dt`` (unit roundoff u: 2^-24 float32, 2^-53 float64):
+
+* truth   the float64 reference on the case's exact values (float32 values
+          are exactly representable in float64);
+* e_k     |Keras in dt - truth|, Keras's own rounding error on this case;
+* s       the conditioning: how far the float64 reference moves when every
+          input and weight is perturbed by a few units of roundoff of dt,
+          which is what a correct implementation's rounding does at each step.
+          In a contracting recurrence s stays near u; with chaotic weights it
+          grows like exp(lambda_1 t), as the rounding error of any correct
+          implementation does;
+* floor   the rounding of a single step, ``FLOOR_ULPS * u * sqrt(D + U + 1) * max(1, |truth|)``
+          (a dot product of m terms rounds like sqrt(m) u in practice).
+
+The budget of an element at step t is
+
+    budget = FACTOR * max over units and over steps <= t of max(e_k, s)  +  floor
+
+taken per batch row. The maximum over units and earlier steps makes the
+budget follow the error's envelope instead of the noise of one element;
+FACTOR covers the difference between two independent correct roundings,
+whose ratio is a random variable (measured below, see ``FACTOR``).
+
+An implementation fails an element when |candidate - truth| > budget. Keras
+itself is held to the same rule with e_k left out of its own budget; a
+failure there means that the reference or Keras is wrong, and it is
+reported as such.
+
+Non-finite values agree only with the same non-finite value in the truth
+(NaN with NaN, +inf with +inf); a finite value where the truth is not
+finite, or the reverse, fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+#: Ratio allowed between a correct implementation's error and the envelope
+#: of Keras's error and the conditioning. Measured on 800 cases (gains 0.05
+#: to 3, T up to 300, every elementwise activation, both dtypes; see
+#: tests/test_tolerance.py and the report): the largest ratio needed was 2.6
+#: for Keras against the conditioning, 3.7 for a fused-product loop and 7.2
+#: for a per-sample textbook loop (chaotic hard_tanh, gain 2.4), with 99% of
+#: cases below 1.1. Errors of two correct roundings in a chaotic recurrence
+#: differ by a random factor, so the margin is wide: 16 keeps a 2x margin over
+#: the worst seen and still leaves the budget of a well-conditioned float32
+#: case near 1e-6 (float64: 1e-14), far below the 1e-4 (1e-7) relative
+#: errors the checker must catch.
+FACTOR = 16.0
+#: Floor in units of roundoff per sqrt(m): one step's dot product plus the
+#: activation (glibc and TF document tanh/exp within 2 ulp).
+FLOOR_ULPS = 4.0
+#: Relative size of the perturbation used to measure conditioning, in units
+#: of roundoff of the case's dtype, and the number of perturbed runs.
+PERTURB_ULPS = 2.0
+PERTURB_RUNS = 3
+
+
+def roundoff(dtype) -> float:
+    """Unit roundoff u of a float dtype (half the spacing at 1)."""
+    return float(np.finfo(dtype).eps) / 2
+
+
+@dataclass
+class Verdict:
+    """The outcome of one comparison and the figures behind it."""
+
+    ok: bool
+    label: str
+    dtype: str
+    max_abs: float = 0.0  # candidate vs truth
+    max_rel: float = 0.0
+    max_ulps: float = 0.0
+    keras_max_abs: float = 0.0
+    keras_max_rel: float = 0.0
+    keras_max_ulps: float = 0.0
+    worst: dict = field(default_factory=dict)  # the element with the largest error / budget
+    budget: np.ndarray | None = field(default=None, repr=False, compare=False)
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("budget", None)
+        return d
+
+    def summary(self) -> str:
+        w = self.worst
+        lines = [f"{self.label}: {self.reason or 'ok'}"]
+        if w:
+            lines.append(
+                f"  worst element {w['index']}: candidate {w['candidate']!r}, Keras {w['keras']!r}, "
+                f"float64 truth {w['truth']!r}; |candidate - truth| = {w['error']:.3g} "
+                f"> budget {w['budget']:.3g}" if not self.ok else
+                f"  worst element {w['index']}: error {w['error']:.3g} within budget {w['budget']:.3g}"
+            )
+            lines.append(
+                f"  budget = {FACTOR:g} * max(Keras error {w['keras_envelope']:.3g}, conditioning "
+                f"{w['conditioning_envelope']:.3g}) + floor {w['floor']:.3g}"
+            )
+        lines.append(
+            f"  candidate vs truth: max abs {self.max_abs:.3g}, max rel {self.max_rel:.3g}, "
+            f"max ulps {self.max_ulps:.3g}; Keras vs truth: max abs {self.keras_max_abs:.3g}, "
+            f"max rel {self.keras_max_rel:.3g}, max ulps {self.keras_max_ulps:.3g}"
+        )
+        return "\n".join(lines)
+
+
+def _envelope(err: np.ndarray, time_axis: int | None) -> np.ndarray:
+    """Max over the units axis, running max over time, broadcast back to err's shape."""
+    env = np.max(err, axis=-1, keepdims=True) if err.ndim else err
+    if time_axis is not None and env.ndim > 1:
+        env = np.maximum.accumulate(env, axis=time_axis)
+    return np.broadcast_to(env, err.shape)
+
+
+def _abs_err(a: np.ndarray, truth: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """|a - truth|, where the truth is first rounded to ``dtype`` to decide
+    non-finite agreement: a value beyond the dtype's range is +-inf there, and
+    an inf or NaN agrees only with the same inf or with NaN (error 0); any
+    other disagreement about finiteness is an infinite error."""
+    a = np.asarray(a, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        t_d = truth.astype(dtype).astype(np.float64)
+        err = np.abs(a - truth)
+    nonfinite = ~np.isfinite(t_d)
+    agree = (a == t_d) | (np.isnan(a) & np.isnan(t_d))
+    err = np.where(nonfinite, np.where(agree, 0.0, np.inf), err)
+    err = np.where(np.isfinite(t_d) & ~np.isfinite(a), np.inf, err)
+    return np.where(np.isnan(err), np.inf, err)
+
+
+def ulps(a: np.ndarray, truth: np.ndarray, dtype) -> np.ndarray:
+    """Elementwise |a - truth| in units of the spacing of ``dtype`` at the truth."""
+    t = np.asarray(truth)
+    with np.errstate(over="ignore"):
+        spacing = np.spacing(np.abs(np.where(np.isfinite(t), t, 0)).astype(dtype)).astype(np.float64)
+        spacing = np.maximum(spacing, np.finfo(dtype).smallest_normal)
+    return _abs_err(a, t, dtype) / spacing
+
+
+def judge(
+    label: str,
+    candidate: np.ndarray,
+    keras: np.ndarray,
+    truth: np.ndarray,
+    spread: np.ndarray,
+    dtype,
+    *,
+    m: int,
+    time_axis: int | None,
+    keras_truth: np.ndarray | None = None,
+) -> Verdict:
+    """Judge ``candidate`` against the float64 ``truth`` with the case's budget.
+
+    candidate, keras, truth, spread: the same shape; ``m`` = D + U + 1 terms
+    per step's dot product; ``time_axis`` the axis of steps (None for a last
+    output or a state).
+    """
+    dtype = np.dtype(dtype)
+    candidate = np.asarray(candidate)
+    if candidate.shape != truth.shape:
+        return Verdict(False, label, dtype.name, reason=f"shape {candidate.shape}, expected {truth.shape}")
+    u = roundoff(dtype)
+    truth = np.asarray(truth, dtype=np.float64)
+    e_c = _abs_err(candidate, truth, dtype)
+    e_k = _abs_err(keras, truth, dtype)
+    e_k_model = e_k if keras_truth is None else _abs_err(keras, keras_truth, dtype)
+    scale = np.maximum(1.0, np.abs(np.where(np.isfinite(truth), truth, 0.0)))
+    floor = FLOOR_ULPS * u * np.sqrt(m) * scale
+    s_env = _envelope(np.asarray(spread, dtype=np.float64), time_axis)
+    k_env = _envelope(e_k, time_axis)
+    budget = FACTOR * np.maximum(k_env, s_env) + floor
+    keras_budget = FACTOR * s_env + floor
+    # Overflow to +-inf is correct rounding where the truth plus the budget
+    # reaches the dtype's largest value; after Keras overflows, nothing later
+    # in that row can be compared (its envelope is then infinite anyway).
+    big = float(np.finfo(dtype).max)
+    near_max = np.abs(np.where(np.isfinite(truth), truth, 0)) + budget >= big
+    e_c = np.where(near_max & np.isinf(np.asarray(candidate, dtype=np.float64)), 0.0, e_c)
+    k_over = near_max & np.isinf(np.asarray(keras, dtype=np.float64))
+    e_k_model = np.where(_envelope(k_over.astype(float), time_axis) > 0, 0.0, e_k_model)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = lambda e: np.where(e == 0, 0.0, e / np.maximum(np.abs(truth), np.finfo(dtype).tiny))  # noqa: E731
+        v = Verdict(
+            ok=True, label=label, dtype=dtype.name,
+            max_abs=float(e_c.max(initial=0)), max_rel=float(rel(e_c).max(initial=0)),
+            max_ulps=float(ulps(candidate, truth, dtype).max(initial=0)),
+            keras_max_abs=float(e_k.max(initial=0)), keras_max_rel=float(rel(e_k).max(initial=0)),
+            keras_max_ulps=float(ulps(keras, truth, dtype).max(initial=0)),
+        )
+        if e_c.size == 0:
+            v.budget = budget
+            return v
+        v.budget = budget
+        ratio = e_c / budget
+        i = np.unravel_index(int(np.argmax(ratio)), e_c.shape)
+        v.worst = dict(
+            index=tuple(int(j) for j in i), candidate=_num(candidate[i]), keras=_num(keras[i]),
+            truth=_num(truth[i]), error=float(e_c[i]), budget=float(budget[i]),
+            keras_envelope=float(k_env[i]), conditioning_envelope=float(s_env[i]), floor=float(floor[i]),
+        )
+        if ratio[i] > 1:
+            v.ok = False
+            v.reason = f"{int(np.sum(ratio > 1))} of {e_c.size} elements exceed the budget"
+        elif np.any(e_k_model > keras_budget):
+            j = np.unravel_index(int(np.argmax(e_k_model / keras_budget)), e_k.shape)
+            v.ok = False
+            v.reason = (
+                f"Keras disagrees with the float64 reference beyond its conditioning at {tuple(map(int, j))}: "
+                f"Keras {_num(keras[j])}, reference {_num(truth[j])}, |diff| {float(e_k_model[j]):.3g} > "
+                f"{float(keras_budget[j]):.3g} (a bug in rnn_ref or in Keras)"
+            )
+    return v
+
+
+def _num(x) -> float:
+    return float(np.asarray(x, dtype=np.float64))
+
+
+def conditioning(fn, kwargs: dict, dtype, *, rng: np.random.Generator):
+    """How far ``fn`` (the float64 reference) moves when its floating inputs are
+    perturbed by PERTURB_ULPS units of roundoff of ``dtype``: the elementwise
+    maximum over PERTURB_RUNS runs, shaped like fn's output (a tuple when fn
+    returns one)."""
+    u = roundoff(dtype)
+    base = _as_tuple(fn(**kwargs))
+    spread = [np.zeros(b.shape) for b in base]
+    for _ in range(PERTURB_RUNS):
+        kw = dict(kwargs)
+        for name in ("inputs", "kernel", "recurrent_kernel", "bias", "initial_state"):
+            a = kw.get(name)
+            if a is not None:
+                a = np.asarray(a, dtype=np.float64)
+                kw[name] = a * (1 + PERTURB_ULPS * u * rng.standard_normal(a.shape))
+        with np.errstate(all="ignore"):
+            moved = _as_tuple(fn(**kw))
+        # Rounded to the dtype: a perturbed run that overflows the dtype where
+        # the base run does not gives an infinite spread (no budget can tell a
+        # correct overflow from a wrong one there).
+        moved = [np.asarray(mv, dtype=np.float64).astype(dtype) for mv in moved]
+        spread = [np.maximum(s, _abs_err(mv, b, dtype)) for s, mv, b in zip(spread, moved, base)]
+    # Where the float64 run itself overflowed, there is nothing to measure.
+    spread = [np.where(np.isfinite(b), s, 0.0) for s, b in zip(spread, base)]
+    return tuple(spread) if len(spread) > 1 else spread[0]
+
+
+def _as_tuple(out):
+    return tuple(out) if isinstance(out, tuple) else (out,)

@@ -1,0 +1,156 @@
+"""Other implementations of SimpleRNN, correct and wrong, for calibrating and
+testing the checker.
+
+The correct ones compute the same function as ``rnn_ref.simple_rnn`` but
+round differently; the checker must pass them on every case, chaotic weights
+included. The wrong ones carry one plausible bug each; the checker must
+catch them with a small counterexample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..activations import get as get_activation
+from ..simple_rnn import simple_rnn
+
+
+# -- correct, rounding differently -------------------------------------------
+
+def float64_inside(inputs, kernel, recurrent_kernel, bias=None, **options):
+    """Computes in float64 and rounds the result to the inputs' dtype once."""
+    dtype = np.asarray(inputs).dtype
+    to64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)  # noqa: E731
+    if options.get("initial_state") is not None:
+        options["initial_state"] = to64(options["initial_state"])
+    out = simple_rnn(to64(inputs), to64(kernel), to64(recurrent_kernel), to64(bias), **options)
+    if isinstance(out, tuple):
+        return tuple(o.astype(dtype) for o in out)
+    return out.astype(dtype)
+
+
+def fused_product(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh",
+                  return_sequences=False, return_state=False, go_backwards=False, mask=None,
+                  initial_state=None, zero_output_for_mask=False):
+    """One product per step: ``[x_t, h] @ [[kernel], [recurrent_kernel]] + bias``."""
+    x = np.asarray(inputs)
+    single = x.ndim == 2
+    if single:
+        x = x[None]
+        mask = None if mask is None else np.asarray(mask)[None]
+        initial_state = None if initial_state is None else np.asarray(initial_state)[None]
+    dt = x.dtype
+    B, T, D = x.shape
+    U = recurrent_kernel.shape[0]
+    W = np.concatenate([kernel, recurrent_kernel]).astype(dt)  # (D + U, U)
+    b = np.zeros(U, dt) if bias is None else bias.astype(dt)
+    act = get_activation(activation)
+    if go_backwards:
+        x = x[:, ::-1]
+        mask = None if mask is None else np.asarray(mask)[:, ::-1]
+    h = np.zeros((B, U), dt) if initial_state is None else np.asarray(initial_state, dt)
+    prev = np.zeros((B, U), dt)
+    outs = []
+    for t in range(T):
+        new = act(np.concatenate([x[:, t], h], axis=1) @ W + b)
+        if mask is not None:
+            m = np.asarray(mask)[:, t, None].astype(bool)
+            h = np.where(m, new, h)
+            new = np.where(m, new, np.zeros_like(new) if zero_output_for_mask else prev)
+        else:
+            h = new
+        outs.append(new)
+        prev = new
+    out = np.stack(outs, axis=1) if return_sequences else outs[-1]
+    if single:
+        out, h = out[0], h[0]
+    return (out, h) if return_state else out
+
+
+def per_sample_textbook(inputs, kernel, recurrent_kernel, bias=None, **options):
+    """The textbook loop, one sample at a time, ``tanh(W @ x + U @ h + b)`` with W = kernel.T."""
+    x = np.asarray(inputs)
+    if x.ndim == 2:
+        return _per_sample_one(x, kernel, recurrent_kernel, bias, **options)
+    results = []
+    for b in range(x.shape[0]):
+        opts = dict(options)
+        for k in ("mask", "initial_state"):
+            if opts.get(k) is not None:
+                opts[k] = np.asarray(opts[k])[b]
+        results.append(_per_sample_one(x[b], kernel, recurrent_kernel, bias, **opts))
+    if options.get("return_state"):
+        return tuple(np.stack(p).astype(x.dtype).reshape((x.shape[0],) + p[0].shape) for p in zip(*results))
+    return np.stack(results).reshape((x.shape[0],) + np.shape(results[0])).astype(x.dtype)
+
+
+def _per_sample_one(x, kernel, recurrent_kernel, bias, *, activation="tanh", return_sequences=False,
+                    return_state=False, go_backwards=False, mask=None, initial_state=None,
+                    zero_output_for_mask=False):
+    dt = x.dtype
+    W, Ur = np.asarray(kernel, dt).T, np.asarray(recurrent_kernel, dt).T  # (U, D), (U, U)
+    b = np.zeros(W.shape[0], dt) if bias is None else np.asarray(bias, dt)
+    act = get_activation(activation)
+    steps = range(len(x) - 1, -1, -1) if go_backwards else range(len(x))
+    h = np.zeros(W.shape[0], dt) if initial_state is None else np.asarray(initial_state, dt)
+    prev, outs = np.zeros_like(h), []
+    for t in steps:
+        new = act(W @ x[t] + Ur @ h + b)
+        if mask is not None and not mask[t]:
+            new = np.zeros_like(h) if zero_output_for_mask else prev
+        else:
+            h = new
+        outs.append(new)
+        prev = new
+    out = np.stack(outs) if return_sequences else outs[-1]
+    return (out, h) if return_state else out
+
+
+CORRECT = {"float64_inside": float64_inside, "fused_product": fused_product,
+           "per_sample_textbook": per_sample_textbook}
+
+
+# -- wrong, one bug each ---------------------------------------------------------
+
+def scaled_output(scale):
+    """Correct except for a relative error ``scale`` on every result."""
+    def f(*args, **kw):
+        out = simple_rnn(*args, **kw)
+        if isinstance(out, tuple):
+            return tuple((o * (1 + scale)).astype(o.dtype) for o in out)
+        return (out * (1 + scale)).astype(out.dtype)
+    f.__name__ = f"scaled_output_{scale:g}"
+    return f
+
+
+def transposed_recurrent_kernel(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Uses ``recurrent_kernel.T``: the textbook ``U @ h`` with U = recurrent_kernel."""
+    return simple_rnn(inputs, kernel, np.asarray(recurrent_kernel).T, bias, **kw)
+
+
+def missing_activation(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Ignores the activation (the scalar recurrence of the seed)."""
+    return simple_rnn(inputs, kernel, recurrent_kernel, bias, **{**kw, "activation": "linear"})
+
+
+def ignores_mask(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Drops the mask, as converters that pass masking through do."""
+    return simple_rnn(inputs, kernel, recurrent_kernel, bias, **{**kw, "mask": None})
+
+
+def backwards_output_in_input_order(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Re-reverses go_backwards sequences (ONNX's order, not Keras's)."""
+    out = simple_rnn(inputs, kernel, recurrent_kernel, bias, **kw)
+    if not (kw.get("go_backwards") and kw.get("return_sequences")):
+        return out
+    flip = lambda o: np.ascontiguousarray(o[..., ::-1, :])  # noqa: E731
+    return (flip(out[0]), out[1]) if isinstance(out, tuple) else flip(out)
+
+
+WRONG = {
+    "scaled_output_1e-4": scaled_output(1e-4),
+    "transposed_recurrent_kernel": transposed_recurrent_kernel,
+    "missing_activation": missing_activation,
+    "ignores_mask": ignores_mask,
+    "backwards_output_in_input_order": backwards_output_in_input_order,
+}

@@ -1,0 +1,31 @@
+"""The property catalogue applied to rnn_ref.simple_rnn, against live Keras.
+
+`python -m rnn_ref check` runs the same catalogue on anyone's implementation;
+this file is that checker applied to ourselves.
+"""
+
+import pytest
+from hypothesis import given, note
+
+import rnn_ref
+from rnn_ref.harness.properties import PROPERTIES, Context, case_of
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    return Context()
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("name", list(PROPERTIES))
+def test_property(name, ctx):
+    prop = PROPERTIES[name]
+
+    @given(prop.strategy)
+    def check(case):
+        shown = case_of(case)
+        note(f"{name}: {shown.describe()}\nreproduce with:\n{shown.snippet()}")
+        ctx.property = name
+        prop.check(ctx, rnn_ref.simple_rnn, case)
+
+    check()
