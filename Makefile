@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: all install demo test sweep clean
+.PHONY: all install demo report test sweep bench clean
 
 all: test
 
@@ -21,11 +21,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m rnn_ref demo
 
+report: $(STAMP)
+	$(PY) -m rnn_ref report --out report
+
 test: $(STAMP)
 	$(PY) -m pytest --hypothesis-profile=ci -q
 
 sweep: $(STAMP)
 	$(PY) -m pytest --hypothesis-profile=thorough -q -n 2
+
+bench: $(STAMP)
+	$(PY) -m rnn_ref bench --out bench.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
