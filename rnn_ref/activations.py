@@ -124,14 +124,16 @@ def sparse_plus(x):
     return _like(x, np.where(x <= -1, 0, np.where(x >= 1, x, np.square(x + 1) / 4)))
 
 
-_erf = np.frompyfunc(math.erf, 1, 1)
+_erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
 def gelu(x):
-    # Keras default is the exact erf form (approximate=False). NumPy has no
-    # erf, so it is evaluated elementwise in float64 by the standard library.
+    # Keras's default is the exact form (approximate=False):
+    # x * Phi(x) = 0.5 x erfc(-x / sqrt(2)); erfc keeps full relative accuracy in
+    # the negative tail, where 1 + erf(.) would cancel. NumPy has no erfc, so it
+    # is evaluated elementwise in float64 by the standard library.
     x64 = np.asarray(x, dtype=np.float64)
-    return _like(x, 0.5 * x64 * (1.0 + _erf(x64 / math.sqrt(2.0)).astype(np.float64)))
+    return _like(x, 0.5 * x64 * _erfc(-x64 / math.sqrt(2.0)).astype(np.float64))
 
 
 def softmax(x):

@@ -32,11 +32,11 @@ def _tf_float64_gelu(x):
     rounded to float32 first (tf.nn.gelu casts a Python float through a float32
     tensor), so exact-GELU results are off by up to 5.0e-9
     (tests/test_keras_quirks.py pins this)."""
-    from ..activations import _erf
+    from ..activations import _erfc
 
     c = float(np.float32(0.7071067811865476))
     x = np.asarray(x, dtype=np.float64)
-    return 0.5 * x * (1.0 + _erf(x * c).astype(np.float64))
+    return 0.5 * x * _erfc(-x * c).astype(np.float64)
 
 
 def _tf_float64_leaky_relu(x):

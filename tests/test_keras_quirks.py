@@ -1,0 +1,72 @@
+"""Where Keras (TensorFlow backend) departs from its own formulas or options.
+
+Each test pins a measured behaviour of the installed Keras/TensorFlow. When an
+upgrade fixes one, its test fails and the deviation can be dropped from
+``rnn_ref.harness.properties.KNOWN_KERAS_DEVIATIONS`` and from the docs.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import rnn_ref
+from rnn_ref.harness.cases import make_case
+from rnn_ref.harness.oracle import KerasSimpleRNN
+from rnn_ref.harness.properties import KNOWN_KERAS_DEVIATIONS
+
+pytestmark = pytest.mark.keras
+
+X = np.linspace(-6.0, 6.0, 1201)
+
+
+def _keras_activation(name, x):
+    import keras
+
+    return np.asarray(keras.activations.get(name)(keras.ops.convert_to_tensor(x)))
+
+
+def test_float64_gelu_uses_a_float32_rounded_constant():
+    """tf.nn.gelu(approximate=False) in float64 multiplies by 1/sqrt(2) rounded to
+    float32, so it is off the exact erf form by up to 5.0e-9 (1e7 ulps)."""
+    exact = np.array([0.5 * v * math.erfc(-v / math.sqrt(2)) for v in X])
+    got = _keras_activation("gelu", X)
+    assert np.max(np.abs(got - exact)) > 1e-9  # the deviation is there...
+    model = KNOWN_KERAS_DEVIATIONS[("gelu", "float64")](X)
+    np.testing.assert_allclose(got, model, rtol=0, atol=4 * np.finfo(np.float64).eps)  # ...and explained
+
+
+def test_float64_leaky_relu_uses_a_float32_rounded_slope():
+    """leaky_relu's 0.2 slope is rounded to float32 in float64 (relative error 1.5e-8)."""
+    got = _keras_activation("leaky_relu", X)
+    neg = X < 0
+    assert np.max(np.abs(got[neg] - 0.2 * X[neg]) / np.abs(X[neg])) > 1e-9
+    np.testing.assert_array_equal(got, KNOWN_KERAS_DEVIATIONS[("leaky_relu", "float64")](X))
+
+
+def test_reference_follows_the_exact_formulas():
+    """rnn_ref keeps the exact formulas (the deviations are Keras's, not ours)."""
+    exact = np.array([0.5 * v * math.erfc(-v / math.sqrt(2)) for v in X])
+    np.testing.assert_allclose(rnn_ref.activations.gelu(X), exact, rtol=4e-16, atol=1e-300)
+    np.testing.assert_array_equal(rnn_ref.activations.leaky_relu(X), np.where(X >= 0, X, 0.2 * X))
+
+
+def test_unrolled_go_backwards_zeroes_the_wrong_steps():
+    """unroll=True with go_backwards, zero_output_for_mask and a mask zeroes outputs by
+    the mask in input order while the outputs are in processing order
+    (upstream keras-team/keras#17596). The reference follows unroll=False."""
+    oracle = KerasSimpleRNN()
+    case = make_case(B=2, T=4, D=3, U=5, seed=7, go_backwards=True, zero_output_for_mask=True,
+                     return_sequences=True)
+    mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=bool)
+    kw = case.kwargs(mask=mask)
+    rolled = oracle(**kw, unroll=False)
+    unrolled = oracle(**kw, unroll=True)
+    np.testing.assert_allclose(rnn_ref.simple_rnn(**kw), rolled, rtol=1e-5, atol=1e-6)
+    processing_mask = mask[:, ::-1]
+    # unroll=False: zeros exactly at the padded steps in processing order.
+    np.testing.assert_array_equal(rolled[~processing_mask], 0.0)
+    assert np.all(np.abs(rolled[processing_mask]).max(axis=-1) > 0)
+    # unroll=True: zeros follow the input-order mask instead, so they differ.
+    assert not np.allclose(unrolled, rolled)
+    np.testing.assert_array_equal(unrolled[~mask], 0.0)
