@@ -1,0 +1,40 @@
+"""The catalogue catches plausible bugs, each with a small counterexample.
+
+A property that a wrong implementation also satisfies proves nothing; here
+each wrong variant from rnn_ref.harness.variants must fail the properties
+that concern it, and the shrunk case must stay small.
+"""
+
+import pytest
+
+from rnn_ref.harness.properties import Context
+from rnn_ref.harness.runner import run_property
+from rnn_ref.harness.variants import WRONG
+
+pytestmark = pytest.mark.keras
+
+EXPECTED = [
+    ("scaled_output_1e-4", "matches_keras"),
+    ("transposed_recurrent_kernel", "matches_keras"),
+    ("transposed_recurrent_kernel", "batch_rows_are_independent"),
+    ("missing_activation", "every_activation_matches_keras"),
+    ("missing_activation", "single_step_equals_dense"),
+    ("ignores_mask", "mask_matches_keras"),
+    ("ignores_mask", "masked_step_repeats_previous_output"),
+    ("ignores_mask", "zero_output_for_mask_zeros_padded_steps"),
+    ("backwards_output_in_input_order", "go_backwards_equals_forward_on_reversed_input"),
+]
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    return Context()
+
+
+@pytest.mark.parametrize("variant, prop", EXPECTED)
+def test_wrong_variant_fails_with_a_small_case(variant, prop, ctx):
+    result = run_property(prop, WRONG[variant], ctx, max_examples=40, seed=1)
+    assert result.status == "FAIL", f"{variant} passed {prop} on {result.examples} examples"
+    sizes = dict(kv.split("=") for kv in result.case.split(";")[0].split()[:4])
+    assert int(sizes["T"]) <= 4 and int(sizes["U"]) <= 3, f"counterexample not minimal: {result.case}"
+    assert result.reproduction.startswith("from rnn_ref.harness.cases import make_case")
