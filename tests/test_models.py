@@ -1,0 +1,689 @@
+"""``rnn_ref.from_keras(model)(x)`` against ``model.predict(x)`` on live Keras.
+
+Every comparison uses random, asymmetric weights with non-zero biases, set
+with ``set_weights`` from a seeded generator, and input sizes different from
+the unit counts, so a transposed kernel, a dropped bias or a mixed-up unit
+cannot pass. Every test also applies a plausible bug to a copy of the NumPy
+model (a transposed recurrent kernel, an ignored mask, a wrong softmax axis,
+a state that is not carried...) and checks that the comparison catches it.
+
+Each Keras model is built once per configuration (``functools.cache``);
+hypothesis examples only replace its weights and inputs.
+
+Tolerances. float32: ``rtol = atol = 1e-5``. The recurrent kernels are kept
+well-conditioned: 0.9 times a random orthogonal matrix (non-symmetric), so
+with the 1-Lipschitz activations used here every step contracts and
+rounding errors do not grow along the sequence. (A random matrix merely
+scaled to spectral radius 0.9 is not enough: its norm can exceed 1, and
+with an unbounded activation such as elu a float32 difference of 4e-5 was
+seen on a correct implementation.) Measured with these weights, the
+largest float32 difference between Keras and the NumPy model was 9.5e-7
+over 480 stacked-RNN cases (outputs up to about 10 with elu), 1.2e-7 for
+the Embedding -> SimpleRNN(100) -> Dense pipeline at T = 250 and 1.8e-7 for
+the softmax head. float64: ``rtol = atol = 1e-12``; measured differences
+below 2e-16.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import warnings
+
+import hypothesis
+import numpy as np
+import pytest
+from hypothesis import given, note, settings, strategies as st
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+keras = pytest.importorskip("keras")
+layers = keras.layers
+
+import rnn_ref  # noqa: E402
+from rnn_ref.model import NumpyModel  # noqa: E402
+
+pytestmark = pytest.mark.keras
+
+TOL = {np.dtype("float32"): dict(rtol=1e-5, atol=1e-5), np.dtype("float64"): dict(rtol=1e-12, atol=1e-12)}
+RADIUS = 0.9  # norm (and spectral radius) of every recurrent kernel: each step contracts
+
+#: Few examples per test (each runs Keras's predict); a profile with more
+#: examples (``--hypothesis-profile``) scales them up.
+EXAMPLES = max(5, settings.default.max_examples // 20)
+few = settings(max_examples=EXAMPLES, deadline=None)
+
+
+# ---------------------------------------------------------------------------
+# Helpers: weights, inputs, comparisons
+# ---------------------------------------------------------------------------
+
+
+def random_weight(name, shape, dtype, rng):
+    """A random weight for a Keras variable called ``name`` (asymmetric, biases non-zero)."""
+    if name == "recurrent_kernel":  # (U, U): RADIUS times a random (non-symmetric) orthogonal matrix
+        q, r = np.linalg.qr(rng.standard_normal(shape))
+        w = RADIUS * q * np.sign(np.diag(r))
+    elif name == "kernel":  # (D, U): pre-activations of order 1
+        w = rng.standard_normal(shape) / np.sqrt(shape[0])
+    elif name == "bias":
+        w = 0.5 * rng.standard_normal(shape)
+        w[np.abs(w) < 0.05] = 0.3  # non-zero, so a dropped bias shows
+    elif name == "embeddings":  # (V, E)
+        w = rng.standard_normal(shape)
+    else:
+        raise AssertionError(f"no random rule for weight {name!r}")
+    return w.astype(dtype)
+
+
+def randomize(model, seed):
+    """Give every layer of ``model`` random weights drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights(
+                [random_weight(v.name, tuple(v.shape), v.dtype, rng) for v in layer.weights]
+            )
+
+
+def token_batch(rng, B, T, V, *, all_padding_row=False):
+    """Token ids (B, T) in [1, V) with zero padding: row 0 left-padded, row 1
+    right-padded, row 2 all padding if asked, the other rows either way or none.
+    Padded rows keep at least two real tokens when T >= 3, so that the
+    recurrence (not only the first step) is exercised."""
+    ids = rng.integers(1, V, size=(B, T))  # (B, T)
+    for b in range(B):
+        n_pad = int(rng.integers(1, T - 1)) if T > 2 else T - 1
+        style = ("left", "right")[b] if b < 2 else rng.choice(["left", "right", "none"])
+        if style == "left":
+            ids[b, :n_pad] = 0
+        elif style == "right":
+            ids[b, T - n_pad:] = 0
+    if all_padding_row:
+        ids[2] = 0
+    return ids
+
+
+def max_diff(actual, expected):
+    """Largest |actual - expected| over a (possibly nested) output."""
+    a, e = keras.tree.flatten(actual), keras.tree.flatten(expected)
+    return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))) for x, y in zip(a, e))
+
+
+def assert_same(actual, expected, what=""):
+    """Same structure (list, tuple, dict), same shapes and dtypes, values within TOL."""
+    __tracebackhide__ = True
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and actual.keys() == expected.keys(), f"{what}: {actual!r}"
+        for k in expected:
+            assert_same(actual[k], expected[k], f"{what}[{k!r}]")
+        return
+    if isinstance(expected, (list, tuple)):
+        assert type(actual) is type(expected) and len(actual) == len(expected), (
+            f"{what}: got {type(actual).__name__} of {len(actual)}, "
+            f"Keras gives {type(expected).__name__} of {len(expected)}"
+        )
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_same(a, e, f"{what}[{i}]")
+        return
+    assert isinstance(actual, np.ndarray), f"{what}: got {type(actual).__name__}, expected an array"
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, Keras {expected.shape}"
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype}, Keras {expected.dtype}"
+    np.testing.assert_allclose(actual, expected, **TOL[expected.dtype], err_msg=what)
+
+
+def check(model, x, oracle="predict"):
+    """Compare the NumPy rebuild with Keras (``model.predict(x)``, or ``model(x)``
+    with ``oracle="call"``) on ``x``; return the NumPy model and Keras's output."""
+    __tracebackhide__ = True
+    np_model = rnn_ref.from_keras(model)
+    if oracle == "predict":
+        expected = model.predict(x, verbose=0)
+    else:
+        expected = keras.tree.map_structure(np.asarray, model(x))
+    actual = np_model(x)
+    if hypothesis.currently_in_test_context():
+        note(f"max |numpy - keras| = {max_diff(actual, expected):.2e}")
+    assert_same(actual, expected, model.name)
+    return np_model, expected
+
+
+def assert_detects(np_model, bug, x, expected):
+    """The comparison must fail once ``bug`` is applied to a copy of ``np_model``."""
+    __tracebackhide__ = True
+    buggy = copy.deepcopy(np_model)
+    bug(buggy)
+    with pytest.raises(AssertionError):
+        assert_same(buggy(x), expected)
+
+
+def transpose_recurrent(layer):
+    layer.recurrent_kernel = np.ascontiguousarray(layer.recurrent_kernel.T)
+
+
+def ignore_mask(np_model):
+    """The bug of converters that drop masks: no layer emits one, no layer expects one."""
+    for layer in np_model.layers:
+        if hasattr(layer, "mask_zero"):
+            layer.mask_zero = False
+        if hasattr(layer, "mask_in"):
+            layer.mask_in = None
+
+
+def float_batch(rng, B, T, D, dtype="float32"):
+    return rng.uniform(-1, 1, size=(B, T, D)).astype(dtype)  # (B, T, D)
+
+
+# ---------------------------------------------------------------------------
+# Embedding and Dense alone
+# ---------------------------------------------------------------------------
+
+
+@functools.cache
+def embedding_model(mask_zero):
+    return keras.Sequential(
+        [keras.Input((None,), dtype="int32"), layers.Embedding(37, 6, mask_zero=mask_zero)],
+        name=f"embedding_mask_zero_{mask_zero}",
+    )
+
+
+@pytest.mark.parametrize("mask_zero", [False, True])
+@few
+@given(seed=st.integers(0, 2**31 - 1), B=st.integers(1, 5), T=st.integers(1, 12))
+def test_embedding_alone_matches_keras(mask_zero, seed, B, T):
+    model = embedding_model(mask_zero)
+    randomize(model, seed)
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 37, size=(B, T))
+    ids[0, 0] = 36  # the last row of the table, where an off-by-one shows
+    np_model, expected = check(model, ids)
+
+    def off_by_one(m):
+        m.layers[0].embeddings = np.roll(m.layers[0].embeddings, 1, axis=0)
+
+    assert_detects(np_model, off_by_one, ids, expected)
+
+
+@functools.cache
+def dense_model(activation, sequence):
+    N, K = 7, 4
+    shape = (None, N) if sequence else (N,)
+    return keras.Sequential(
+        [keras.Input(shape), layers.Dense(K, activation=activation)],
+        name=f"dense_{activation}_{'seq' if sequence else 'flat'}",
+    )
+
+
+@pytest.mark.parametrize("sequence", [False, True], ids=["(B,N)", "(B,T,N)"])
+@pytest.mark.parametrize("activation", [None, "relu", "tanh", "sigmoid", "softmax"])
+@few
+@given(seed=st.integers(0, 2**31 - 1), B=st.integers(1, 6), T=st.integers(1, 5))
+def test_dense_alone_matches_keras(activation, sequence, seed, B, T):
+    model = dense_model(activation, sequence)
+    randomize(model, seed)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, T, 7) if sequence else (B, 7)).astype("float32")
+    np_model, expected = check(model, x)
+
+    def scrambled_kernel(m):  # a (K, N) weight read as (N, K)
+        k = m.layers[0].kernel
+        m.layers[0].kernel = np.ascontiguousarray(k.T).reshape(k.shape)
+
+    def no_bias(m):
+        m.layers[0].bias = None
+
+    assert_detects(np_model, scrambled_kernel, x, expected)
+    assert_detects(np_model, no_bias, x, expected)
+
+
+# ---------------------------------------------------------------------------
+# Embedding(5000, 32) -> SimpleRNN(100) -> Dense(1, "sigmoid")
+# ---------------------------------------------------------------------------
+
+
+@functools.cache
+def pipeline_model(mask_zero):
+    return keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            layers.Embedding(5000, 32, mask_zero=mask_zero),
+            layers.SimpleRNN(100),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name=f"pipeline_mask_zero_{mask_zero}",
+    )
+
+
+@pytest.mark.parametrize("mask_zero", [False, True])
+@few
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    B=st.integers(3, 8),
+    T=st.sampled_from([3, 7, 40, 250]),
+    all_padding_row=st.booleans(),
+)
+def test_pipeline_on_padded_tokens(mask_zero, seed, B, T, all_padding_row):
+    model = pipeline_model(mask_zero)
+    randomize(model, seed)
+    ids = token_batch(np.random.default_rng(seed), B, T, 5000, all_padding_row=all_padding_row)
+    np_model, expected = check(model, ids)
+
+    if mask_zero and all_padding_row:
+        # Every step masked: the RNN outputs zeros, so the row is sigmoid(dense bias).
+        bias = np_model.layers[2].bias
+        np.testing.assert_allclose(expected[2], 1 / (1 + np.exp(-bias)), rtol=1e-6)
+    if mask_zero:
+        assert_detects(np_model, ignore_mask, ids, expected)
+    assert_detects(np_model, lambda m: transpose_recurrent(m.layers[1]), ids, expected)
+
+
+# ---------------------------------------------------------------------------
+# Stacks and heads
+# ---------------------------------------------------------------------------
+
+
+@functools.cache
+def stacked_model(masked, first_backwards, act1, act2):
+    """[Embedding(mask_zero)] -> SimpleRNN(6, return_sequences) -> SimpleRNN(3); D=4 != 6 != 3."""
+    if masked:
+        front = [keras.Input((None,), dtype="int32"), layers.Embedding(20, 4, mask_zero=True)]
+    else:
+        front = [keras.Input((None, 4))]
+    return keras.Sequential(
+        front
+        + [
+            layers.SimpleRNN(6, activation=act1, return_sequences=True, go_backwards=first_backwards),
+            layers.SimpleRNN(3, activation=act2),
+        ],
+        name="stacked",
+    )
+
+
+@pytest.mark.parametrize(
+    "masked, first_backwards, act1, act2",
+    [  # each activation pair with and without a mask, each mask state in both directions
+        (False, False, "relu", "tanh"),
+        (False, True, "tanh", "sigmoid"),
+        (False, False, "softsign", "elu"),
+        (True, True, "relu", "tanh"),
+        (True, False, "tanh", "sigmoid"),
+        (True, True, "softsign", "elu"),
+    ],
+)
+@few
+@given(seed=st.integers(0, 2**31 - 1), B=st.integers(2, 5), T=st.integers(3, 30))
+def test_stacked_simple_rnns(masked, first_backwards, act1, act2, seed, B, T):
+    model = stacked_model(masked, first_backwards, act1, act2)
+    randomize(model, seed)
+    rng = np.random.default_rng(seed)
+    x = token_batch(rng, B, T, 20) if masked else float_batch(rng, B, T, 4)
+    np_model, expected = check(model, x)
+
+    assert np_model.layers[-1].mask_in == masked  # Keras passes the mask through return_sequences
+    # (the last activation is never relu, whose dead units could hide the bug)
+    assert_detects(np_model, lambda m: transpose_recurrent(m.layers[-1]), x, expected)
+    if masked:
+        # The second RNN must get the mask, unreversed even after go_backwards.
+        def second_rnn_unmasked(m):
+            m.layers[-2].compute_mask = lambda x, mask: None
+            m.layers[-1].mask_in = None
+
+        assert_detects(np_model, second_rnn_unmasked, x, expected)
+        if first_backwards:
+
+            def reversed_mask(m):
+                m.layers[-2].compute_mask = lambda x, mask: mask[:, ::-1]
+
+            assert_detects(np_model, reversed_mask, x, expected)
+
+
+@functools.cache
+def softmax_head_model(masked):
+    """[Embedding(mask_zero)] -> SimpleRNN(8, return_sequences) -> Dense(5, softmax) per step."""
+    if masked:
+        front = [keras.Input((None,), dtype="int32"), layers.Embedding(30, 6, mask_zero=True)]
+    else:
+        front = [keras.Input((None, 6))]
+    return keras.Sequential(
+        front + [layers.SimpleRNN(8, return_sequences=True), layers.Dense(5, activation="softmax")],
+        name="softmax_head",
+    )
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["floats", "masked_tokens"])
+@few
+@given(seed=st.integers(0, 2**31 - 1), B=st.integers(2, 5), T=st.integers(3, 20))
+def test_per_step_softmax_head(masked, seed, B, T):
+    model = softmax_head_model(masked)
+    randomize(model, seed)
+    rng = np.random.default_rng(seed)
+    x = token_batch(rng, B, T, 30) if masked else float_batch(rng, B, T, 6)
+    np_model, expected = check(model, x)
+    assert expected.shape == (B, T, 5)
+
+    def softmax_over_time(m):
+        def act(z):  # (B, T, K), normalised over T instead of K
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+
+        m.layers[-1].activation = act
+
+    assert_detects(np_model, softmax_over_time, x, expected)
+
+
+# ---------------------------------------------------------------------------
+# return_state in a functional model
+# ---------------------------------------------------------------------------
+
+
+@functools.cache
+def return_state_model(structure, return_sequences, zero_output_for_mask):
+    inp = keras.Input((None,), dtype="int32")
+    seq = layers.Embedding(25, 4, mask_zero=True)(inp)
+    out, state = layers.SimpleRNN(
+        6, return_state=True, return_sequences=return_sequences, zero_output_for_mask=zero_output_for_mask
+    )(seq)
+    outputs = {
+        "list": [out, state],
+        "reversed_tuple": (state, out),
+        "dict": {"out": out, "state": state},
+        "state_only": [state],
+    }[structure]
+    return keras.Model(inp, outputs, name=f"return_state_{structure}")
+
+
+@pytest.mark.parametrize(
+    "structure, return_sequences, zero_output_for_mask",
+    [
+        ("list", False, False),
+        ("list", True, True),
+        ("reversed_tuple", False, True),
+        ("dict", True, False),
+        ("state_only", False, True),
+        ("state_only", True, True),
+    ],
+)
+@few
+@given(seed=st.integers(0, 2**31 - 1), B=st.integers(2, 5), T=st.integers(3, 15))
+def test_return_state_in_functional_model(structure, return_sequences, zero_output_for_mask, seed, B, T):
+    model = return_state_model(structure, return_sequences, zero_output_for_mask)
+    randomize(model, seed)
+    ids = token_batch(np.random.default_rng(seed), B, T, 25)
+    np_model, expected = check(model, ids)  # same structure as predict: list, tuple, dict or one array
+
+    if zero_output_for_mask:  # row 1 is right-padded: its last output is zero, its state is not
+        assert_detects(np_model, lambda m: m.layers.append(StateFromLastOutput()), ids, expected)
+
+
+class StateFromLastOutput:
+    """A bug to detect: taking the final state to be the last output (true without a mask)."""
+
+    def __call__(self, outputs, mask=None):
+        out, _ = outputs  # (B, U) or (B, T, U); (B, U)
+        return out, (out[:, -1] if out.ndim == 3 else out)
+
+    def compute_mask(self, x, mask):
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Stateful SimpleRNN
+# ---------------------------------------------------------------------------
+
+STATEFUL_B, STATEFUL_D, STATEFUL_U = 3, 5, 7
+
+
+@functools.cache
+def stateful_models():
+    """The same SimpleRNN twice: stateful with a fixed batch, and plain on whole sequences."""
+    def build(stateful):
+        return keras.Sequential(
+            [
+                keras.Input((None, STATEFUL_D), batch_size=STATEFUL_B if stateful else None),
+                layers.SimpleRNN(STATEFUL_U, return_sequences=True, stateful=stateful),
+                layers.Dense(2),
+            ],
+            name="stateful" if stateful else "whole_sequence",
+        )
+
+    return build(True), build(False)
+
+
+@few
+@given(seed=st.integers(0, 2**31 - 1), chunks=st.lists(st.integers(1, 12), min_size=2, max_size=4))
+def test_stateful_chunks_equal_one_long_sequence(seed, chunks):
+    stateful, whole = stateful_models()
+    randomize(stateful, seed)
+    whole.set_weights(stateful.get_weights())
+    stateful.layers[0].reset_state()
+    x = float_batch(np.random.default_rng(seed), STATEFUL_B, sum(chunks), STATEFUL_D)  # (B, T, D)
+    pieces = np.split(x, np.cumsum(chunks)[:-1], axis=1)
+
+    np_model = rnn_ref.from_keras(stateful)
+    outputs = []
+    for piece in pieces:  # call by call, Keras's stateful layer and the NumPy model agree
+        expected = stateful.predict(piece, verbose=0)
+        outputs.append(np_model(piece))
+        assert_same(outputs[-1], expected, "stateful call")
+    # and the chunks together are one long sequence
+    assert_same(np.concatenate(outputs, axis=1), whole.predict(x, verbose=0), "chunks vs whole")
+
+    # reset_state() starts again from zeros, as layer.reset_state() does in Keras
+    np_model.reset_state()
+    stateful.layers[0].reset_state()
+    expected = stateful.predict(pieces[0], verbose=0)
+    assert_same(np_model(pieces[0]), expected, "after reset_state")
+
+    def forgets_state(m):
+        m.layers[0].stateful = False
+
+    np_model.reset_state()
+    np_model(pieces[0])
+    stateful.layers[0].reset_state()
+    stateful.predict(pieces[0], verbose=0)
+    expected = stateful.predict(pieces[1], verbose=0)
+    assert_detects(np_model, forgets_state, pieces[1], expected)
+
+
+def test_from_keras_continues_from_the_keras_state():
+    stateful, _ = stateful_models()
+    randomize(stateful, 7)
+    stateful.layers[0].reset_state()
+    rng = np.random.default_rng(7)
+    first, second = float_batch(rng, STATEFUL_B, 4, STATEFUL_D), float_batch(rng, STATEFUL_B, 5, STATEFUL_D)
+    stateful.predict(first, verbose=0)
+    np_model = rnn_ref.from_keras(stateful)  # converted mid-stream: the state comes along
+    assert np.any(np_model.layers[0].state != 0)
+    assert_same(np_model(second), stateful.predict(second, verbose=0))
+    with pytest.raises(ValueError, match="batch size 3"):
+        np_model(float_batch(rng, STATEFUL_B + 1, 4, STATEFUL_D))
+
+
+# ---------------------------------------------------------------------------
+# dtypes
+# ---------------------------------------------------------------------------
+
+
+@functools.cache
+def float64_model():
+    return keras.Sequential(
+        [
+            keras.Input((None, 4), dtype="float64"),
+            layers.SimpleRNN(6, return_sequences=True, dtype="float64"),
+            layers.SimpleRNN(5, activation="sigmoid", dtype="float64"),
+            layers.Dense(3, activation="softmax", dtype="float64"),
+        ],
+        name="float64",
+    )
+
+
+@few
+@given(seed=st.integers(0, 2**31 - 1), B=st.integers(1, 5), T=st.integers(1, 60))
+def test_float64_model(seed, B, T):
+    model = float64_model()
+    randomize(model, seed)
+    x = float_batch(np.random.default_rng(seed), B, T, 4, "float64")
+    # model(x): predict would first round the float64 array to float32 (next test)
+    np_model, expected = check(model, x, oracle="call")
+    assert expected.dtype == np.float64
+
+    def computes_in_float32(m):
+        for layer in m.layers:
+            layer.dtype = np.dtype("float32")
+
+    assert_detects(np_model, computes_in_float32, x, expected)
+    # On values that float32 holds exactly, predict agrees to float64 precision too.
+    x32 = x.astype(np.float32).astype(np.float64)
+    assert_same(np_model(x32), model.predict(x32, verbose=0), "predict")
+
+
+def test_predict_rounds_float64_arrays_to_float32():
+    """Keras's predict casts NumPy float arrays to floatx (float32) before the
+    model sees them, even for a float64 model; ``model(x)`` does not. The NumPy
+    model follows ``model(x)``; predict equals it on the float32-rounded input."""
+    model = float64_model()
+    randomize(model, 5)
+    x = float_batch(np.random.default_rng(5), 3, 20, 4, "float64")
+    np_model = rnn_ref.from_keras(model)
+    predicted = model.predict(x, verbose=0)
+    assert predicted.dtype == np.float64
+    assert_same(np_model(x.astype(np.float32).astype(np.float64)), predicted)
+    assert max_diff(np_model(x), predicted) > 1e-10
+
+
+def test_float32_model_casts_float64_input():
+    model = stacked_model(False, False, "tanh", "relu")
+    randomize(model, 3)
+    x = float_batch(np.random.default_rng(3), 4, 9, 4, "float64")
+    np_model, expected = check(model, x)
+    assert expected.dtype == np.float32 and np_model(x).dtype == np.float32
+
+
+# ---------------------------------------------------------------------------
+# go_backwards, zero_output_for_mask, unroll
+# ---------------------------------------------------------------------------
+
+OPTIONS_T = 9  # unroll needs a fixed number of steps
+
+
+@functools.cache
+def options_model(go_backwards, zero_output_for_mask, return_sequences, unroll):
+    return keras.Sequential(
+        [
+            keras.Input((OPTIONS_T,), dtype="int32"),
+            layers.Embedding(40, 5, mask_zero=True),
+            layers.SimpleRNN(
+                4,
+                go_backwards=go_backwards,
+                zero_output_for_mask=zero_output_for_mask,
+                return_sequences=return_sequences,
+                unroll=unroll,
+            ),
+            layers.Dense(3),
+        ],
+        name="options",
+    )
+
+
+@pytest.mark.parametrize("unroll", [False, True], ids=["loop", "unroll"])
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
+@pytest.mark.parametrize("zero_output_for_mask", [False, True], ids=["repeat", "zero_output"])
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backwards"])
+@few
+@given(seed=st.integers(0, 2**31 - 1), B=st.integers(2, 6))
+def test_go_backwards_and_zero_output_for_mask(go_backwards, zero_output_for_mask, return_sequences, unroll, seed, B):
+    if unroll and go_backwards and zero_output_for_mask and return_sequences:
+        pytest.skip("Keras's unrolled loop differs here; see test_unroll_backwards_zero_output_warns")
+    model = options_model(go_backwards, zero_output_for_mask, return_sequences, unroll)
+    randomize(model, seed)
+    ids = token_batch(np.random.default_rng(seed), B, OPTIONS_T, 40)
+    np_model, expected = check(model, ids)
+
+    def flip_direction(m):
+        m.layers[1].go_backwards = not m.layers[1].go_backwards
+
+    def flip_zero_output(m):
+        m.layers[1].zero_output_for_mask = not m.layers[1].zero_output_for_mask
+
+    assert_detects(np_model, flip_direction, ids, expected)
+    if return_sequences or not go_backwards:
+        # Row 1 is right-padded: the masked steps show in the sequence, and, going
+        # forward, in the last output. Going backwards, the last processed step
+        # is a real token, so a last-output-only model cannot tell.
+        assert_detects(np_model, flip_zero_output, ids, expected)
+
+
+def test_unroll_backwards_zero_output_warns():
+    """Keras (TF, unroll=True) zeroes the steps masked in input order, not processing order.
+
+    The NumPy model follows the ``unroll=False`` loop and says so with a warning.
+    """
+    unrolled = options_model(True, True, True, True)
+    looped = options_model(True, True, True, False)
+    randomize(unrolled, 11)
+    looped.set_weights(unrolled.get_weights())
+    ids = token_batch(np.random.default_rng(11), 4, OPTIONS_T, 40)
+    with pytest.warns(UserWarning, match="unroll=True"):
+        np_model = rnn_ref.from_keras(unrolled)
+    assert_same(np_model(ids), looped.predict(ids, verbose=0))
+    assert max_diff(np_model(ids), unrolled.predict(ids, verbose=0)) > 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rnn_ref.from_keras(looped)
+
+
+# ---------------------------------------------------------------------------
+# Refusals and the model object
+# ---------------------------------------------------------------------------
+
+
+def _functional_with(make_layer):
+    inp = keras.Input((6, 3))
+    x = layers.SimpleRNN(4, return_sequences=True, name="rnn")(inp)
+    x = make_layer()(x)
+    return keras.Model(inp, x)
+
+
+@pytest.mark.parametrize(
+    "make_layer, cls",
+    [
+        (lambda: layers.LSTM(2, name="bad"), "LSTM"),
+        (lambda: layers.Dropout(0.5, name="bad"), "Dropout"),
+        (lambda: layers.Masking(name="bad"), "Masking"),
+        (lambda: layers.Bidirectional(layers.SimpleRNN(2), name="bad"), "Bidirectional"),
+        (lambda: layers.GRU(2, name="bad"), "GRU"),
+    ],
+    ids=["LSTM", "Dropout", "Masking", "Bidirectional", "GRU"],
+)
+def test_unsupported_layer_is_refused_by_name(make_layer, cls):
+    model = _functional_with(make_layer)
+    with pytest.raises(ValueError, match=rf"'bad'.*{cls}.*InputLayer, Embedding, SimpleRNN, Dense"):
+        rnn_ref.from_keras(model)
+    seq = keras.Sequential([keras.Input((6, 3)), make_layer()])
+    with pytest.raises(ValueError, match=cls):
+        rnn_ref.from_keras(seq)
+
+
+def test_other_graphs_are_refused():
+    inp = keras.Input((6, 3))
+    seq = layers.SimpleRNN(4, return_sequences=True)(inp)
+    with pytest.raises(ValueError, match="Multiply|not supported"):  # a keras.ops call in the graph
+        rnn_ref.from_keras(keras.Model(inp, layers.Dense(2)(seq * 2.0)))
+    out, state = layers.SimpleRNN(5, return_state=True, name="enc")(seq)
+    head = layers.Dense(1, name="head")(out)
+    with pytest.raises(ValueError, match="'head'.*'enc'|'enc'.*'head'"):  # not a chain
+        rnn_ref.from_keras(keras.Model(inp, [head, state]))
+    with pytest.raises(ValueError, match="not built"):
+        rnn_ref.from_keras(keras.Sequential([layers.Dense(2)]))
+
+
+def test_numpy_model_is_readable():
+    model = pipeline_model(True)
+    np_model = rnn_ref.from_keras(model)
+    assert isinstance(np_model, NumpyModel)
+    text = repr(np_model)
+    for part in ("Embedding(", "V=5000, E=32, mask_zero=True", "SimpleRNN(", "D=32, U=100", "Dense(", "'sigmoid'"):
+        assert part in text
+    lines = []
+    np_model.summary(print_fn=lines.append)
+    assert "parameters: 173,401" in lines[0]  # 5000*32 + 32*100 + 100*100 + 100 + 100*1 + 1
