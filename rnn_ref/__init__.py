@@ -9,7 +9,12 @@ from .dense import dense
 from .embedding import embedding
 from .simple_rnn import simple_rnn
 
-__all__ = ["ACTIVATIONS", "dense", "embedding", "simple_rnn", "from_keras"]
+# Not lazy like from_keras: importing the submodule rnn_ref.load later would
+# rebind the name ``rnn_ref.load`` from the function to the module. load.py
+# imports Keras only when it reads a .keras file, so this stays cheap.
+from .load import load, save_npz
+
+__all__ = ["ACTIVATIONS", "dense", "embedding", "simple_rnn", "from_keras", "load", "save_npz"]
 __version__ = "0.1.0"
 
 
@@ -18,3 +23,4 @@ def from_keras(model):
     from .model import from_keras as _from_keras
 
     return _from_keras(model)
+

@@ -60,7 +60,8 @@ def simple_rnn(
     mask : (B, T) or (T,) for one sequence, bool, or None
         False marks a padded step: the state is kept and the output repeats
         the previous step's output (zeros before the first valid step, even
-        with a non-zero ``initial_state``).
+        with a non-zero ``initial_state``). Numbers are cast to bool as Keras
+        does: any non-zero value (0.5, -1, NaN) marks a valid step.
     initial_state : (B, U), (U,) for one sequence, a list of one of those, or None
         The state before the first step; zeros by default.
     zero_output_for_mask : bool
@@ -89,13 +90,19 @@ def simple_rnn(
     kernel = _checks.float_array("kernel", kernel, dtype)
     recurrent_kernel = _checks.float_array("recurrent_kernel", recurrent_kernel, dtype)
     # U is read from the recurrent kernel, so a transposed kernel is named as such.
-    U = recurrent_kernel.shape[0] if recurrent_kernel.ndim == 2 else kernel.shape[-1]
-    _checks.shape("kernel", kernel, "D, U", (D, U))
-    _checks.shape("recurrent_kernel", recurrent_kernel, "U, U", (U, U))
+    rk_shape = recurrent_kernel.shape
+    if len(rk_shape) != 2 or rk_shape[0] != rk_shape[1] or rk_shape[0] == 0:
+        raise ValueError(f"recurrent_kernel must be a square (U, U) array with U >= 1, got shape {rk_shape}")
+    U = rk_shape[0]
+    _checks.shape("kernel", kernel, "D, U", (D, U), hint=_kernel_hint(kernel, D, U, np.shape(inputs)))
     if bias is not None:
         bias = _checks.float_array("bias", bias, dtype)
-        _checks.shape("bias", bias, "U", (U,))
+        _checks.shape("bias", bias, "U", (U,), hint="one bias per unit; Keras refuses other shapes too")
     act = get_activation(activation)
+    return_sequences = _checks.flag("return_sequences", return_sequences)
+    return_state = _checks.flag("return_state", return_state)
+    go_backwards = _checks.flag("go_backwards", go_backwards)
+    zero_output_for_mask = _checks.flag("zero_output_for_mask", zero_output_for_mask)
 
     h = _initial_state(initial_state, B, U, dtype, unbatched)  # (B, U)
     m = _mask(mask, B, T, unbatched)  # (B, T) bool or None
@@ -140,21 +147,38 @@ def _initial_state(initial_state, B, U, dtype, unbatched):
         initial_state = initial_state[0]
     h0 = _checks.float_array("initial_state", initial_state, dtype)
     if unbatched:
-        _checks.shape("initial_state", h0, "U", (U,))
+        _checks.shape("initial_state", h0, "U", (U,), hint="inputs are one sequence (T, D)")
         return h0[None].copy()
-    _checks.shape("initial_state", h0, "B, U", (B, U))
+    hint = ""
+    if h0.shape in ((U,), (1, U)) and B != 1:
+        # Keras broadcasts these over the batch; a reference asks for the intent.
+        hint = f"Keras broadcasts a {h0.shape} state over the batch; pass np.broadcast_to(initial_state, ({B}, {U})) to mean that"
+    _checks.shape("initial_state", h0, "B, U", (B, U), hint=hint)
     return h0.copy()
 
 
 def _mask(mask, B, T, unbatched):
     if mask is None:
         return None
-    m = np.asarray(mask)
-    if m.dtype == object or m.dtype.kind not in "biuf":
-        raise TypeError(f"mask must be a boolean array, got dtype {m.dtype}")
+    m = _checks.numeric_array("mask", mask)
     if unbatched:
-        _checks.shape("mask", m, "T", (T,))
+        _checks.shape("mask", m, "T", (T,), hint="inputs are one sequence (T, D)")
         m = m[None]
     else:
-        _checks.shape("mask", m, "B, T", (B, T))
-    return m.astype(bool)  # Keras casts a numeric mask to bool
+        hint = ""
+        if m.shape == (T,):
+            hint = f"one mask row per sequence; pass np.broadcast_to(mask, ({B}, {T})) to use it for every row"
+        elif m.shape == (1, T) and B != 1:
+            hint = f"Keras broadcasts a (1, T) mask over the batch; pass np.broadcast_to(mask, ({B}, {T})) to mean that"
+        elif m.shape == (B, T, 1):
+            hint = "Keras accepts (B, T, 1) too; pass mask[..., 0]"
+        _checks.shape("mask", m, "B, T", (B, T), hint=hint)
+    # Keras casts a numeric mask to bool: any non-zero value (0.5, -1, NaN) is a valid step.
+    return m.astype(bool)
+
+
+def _kernel_hint(kernel, D, U, x_shape):
+    """What a wrong kernel shape probably means."""
+    if kernel.shape == (U, D) and D != U:
+        return "it looks transposed: Keras computes x @ kernel, so a textbook W of shape (U, D) is passed as W.T"
+    return f"D = {D} comes from inputs {tuple(x_shape)}, U = {U} from recurrent_kernel {(U, U)}"
