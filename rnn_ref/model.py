@@ -124,6 +124,9 @@ class SimpleRNN:
                 "of this model does not match the Keras graph"
             )
         x = np.asarray(x).astype(self.dtype, copy=False)  # Keras casts inputs to the compute dtype
+        if x.ndim != 3:
+            # In a model the batch axis is always there (Keras refuses (T, D) too).
+            raise ValueError(f"layer {self.name!r} (SimpleRNN) expects inputs of shape (B, T, D), got {x.shape}")
         initial_state = None
         if self.stateful and self.state is not None:
             if self.state.shape[0] != x.shape[0]:
@@ -410,7 +413,7 @@ def _data_input(layer, node, keras):
     data = args[0]
     for key, value in kwargs.items():
         if key == "mask":
-            if value is not None and value is not getattr(data, "_keras_mask", None):
+            if value is not None and not _is_propagated_mask(value, data):
                 raise ValueError(
                     f"layer {layer.name!r} ({kind}) was given an explicit mask; only the masks "
                     "Keras propagates from Embedding(mask_zero=True) are supported"
@@ -421,6 +424,43 @@ def _data_input(layer, node, keras):
         elif value is not None:
             raise ValueError(f"layer {layer.name!r} ({kind}) was called with {key}=...; not supported")
     return data
+
+
+def _is_propagated_mask(mask, data) -> bool:
+    """True for the mask Keras itself propagates from Embedding(mask_zero=True):
+    the data's own mask, or (in a model loaded from a file, where Keras records
+    it as a recomputed op) ``not_equal(ids, 0)`` on the ids of an Embedding
+    with mask_zero upstream of ``data``."""
+    propagated = getattr(data, "_keras_mask", None)
+    if propagated is None:
+        return False
+    if mask is propagated:
+        return True
+    op = getattr(getattr(mask, "_keras_history", None), "operation", None)
+    if type(op).__name__ != "NotEqual" or not getattr(op, "_inbound_nodes", None):
+        return False
+    args = op._inbound_nodes[0].arguments.args
+    if len(args) != 2 or not (isinstance(args[1], (int, float)) and args[1] == 0):
+        return False
+    return args[0] in _embedding_ids_upstream(data)
+
+
+def _embedding_ids_upstream(tensor):
+    """The id tensors of the Embedding(mask_zero=True) layers that ``tensor`` derives from."""
+    found, seen, todo = [], set(), [tensor]
+    while todo:
+        t = todo.pop()
+        history = getattr(t, "_keras_history", None)
+        if history is None or id(t) in seen:
+            continue
+        seen.add(id(t))
+        layer = history.operation
+        node = layer._inbound_nodes[history.node_index]
+        inputs = list(node.arguments.args)
+        if type(layer).__name__ == "Embedding" and getattr(layer, "mask_zero", False):
+            found.extend(inputs)
+        todo.extend(a for a in inputs if hasattr(a, "_keras_history"))
+    return found
 
 
 def _activation(layer, function, keras):

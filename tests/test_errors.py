@@ -462,16 +462,8 @@ def test_keras_model_to_npz_and_back_equals_predict(name, tmp_path):
     assert_same_outputs(rnn_ref.load(tmp_path / "again.npz")(x), loaded(x), tol=None)
 
 
-LOADED_MASK_REFUSED = pytest.mark.xfail(
-    raises=ValueError, strict=True,
-    reason="from_keras refuses a model loaded from a .keras file whose SimpleRNN receives the "
-    "Embedding(mask_zero=True) mask: after loading, the mask Keras passes to the layer is a "
-    "recomputed tensor, not the input's _keras_mask, so it is taken for an explicit mask",
-)
-
-
 @pytest.mark.keras
-@pytest.mark.parametrize("name", [pytest.param(n, marks=LOADED_MASK_REFUSED) if n == "tokens" else n for n in MODELS])
+@pytest.mark.parametrize("name", list(MODELS))
 def test_keras_file_loads_and_equals_predict(name, tmp_path):
     build, inputs = MODELS[name]
     model, x = build(), inputs()

@@ -687,3 +687,11 @@ def test_numpy_model_is_readable():
     lines = []
     np_model.summary(print_fn=lines.append)
     assert "parameters: 173,401" in lines[0]  # 5000*32 + 32*100 + 100*100 + 100 + 100*1 + 1
+
+
+@pytest.mark.keras
+def test_model_refuses_a_sequence_without_batch_axis():
+    """Keras refuses a (T, D) input to a model; the NumPy model must not treat it as one sequence."""
+    model = keras.Sequential([keras.Input((5, 3)), keras.layers.SimpleRNN(4)])
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(B, T, D\), got \(5, 3\)"):
+        rnn_ref.from_keras(model)(np.zeros((5, 3), np.float32))
