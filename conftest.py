@@ -10,6 +10,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+pytest_plugins = ["rnn_ref.harness.pytest_plugin"]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 _common = dict(

@@ -12,8 +12,8 @@ from rnn_ref.harness.properties import PROPERTIES, Context, case_of
 
 
 @pytest.fixture(scope="module")
-def ctx():
-    return Context()
+def ctx(tolerance_recorder):
+    return Context(record=tolerance_recorder)
 
 
 @pytest.mark.keras

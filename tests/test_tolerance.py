@@ -1,0 +1,248 @@
+"""The tolerance model: no false alarms on correct implementations, wrong ones
+caught, and the rules of ``tolerance.judge`` one by one; plus a smoke test of
+``python -m rnn_ref report``.
+
+Correct implementations (rnn_ref and the CORRECT variants) round differently
+from Keras; with chaotic recurrent weights their errors reach O(1), and the
+budget must follow without ever failing them.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rnn_ref import simple_rnn
+from rnn_ref.__main__ import main as cli
+from rnn_ref.harness import tolerance
+from rnn_ref.harness.cases import BOUNDED, MASK_PATTERNS, cases, make_case
+from rnn_ref.harness.properties import Context, PropertyFailure
+from rnn_ref.harness.variants import scaled_output
+from rnn_ref.report import implementations, needed_factor
+
+IMPLEMENTATIONS = implementations()  # rnn_ref + the correct variants
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    return Context()
+
+
+def _f64(kw):
+    return {k: v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+            for k, v in kw.items()}
+
+
+# -- (a) zero false alarms on correct implementations, chaotic weights ---------------
+
+@pytest.mark.keras
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@given(data=st.data())
+def test_correct_implementations_pass_on_chaotic_weights(ctx, dtype, data):
+    case = data.draw(cases(
+        dtype=st.just(dtype), activation=st.sampled_from(BOUNDED), gain=st.floats(0.05, 3.0),
+        T=st.integers(60, 300), mask_pattern=st.sampled_from(("none",) + MASK_PATTERNS)), label="case")
+    for name, f in IMPLEMENTATIONS.items():
+        ctx.expect(f, case, name)  # raises PropertyFailure on a false alarm
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation, gain", [("tanh", 3.0), ("hard_tanh", 2.4), ("relu6", 2.4)])
+def test_correct_implementations_pass_where_errors_reach_order_one(ctx, dtype, activation, gain):
+    """Long chaotic sequences, where every implementation's error grows to O(1)."""
+    case = make_case(B=3, T=300, D=8, U=24, dtype=dtype, seed=7, gain=gain, activation=activation,
+                     return_sequences=True, return_state=True)
+    results = [ctx.expect(f, case, name) for name, f in IMPLEMENTATIONS.items()]
+    out, _ = results[0]
+    assert np.max(out.budget) > 1e-3, "the case is not chaotic: the test proves nothing"
+
+
+# -- (b) wrong implementations are caught on well-conditioned cases --------------------
+
+@pytest.mark.keras
+@pytest.mark.parametrize("dtype, scale", [("float32", 1e-4), ("float64", 1e-7)])
+@pytest.mark.parametrize("activation, options", [
+    ("tanh", {}), ("sigmoid", {"return_sequences": True}), ("softsign", {"mask_pattern": "random"}),
+    ("relu", {"initial_state": True}), ("linear", {"go_backwards": True}),
+])
+def test_scaled_output_is_caught(ctx, dtype, scale, activation, options):
+    case = make_case(B=2, T=40, D=5, U=6, dtype=dtype, seed=3, gain=0.5, activation=activation, **options)
+    with pytest.raises(PropertyFailure, match="exceed the budget"):
+        ctx.expect(scaled_output(scale), case)
+    ctx.expect(simple_rnn, case)  # and the unscaled reference passes the same case
+
+
+# -- (c) the rules of judge --------------------------------------------------------------
+
+def _judge(candidate, keras=None, truth=None, spread=None, dtype="float32", time_axis=None, m=4):
+    truth = np.asarray(truth if truth is not None else candidate, dtype=np.float64)
+    keras = np.asarray(keras if keras is not None else truth, dtype=dtype)
+    spread = np.zeros_like(truth) if spread is None else np.asarray(spread, dtype=np.float64)
+    return tolerance.judge("t", np.asarray(candidate, dtype=dtype), keras, truth, spread, dtype,
+                           m=m, time_axis=time_axis)
+
+
+@pytest.mark.parametrize("candidate, truth, ok", [
+    ([np.nan], [np.nan], True),
+    ([np.inf], [np.inf], True),
+    ([-np.inf], [-np.inf], True),
+    ([np.inf], [-np.inf], False),
+    ([np.nan], [0.5], False),
+    ([0.5], [np.nan], False),
+    ([np.inf], [0.5], False),
+    ([np.nan], [np.inf], False),
+])
+def test_non_finite_values_agree_only_with_the_same_non_finite_value(candidate, truth, ok):
+    with np.errstate(all="ignore"):
+        v = _judge(candidate, keras=truth, truth=truth)
+    assert v.ok is ok, v.summary()
+
+
+def test_truth_beyond_the_dtype_range_is_inf_in_that_dtype():
+    # 1e39 overflows float32: +inf is the correctly rounded float32 result.
+    with np.errstate(all="ignore"):
+        assert _judge([np.inf], keras=[np.inf], truth=[1e39]).ok
+        assert not _judge([3e38], keras=[np.inf], truth=[1e39]).ok
+
+
+def test_overflow_near_the_largest_value_is_correct_rounding():
+    big = float(np.finfo(np.float32).max)
+    truth = [big * (1 - 2.0**-25)]  # finite, but within the budget of float32's largest value
+    with np.errstate(all="ignore"):
+        assert _judge([np.inf], keras=[np.inf], truth=truth).ok
+        assert _judge([np.inf], keras=truth, truth=truth).ok
+        assert not _judge([np.inf], keras=[1.0], truth=[1.0]).ok  # far from the range: a real overflow
+
+
+def test_ulps_are_counted_in_the_dtype_spacing_at_the_truth():
+    one = np.float32(1)
+    up = np.nextafter(one, np.float32(2))
+    assert tolerance.ulps(np.array([up]), np.array([1.0]), np.float32)[0] == 1
+    assert tolerance.ulps(np.array([1.0 + 3 * 2.0**-52]), np.array([1.0]), np.float64)[0] == pytest.approx(3)
+    assert tolerance.ulps(np.array([np.float32(1.5)]), np.array([1.5]), np.float32)[0] == 0
+    v = _judge([float(up)], truth=[1.0], keras=[1.0])
+    assert v.max_ulps == 1 and v.max_abs == pytest.approx(2.0**-23)
+
+
+def test_a_keras_off_by_1e_3_is_reported_as_keras_disagreeing():
+    truth = np.array([[0.25, -0.5, 0.75]])
+    v = _judge(truth, keras=truth + 1e-3, truth=truth, spread=np.full_like(truth, 1e-7))
+    assert not v.ok
+    assert v.reason.startswith("Keras disagrees"), v.reason
+    assert "a bug in rnn_ref or in Keras" in v.reason
+    # the candidate itself is within its budget: Keras's error is in it
+    assert v.max_abs == 0 and v.worst["error"] <= v.worst["budget"]
+
+
+def test_budget_parts_are_recorded_and_add_up():
+    T, U = 6, 3
+    truth = np.full((1, T, U), 0.5)
+    spread = np.full_like(truth, 1e-7)
+    spread[0, 2, 1] = 1e-4  # a spike at step 2
+    keras = (truth + 2e-7).astype(np.float32)
+    cand = (truth + 1e-6).astype(np.float32)
+    v = _judge(cand, keras=keras, truth=truth, spread=spread, time_axis=1, m=10)
+    assert v.ok, v.summary()
+    w = v.worst
+    assert set(w) >= {"index", "candidate", "keras", "truth", "error", "budget", "keras_envelope",
+                      "conditioning_envelope", "floor"}
+    assert w["budget"] == pytest.approx(tolerance.FACTOR * max(w["keras_envelope"], w["conditioning_envelope"])
+                                        + w["floor"])
+    assert w["floor"] == pytest.approx(tolerance.FLOOR_ULPS * 2.0**-24 * np.sqrt(10))
+    assert v.budget.shape == truth.shape
+    # the envelope is a running max over time: the spike raises the budget from step 2 on, for every unit
+    assert np.all(v.budget[0, :2] < 1e-4) and np.all(v.budget[0, 2:] > tolerance.FACTOR * 1e-4)
+    assert needed_factor(w) <= tolerance.FACTOR
+    d = v.to_dict()
+    assert "budget" not in d and d["worst"] == w
+
+
+def test_shape_mismatch_fails_with_a_reason():
+    v = tolerance.judge("t", np.zeros(3, np.float32), np.zeros(4, np.float32), np.zeros(4), np.zeros(4),
+                        "float32", m=2, time_axis=None)
+    assert not v.ok and "shape" in v.reason
+
+
+# -- (d) conditioning grows with the gain ---------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_conditioning_grows_with_gain(dtype):
+    def spread(gain):
+        case = make_case(B=2, T=200, D=8, U=24, dtype=dtype, seed=11, gain=gain, return_sequences=True)
+        kw = _f64(case.kwargs())
+        return tolerance.conditioning(simple_rnn, kw, dtype, rng=np.random.default_rng(0))
+
+    # Measured (seeds 11-13): gain 0.5 gives 4.8e-7 (float32, 8 u) and 1.0e-15 (float64, 9 u);
+    # gain 3 gives 2.0 in both: the perturbed trajectories decorrelate (tanh outputs differ by
+    # at most 2), from 1e-5 (float32) and 3e-14 (float64) at step 10.
+    calm, chaotic = spread(0.5), spread(3.0)
+    u = tolerance.roundoff(dtype)
+    assert calm.max() < 100 * u  # a contracting recurrence stays at the roundoff level
+    assert chaotic.max() > 0.5  # a chaotic one loses every digit by step 200
+    assert chaotic.max() > 1e5 * calm.max()
+    assert chaotic[:, -1].max() > 1e3 * chaotic[:, 10].max()  # and it grows along the sequence
+
+
+# -- (e) the report command ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    assert cli(["report", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.keras
+def test_report_quick_writes_everything(quick_report):
+    files = {p.name for p in quick_report.iterdir()}
+    assert {"report.md", "report.json", "error_vs_length.png", "error_vs_spectral_radius.png",
+            "ulp_histograms.png", "budget_vs_error.png"} <= files
+    data = json.loads((quick_report / "report.json").read_text())
+    assert data["schema_version"] == 1
+    assert data["budget_rule"]["FACTOR"] == tolerance.FACTOR
+    assert {"keras", "tensorflow", "numpy"} <= set(data["environment"])
+    cell = data["properties"]["matches_keras"]["by_dtype"]
+    for entry in cell.values():
+        assert entry["examples"] >= 1
+        assert {"max_abs", "max_rel", "max_ulps"} <= set(entry["keras"])
+        assert set(entry["implementations"]) == set(IMPLEMENTATIONS)
+    assert data["summary"]["failed_examples"] == 0
+    md = (quick_report / "report.md").read_text()
+    assert "## The budget rule" in md and "![error_vs_length](error_vs_length.png)" in md
+    for png in files - {"report.md", "report.json"}:
+        assert (quick_report / png).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.keras
+def test_report_compare_exit_status(quick_report, tmp_path):
+    path = quick_report / "report.json"
+    assert cli(["report", "compare", str(path), str(path)]) == 0
+    data = json.loads(path.read_text())
+    entry = data["properties"]["matches_keras"]["by_dtype"]
+    dtype = next(iter(entry))
+    # below the floor (0 -> 1 ulp: one rounding where there was none): not worse
+    cell = entry[dtype]["implementations"]["float64_inside"]
+    cell["max_ulps"] = 0.0
+    (tmp_path / "zero.json").write_text(json.dumps(data))
+    cell["max_ulps"] = 1.0
+    (tmp_path / "one.json").write_text(json.dumps(data))
+    assert cli(["report", "compare", str(tmp_path / "zero.json"), str(tmp_path / "one.json")]) == 0
+    # max_abs is listed when it moves, but does not gate
+    cell["max_abs"] = 1e3 * float(cell["max_abs"]) + 1.0
+    (tmp_path / "abs.json").write_text(json.dumps(data))
+    assert cli(["report", "compare", str(tmp_path / "one.json"), str(tmp_path / "abs.json")]) == 0
+    # 10 -> 100 ulps: ten times, above the floor: worse (unless the threshold is raised)
+    for name, ulps in (("base", 10.0), ("worse", 100.0)):
+        entry[dtype]["implementations"]["rnn_ref"]["max_ulps"] = ulps
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    base, worse = str(tmp_path / "base.json"), str(tmp_path / "worse.json")
+    assert cli(["report", "compare", base, worse]) == 1
+    assert cli(["report", "compare", base, worse, "--threshold", "20"]) == 0
+    assert cli(["report", "compare", worse, base]) == 0  # better is not a failure
+    # a new failure is worse whatever its figures
+    entry[dtype]["implementations"]["fused_product"]["failed_examples"] = 1
+    (tmp_path / "failed.json").write_text(json.dumps(data))
+    assert cli(["report", "compare", worse, str(tmp_path / "failed.json")]) == 1
