@@ -185,7 +185,7 @@ def judge(
     k_over = near_max & np.isinf(np.asarray(keras, dtype=np.float64))
     e_k_model = np.where(_envelope(k_over.astype(float), time_axis) > 0, 0.0, e_k_model)
 
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         rel = lambda e: np.where(e == 0, 0.0, e / np.maximum(np.abs(truth), np.finfo(dtype).tiny))  # noqa: E731
         v = Verdict(
             ok=True, label=label, dtype=dtype.name,
