@@ -36,5 +36,9 @@ def test_wrong_variant_fails_with_a_small_case(variant, prop, ctx):
     result = run_property(prop, WRONG[variant], ctx, max_examples=40, seed=1)
     assert result.status == "FAIL", f"{variant} passed {prop} on {result.examples} examples"
     sizes = dict(kv.split("=") for kv in result.case.split(";")[0].split()[:4])
-    assert int(sizes["T"]) <= 4 and int(sizes["U"]) <= 3, f"counterexample not minimal: {result.case}"
+    # Shrunk to a handful of steps and rows (every_activation_matches_keras pins
+    # U = 10 by design, so units are only bounded where the strategy varies them).
+    assert int(sizes["T"]) <= 4 and int(sizes["B"]) <= 2, f"counterexample not minimal: {result.case}"
+    if prop != "every_activation_matches_keras":
+        assert int(sizes["U"]) <= 3, f"counterexample not minimal: {result.case}"
     assert result.reproduction.startswith("from rnn_ref.harness.cases import make_case")

@@ -211,7 +211,14 @@ def matches_keras(ctx: Context, f, case: Case):
     ctx.expect(f, case)
 
 
-@prop(cases(activation=st.just("tanh"), return_state=st.just(False)))
+# Each activation is a separate Keras build, so this property keeps the layer
+# configuration to a few choices (D in {3, 7}, U = 10, full sequences, bias) and
+# lets B, T, the weights, the gain, the initial state and the dtype vary:
+# Keras builds are then reused across examples. Shapes and options are swept
+# by the other properties.
+@prop(cases(activation=st.just("tanh"), return_state=st.just(False), D=st.sampled_from((3, 7)),
+            U=st.just(10), return_sequences=st.just(True), use_bias=st.just(True),
+            go_backwards=st.just(False), zero_output_for_mask=st.just(False)))
 def every_activation_matches_keras(ctx: Context, f, case: Case):
     """Every Keras activation name gives Keras's result."""
     for name in ACTIVATIONS:
