@@ -112,25 +112,30 @@ def simple_rnn(
         m = None if m is None else m[:, ::-1]
 
     # The input projection does not depend on the state: compute it for all
-    # steps at once, outside the loop.
-    x_proj = x @ kernel  # (B, T, U)
+    # steps at once, outside the loop. It is stored time-major, so that step t
+    # reads one contiguous block x_proj[t].
+    x_proj = np.empty((T, B, U), dtype=dtype)  # (T, B, U)
+    np.matmul(x, kernel, out=x_proj.transpose(1, 0, 2))  # x @ kernel
     if bias is not None:
         x_proj += bias
 
-    outputs = np.empty((B, T, U), dtype=dtype)  # (B, T, U)
+    outputs = x_proj  # (T, B, U): step t's output overwrites x_proj[t], used up by then
     prev_output = np.zeros((B, U), dtype=dtype)  # (B, U)
     for t in range(T):
-        h_new = act(x_proj[:, t] + h @ recurrent_kernel)  # (B, U)
+        h_new = act(x_proj[t] + h @ recurrent_kernel)  # (B, U)
         if m is None:
             h = output = h_new
         else:
             keep = m[:, t, None]  # (B, 1)
             h = np.where(keep, h_new, h)  # padded rows keep their state
             output = np.where(keep, h_new, 0 if zero_output_for_mask else prev_output)
-        outputs[:, t] = output
+        outputs[t] = output
         prev_output = output
 
-    result = outputs if return_sequences else outputs[:, -1]  # (B, T, U) or (B, U)
+    if return_sequences:
+        result = np.ascontiguousarray(outputs.transpose(1, 0, 2))  # (B, T, U)
+    else:
+        result = outputs[-1].copy()  # (B, U), without keeping the (T, B, U) buffer alive
     if unbatched:
         result, h = result[0], h[0]
     return (result, h) if return_state else result
