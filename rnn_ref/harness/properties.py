@@ -121,7 +121,8 @@ class Context:
         for name, g, k, t, kt, s in zip(parts, as_t(got), as_t(keras), as_t(truth), as_t(keras_truth), as_t(spread)):
             seq = name == "output" and kw["return_sequences"]
             time_axis = (1 if batched else 0) if seq else None
-            v = tolerance.judge(f"{label} {name}" if len(parts) > 1 else label, g, k, t, s,
+            part = (name if label == "output" else f"{label}, {name}") if len(parts) > 1 else label
+            v = tolerance.judge(part, g, k, t, s,
                                 case.dtype, m=m, time_axis=time_axis, keras_truth=kt)
             verdicts.append(v)
             if self.record:
