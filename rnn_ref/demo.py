@@ -10,7 +10,6 @@ and the time each took.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
@@ -20,8 +19,9 @@ VOCAB, EMBED, UNITS = 5000, 32, 100
 
 def build_keras_model(steps: int, mask_zero: bool, seed: int):
     """The Keras model, with seeded kernels and random normal biases (std 0.5)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras  # noqa: PLC0415
+    from ._tf import keras_and_tf  # noqa: PLC0415
+
+    keras, _ = keras_and_tf()
 
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(

@@ -18,13 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _keras():
-    import keras  # noqa: PLC0415  (TensorFlow is imported only when the oracle is used)
-    import tensorflow as tf  # noqa: PLC0415
+    from .._tf import keras_and_tf  # noqa: PLC0415  (TensorFlow only when the oracle is used)
 
-    # One traced function per configuration is by design: silence the retracing notice.
-    tf.get_logger().setLevel("ERROR")
-
-    return keras, tf
+    return keras_and_tf()
 
 
 def versions() -> dict:
