@@ -37,7 +37,6 @@ import os
 import sys
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -168,31 +167,11 @@ def smoke_call(candidate, timeout: float | None) -> str | None:
 
 # -- running -------------------------------------------------------------------
 
-@contextmanager
-def _quiet_stderr():
-    """Silence what TensorFlow's C++ side prints to file descriptor 2 while it loads."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _versions() -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from .harness import oracle
 
-    with _quiet_stderr():
-        return oracle.versions()
+    return oracle.versions()
 
 
 STATUS_WIDTH = 11
