@@ -23,6 +23,12 @@ EXPECTED = [
     ("ignores_mask", "masked_step_repeats_previous_output"),
     ("ignores_mask", "zero_output_for_mask_zeros_padded_steps"),
     ("backwards_output_in_input_order", "go_backwards_equals_forward_on_reversed_input"),
+    ("ignores_initial_state", "initial_state_matches_keras"),
+    ("ignores_initial_state", "stateful_chunks_equal_one_sequence"),
+    ("masked_output_is_state", "leading_masked_steps_output_zero_with_initial_state"),
+    ("final_state_is_first_step", "return_state_returns_output_and_final_state"),
+    ("last_output_one_step_early", "return_sequences_last_step_is_output"),
+    ("one_sequence_as_a_batch", "unbatched_equals_batch_of_one"),
 ]
 
 

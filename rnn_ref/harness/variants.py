@@ -147,10 +147,71 @@ def backwards_output_in_input_order(inputs, kernel, recurrent_kernel, bias=None,
     return (flip(out[0]), out[1]) if isinstance(out, tuple) else flip(out)
 
 
+def ignores_initial_state(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Always starts from zeros (so stateful chunks restart too)."""
+    return simple_rnn(inputs, kernel, recurrent_kernel, bias, **{**kw, "initial_state": None})
+
+
+def masked_output_is_state(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """At a padded step outputs the carried state: before the first valid step that is
+    the initial state, not zero (Keras's JAX and NumPy backends do this)."""
+    mask, h0 = kw.get("mask"), kw.get("initial_state")
+    if mask is None or h0 is None or kw.get("zero_output_for_mask"):
+        return simple_rnn(inputs, kernel, recurrent_kernel, bias, **kw)
+    out = simple_rnn(inputs, kernel, recurrent_kernel, bias, **{**kw, "return_sequences": True, "return_state": True})
+    seq, state = out
+    m = np.asarray(mask, dtype=bool)
+    if kw.get("go_backwards"):
+        m = m[..., ::-1]
+    before_first = np.cumsum(m, axis=-1) == 0  # (B, T) or (T,)
+    seq = np.where(before_first[..., None], np.expand_dims(np.asarray(h0, seq.dtype), -2), seq).astype(seq.dtype)
+    result = seq if kw.get("return_sequences") else seq[..., -1, :]
+    return (result, state) if kw.get("return_state") else result
+
+
+def final_state_is_first_step(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Returns the state after the first step as the final state."""
+    if not kw.get("return_state"):
+        return simple_rnn(inputs, kernel, recurrent_kernel, bias, **kw)
+    out, _ = simple_rnn(inputs, kernel, recurrent_kernel, bias, **kw)
+    first = {**kw, "return_sequences": False, "return_state": False}
+    x = np.asarray(inputs)
+    step = x[..., -1:, :] if kw.get("go_backwards") else x[..., :1, :]
+    if first.get("mask") is not None:
+        first["mask"] = np.asarray(first["mask"])[..., -1:] if kw.get("go_backwards") else np.asarray(first["mask"])[..., :1]
+    first["go_backwards"] = False
+    return out, simple_rnn(step, kernel, recurrent_kernel, bias, **first)
+
+
+def last_output_one_step_early(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Without return_sequences, returns the output of step T-2 (an off-by-one loop)."""
+    if kw.get("return_sequences") or np.shape(inputs)[-2] < 2:
+        return simple_rnn(inputs, kernel, recurrent_kernel, bias, **kw)
+    out = simple_rnn(inputs, kernel, recurrent_kernel, bias, **{**kw, "return_sequences": True})
+    if isinstance(out, tuple):
+        return out[0][..., -2, :], out[1]
+    return out[..., -2, :]
+
+
+def one_sequence_as_a_batch(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Reads one sequence (T, D) as T sequences of one step each."""
+    x = np.asarray(inputs)
+    if x.ndim != 2:
+        return simple_rnn(inputs, kernel, recurrent_kernel, bias, **kw)
+    kw = {**kw, "mask": None, "initial_state": None, "return_sequences": False}
+    out = simple_rnn(x[:, None, :], kernel, recurrent_kernel, bias, **kw)  # (T, U) or ((T, U), (T, U))
+    return (out[0][-1], out[1][-1]) if isinstance(out, tuple) else out[-1]
+
+
 WRONG = {
     "scaled_output_1e-4": scaled_output(1e-4),
     "transposed_recurrent_kernel": transposed_recurrent_kernel,
     "missing_activation": missing_activation,
     "ignores_mask": ignores_mask,
     "backwards_output_in_input_order": backwards_output_in_input_order,
+    "ignores_initial_state": ignores_initial_state,
+    "masked_output_is_state": masked_output_is_state,
+    "final_state_is_first_step": final_state_is_first_step,
+    "last_output_one_step_early": last_output_one_step_early,
+    "one_sequence_as_a_batch": one_sequence_as_a_batch,
 }
