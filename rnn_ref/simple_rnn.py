@@ -121,8 +121,11 @@ def simple_rnn(
 
     outputs = x_proj  # (T, B, U): step t's output overwrites x_proj[t], used up by then
     prev_output = np.zeros((B, U), dtype=dtype)  # (B, U)
+    z = np.empty((B, U), dtype=dtype)  # one step's pre-activation, reused at every step
     for t in range(T):
-        h_new = act(x_proj[t] + h @ recurrent_kernel)  # (B, U)
+        np.dot(h, recurrent_kernel, out=z)  # z = h_{t-1} @ recurrent_kernel, in place
+        z += x_proj[t]  # z = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel
+        h_new = act(z)  # (B, U)
         if m is None:
             h = output = h_new
         else:
