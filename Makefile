@@ -24,8 +24,13 @@ demo: $(STAMP)
 report: $(STAMP)
 	$(PY) -m rnn_ref report --out report
 
+# Two pytest-xdist workers, one per core here (`make test JOBS=0`: no workers, one process).
+# Hypothesis's ci profile is derandomized, so each worker draws the same examples
+# a single process would.
+JOBS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest --hypothesis-profile=ci -q
+	$(PY) -m pytest --hypothesis-profile=ci -q -n $(JOBS) --dist worksteal
 
 sweep: $(STAMP)
 	$(PY) -m pytest --hypothesis-profile=thorough -q -n 2

@@ -1,0 +1,533 @@
+"""Speed: ``python -m rnn_ref bench [--out bench.json] [--repeats N] [--quick]``.
+
+Two measurements, side by side in one run, each repeated ``--repeats`` times
+(median and spread reported):
+
+harness
+    Property examples checked against Keras per second. One example is one
+    ``Context.expect`` of the property harness: the candidate
+    (``rnn_ref.simple_rnn``), the Keras oracle, the float64 reference, its
+    conditioning and the judge. The cached oracle (``KerasSimpleRNN``: each
+    configuration built and compiled once, batch and time sizes free) is
+    timed against a naive harness that builds a fresh Keras ``SimpleRNN``
+    layer, sets its weights and calls it eagerly for every example, on the
+    same sequence of cases. Three rows:
+
+    * ``shapes vary, warm cache``: a few configurations (input size, units,
+      activation, dtype, options), B and T drawn anew for every example;
+      each configuration was met (and compiled) before on other shapes, as
+      in a property run once its configurations are known. Goal: >= 10x.
+    * ``shapes vary, empty cache``: the same cases from a new oracle, its
+      builds and compilations counted. Reported, no goal.
+    * ``new configuration every example``: the worst case for the cache,
+      nothing to reuse. Reported, no goal.
+
+pipeline
+    ``Embedding(5000, 32) -> SimpleRNN(100) -> Dense(1, "sigmoid")`` at
+    T = 250, rebuilt with ``rnn_ref.from_keras``, against compiled Keras:
+    ``model.predict_on_batch`` after a warm-up, and the model called inside
+    a ``tf.function``, at B = 1, 32, 256, 1024. Goal: at least as fast as the
+    faster of the two Keras paths at every B, and 5x faster at B = 1.
+
+The table is printed with rich; ``--out`` writes everything as JSON
+(docs/bench.md describes the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import numpy as np
+
+# -- sizes ---------------------------------------------------------------------
+
+FULL = dict(
+    pipeline=dict(V=5000, E=32, U=100, T=250, batches=(1, 32, 256, 1024)),
+    configs=4, examples=32, new_config_examples=12, max_T=300, target_s=0.2, repeats=5,
+)
+QUICK = dict(
+    pipeline=dict(V=50, E=4, U=6, T=12, batches=(1, 4)),
+    configs=2, examples=4, new_config_examples=2, max_T=12, target_s=0.005, repeats=2,
+)
+
+GOAL_HARNESS = 10.0  # cached oracle vs naive harness, examples per second
+GOAL_PIPELINE_B1 = 5.0  # NumPy vs compiled Keras at B = 1
+GOAL_PIPELINE = 1.0  # NumPy vs compiled Keras at every B
+
+#: The configurations of the "shapes vary" sequence (the first ``configs`` are used).
+CONFIGS = (
+    dict(D=8, U=16, dtype="float32", activation="tanh"),
+    dict(D=3, U=5, dtype="float64", activation="relu", gain=0.5, return_sequences=True),
+    dict(D=12, U=7, dtype="float32", activation="sigmoid", mask_pattern="random", return_state=True),
+    dict(D=5, U=24, dtype="float64", activation="softsign", initial_state=True, go_backwards=True,
+         return_sequences=True),
+)
+
+
+# -- statistics ----------------------------------------------------------------
+
+def stats(values) -> dict:
+    """Median, quartiles, min and max of the repeats."""
+    v = np.asarray(values, dtype=np.float64)
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    return dict(median=float(med), q1=float(q1), q3=float(q3), iqr=float(q3 - q1),
+                min=float(v.min()), max=float(v.max()), repeats=int(v.size), values=[float(x) for x in v])
+
+
+# -- the machine -----------------------------------------------------------------
+
+def machine() -> dict:
+    """Cores, BLAS, thread pools and versions."""
+    from ._tf import keras_and_tf  # noqa: PLC0415
+
+    keras, tf = keras_and_tf()
+    info = dict(
+        platform=platform.platform(),
+        processor=platform.processor() or platform.machine(),
+        cpu_count=os.cpu_count(),
+        cores_usable=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        python=platform.python_version(),
+        numpy=np.__version__,
+        tensorflow=tf.__version__,
+        keras=keras.__version__,
+        keras_backend=keras.backend.backend(),
+        tf_intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),  # 0: TF's choice
+        tf_inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads(),
+        env={k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                         "TF_ENABLE_ONEDNN_OPTS") if k in os.environ},
+    )
+    try:
+        build = np.show_config(mode="dicts").get("Build Dependencies", {})
+        info["numpy_blas"] = {k: build.get(k, {}) for k in ("blas", "lapack")}
+    except Exception as exc:  # older NumPy: no mode="dicts"
+        info["numpy_blas"] = f"unavailable ({exc})"
+    try:
+        from threadpoolctl import threadpool_info  # noqa: PLC0415
+
+        info["threadpools"] = [
+            {k: p.get(k) for k in ("user_api", "internal_api", "num_threads", "version", "architecture",
+                                   "threading_layer", "filepath")}
+            for p in threadpool_info()
+        ]
+    except ImportError:
+        info["threadpools"] = "threadpoolctl not installed"
+    return info
+
+
+def _has_threadpoolctl() -> bool:
+    try:
+        import threadpoolctl  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+@contextmanager
+def _blas_threads(n):
+    """Limit the BLAS thread pool to n threads inside the block (None: leave it alone)."""
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+# -- (a) harness throughput ------------------------------------------------------
+
+class NaiveKerasSimpleRNN:
+    """The naive oracle: a fresh Keras ``SimpleRNN`` layer for every example,
+    built, given the example's weights and called eagerly. Same call contract
+    as ``KerasSimpleRNN``."""
+
+    def __call__(self, inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh",
+                 return_sequences=False, return_state=False, go_backwards=False, mask=None,
+                 initial_state=None, zero_output_for_mask=False, unroll=False):
+        from ._tf import keras_and_tf  # noqa: PLC0415
+
+        keras, _ = keras_and_tf()
+        x = np.asarray(inputs)
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x[None]
+            mask = None if mask is None else np.asarray(mask)[None]
+            initial_state = None if initial_state is None else np.asarray(initial_state)[None]
+        dtype = x.dtype.name if x.dtype.kind == "f" else "float32"
+        layer = keras.layers.SimpleRNN(
+            np.shape(recurrent_kernel)[0], activation=activation, use_bias=bias is not None,
+            return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards,
+            zero_output_for_mask=zero_output_for_mask, unroll=unroll, dtype=dtype,
+        )
+        layer.build(x.shape)
+        layer.set_weights([np.asarray(w, dtype) for w in (kernel, recurrent_kernel, bias) if w is not None])
+        out = layer(
+            x.astype(dtype),
+            mask=None if mask is None else np.asarray(mask).astype(bool),
+            initial_state=None if initial_state is None else [np.asarray(initial_state, dtype)],
+            training=False,
+        )
+        if return_state:
+            output, state = (np.asarray(o) for o in out)
+            return (output[0], state[0]) if unbatched else (output, state)
+        output = np.asarray(out)
+        return output[0] if unbatched else output
+
+
+class _Timed:
+    """Wraps an oracle and adds up the seconds spent in it."""
+
+    def __init__(self, oracle):
+        self.oracle, self.seconds = oracle, 0.0
+
+    def __call__(self, *args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return self.oracle(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+    def __getattr__(self, name):
+        return getattr(self.oracle, name)
+
+
+def _draw_T(rng, max_T):
+    """Short most of the time, in the hundreds otherwise (as the case strategy does)."""
+    short = min(12, max_T)
+    return int(rng.integers(1, short + 1)) if rng.random() < 0.5 or max_T <= 12 else int(rng.integers(13, max_T + 1))
+
+
+def harness_cases(size: dict, *, new_config_every_example: bool, seed: int = 0):
+    """The sequence of cases: B and T drawn per example; the configuration
+    cycles through CONFIGS, or is new for every example."""
+    from .activations import ELEMENTWISE  # noqa: PLC0415
+    from .harness.cases import BOUNDED, make_case  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    n = size["new_config_examples"] if new_config_every_example else size["examples"]
+    cases = []
+    for i in range(n):
+        if new_config_every_example:
+            act = str(rng.choice(ELEMENTWISE))
+            cfg = dict(D=int(rng.integers(1, 25)), U=int(rng.integers(1, 25)),
+                       dtype=str(rng.choice(["float32", "float64"])), activation=act,
+                       gain=0.9 if act in BOUNDED else 0.5, return_sequences=bool(rng.integers(2)))
+        else:
+            cfg = dict(CONFIGS[i % size["configs"]])
+        cfg.setdefault("gain", 0.9)
+        cases.append(make_case(B=int(rng.integers(1, 5)), T=_draw_T(rng, size["max_T"]),
+                               seed=int(rng.integers(2**32)), **cfg))
+    return cases
+
+
+def _describe_case(case) -> dict:
+    d = dict(case.shape, dtype=case.dtype.name, activation=case.activation)
+    for flag in ("return_sequences", "return_state", "go_backwards", "zero_output_for_mask"):
+        if getattr(case, flag):
+            d[flag] = True
+    if case.bias is None:
+        d["use_bias"] = False
+    if case.mask is not None:
+        d["mask"] = case.mask_pattern
+    if case.initial_state is not None:
+        d["initial_state"] = True
+    return d
+
+
+def _check_sequence(oracle, cases) -> dict:
+    """Check every case with a fresh Context; return the seconds and what happened."""
+    from .harness.properties import Context, PropertyFailure  # noqa: PLC0415
+    from .simple_rnn import simple_rnn  # noqa: PLC0415
+
+    timed = _Timed(oracle)
+    ctx = Context(timed)
+    failures = []
+    gc.collect()
+    t = time.perf_counter()
+    for case in cases:
+        try:
+            ctx.expect(simple_rnn, case)
+        except PropertyFailure as exc:
+            failures.append(f"{case.describe()}: {str(exc).splitlines()[0]}")
+    seconds = time.perf_counter() - t
+    return dict(seconds=seconds, oracle_seconds=timed.seconds, failures=failures,
+                builds=getattr(oracle, "builds", None))
+
+
+def _summary(runs, n) -> dict:
+    return dict(
+        examples_per_s=stats([n / x["seconds"] for x in runs]),
+        seconds=stats([x["seconds"] for x in runs]),
+        oracle_seconds=stats([x["oracle_seconds"] for x in runs]),
+        builds=runs[0]["builds"],
+        failures=sorted({f for x in runs for f in x["failures"]}),
+    )
+
+
+def bench_harness(size: dict, repeats: int, log) -> list[dict]:
+    """Three rows, each with the cached oracle and the naive harness on the same cases:
+
+    * shapes vary, warm cache: every configuration was met (and compiled)
+      before, on other B and T; the steady state of a property run, and
+      what the goal is judged on;
+    * shapes vary, empty cache: the same cases from a new oracle, its
+      builds and compilations counted;
+    * new configuration every example: nothing to reuse.
+    """
+    from .harness.oracle import KerasSimpleRNN  # noqa: PLC0415
+
+    # Warm-up: TensorFlow's first eager op and first compiled function (one-off costs of the process).
+    warm_up = harness_cases(dict(size, new_config_examples=1), new_config_every_example=True, seed=12345)
+    for _ in range(2):
+        _check_sequence(KerasSimpleRNN(), warm_up)
+        _check_sequence(NaiveKerasSimpleRNN(), warm_up)
+
+    shapes_vary = harness_cases(size, new_config_every_example=False, seed=0)
+    new_every = harness_cases(size, new_config_every_example=True, seed=0)
+    warm = KerasSimpleRNN()
+    for _ in range(2):  # the same configurations on other shapes, twice: built and compiled
+        _check_sequence(warm, harness_cases(size, new_config_every_example=False, seed=1))
+
+    rows = (
+        ("shapes vary, warm cache", shapes_vary, lambda: warm, True),
+        ("shapes vary, empty cache", shapes_vary, KerasSimpleRNN, False),
+        ("new configuration every example", new_every, KerasSimpleRNN, False),
+    )
+    naive_runs: dict[int, list] = {}
+    results = []
+    for name, cases, oracle, judged in rows:
+        cached_runs = []
+        for r in range(repeats):
+            log(f"harness: {name}, repeat {r + 1}/{repeats}")
+            cached_runs.append(_check_sequence(oracle(), cases))
+            if len(naive_runs.setdefault(id(cases), [])) < repeats:  # one naive series per sequence
+                naive_runs[id(cases)].append(_check_sequence(NaiveKerasSimpleRNN(), cases))
+        n = len(cases)
+        entry = dict(
+            name=name, examples=n,
+            configurations=len({(c.shape["D"], c.shape["U"], c.dtype.name, c.activation, c.return_sequences,
+                                 c.return_state, c.go_backwards, c.mask is not None, c.initial_state is not None,
+                                 c.bias is not None) for c in cases}),
+            cases=[_describe_case(c) for c in cases],
+            cached=_summary(cached_runs, n),
+            naive=_summary(naive_runs[id(cases)], n),
+        )
+        ratio = entry["cached"]["examples_per_s"]["median"] / entry["naive"]["examples_per_s"]["median"]
+        entry["ratio"] = ratio
+        entry["goal"] = f">= {GOAL_HARNESS:g}x" if judged else None
+        entry["goal_met"] = bool(ratio >= GOAL_HARNESS) if judged else None
+        results.append(entry)
+    return results
+
+
+# -- (b) pipeline ----------------------------------------------------------------
+
+def build_pipeline(V, E, U, T, seed=0):
+    """Embedding(V, E) -> SimpleRNN(U) -> Dense(1, "sigmoid") with seeded weights and non-zero biases."""
+    from ._tf import keras_and_tf  # noqa: PLC0415
+
+    keras, _ = keras_and_tf()
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((T,), dtype="int32"),
+        keras.layers.Embedding(V, E),
+        keras.layers.SimpleRNN(U),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ], name="bench_pipeline")
+    rng = np.random.default_rng(seed)
+    for layer in model.layers[1:]:
+        *kernels, bias = layer.get_weights()
+        layer.set_weights([*kernels, (0.5 * rng.standard_normal(bias.shape)).astype(bias.dtype)])
+    return model
+
+
+def _calls_per_repeat(fn, target_s):
+    """How many calls make one repeat last about ``target_s`` (at least 1, at most 200)."""
+    t = time.perf_counter()
+    fn()
+    once = time.perf_counter() - t
+    return max(1, min(200, math.ceil(target_s / max(once, 1e-6))))
+
+
+def _time_per_call(fn, calls, blas_threads=None):
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        with _blas_threads(blas_threads):
+            t = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            return (time.perf_counter() - t) / calls
+    finally:
+        if was:
+            gc.enable()
+
+
+def bench_pipeline(size: dict, repeats: int, log) -> list[dict]:
+    from . import from_keras  # noqa: PLC0415
+    from ._tf import keras_and_tf  # noqa: PLC0415
+
+    _, tf = keras_and_tf()
+    p = size["pipeline"]
+    V, E, U, T = p["V"], p["E"], p["U"], p["T"]
+    model = build_pipeline(V, E, U, T)
+    np_model = from_keras(model)
+    compiled = tf.function(lambda ids: model(ids, training=False),
+                           input_signature=[tf.TensorSpec((None, T), tf.int32)])
+    limit_one = _has_threadpoolctl()
+
+    results = []
+    rng = np.random.default_rng(1)
+    for B in p["batches"]:
+        ids = rng.integers(1, V, size=(B, T), dtype=np.int32)  # (B, T)
+        run_numpy = lambda: np_model(ids)  # noqa: E731
+        ways = {  # name: (function, BLAS threads or None for the default)
+            "numpy": (run_numpy, None),
+            "keras_predict_on_batch": (lambda: model.predict_on_batch(ids), None),
+            "keras_tf_function": (lambda: compiled(ids).numpy(), None),
+        }
+        if limit_one:
+            ways["numpy_1_blas_thread"] = (run_numpy, 1)
+        outputs = {k: np.asarray(f()) for k, (f, _) in ways.items()}  # warm-up (compiles the Keras paths)
+        for f, _ in ways.values():
+            f()
+        calls = {k: _calls_per_repeat(f, size["target_s"]) for k, (f, _) in ways.items()}
+        times = {k: [] for k in ways}
+        for r in range(repeats):
+            log(f"pipeline: B={B}, repeat {r + 1}/{repeats}")
+            for k, (f, threads) in ways.items():  # interleaved: a change of load hits every way alike
+                times[k].append(_time_per_call(f, calls[k], threads))
+        entry = dict(B=B, T=T, V=V, E=E, U=U,
+                     max_abs_diff_vs_keras=float(np.max(np.abs(
+                         outputs["numpy"].astype(np.float64) - outputs["keras_predict_on_batch"].astype(np.float64)))))
+        for k in ways:
+            entry[k] = dict(seconds_per_call=stats(times[k]), calls_per_repeat=calls[k])
+        np_med = entry["numpy"]["seconds_per_call"]["median"]
+        pob = entry["keras_predict_on_batch"]["seconds_per_call"]["median"]
+        tff = entry["keras_tf_function"]["seconds_per_call"]["median"]
+        entry["ratio_vs_predict_on_batch"] = pob / np_med
+        entry["ratio_vs_tf_function"] = tff / np_med
+        entry["ratio"] = min(pob, tff) / np_med  # against the faster Keras path
+        goal = GOAL_PIPELINE_B1 if B == 1 else GOAL_PIPELINE
+        entry["goal"] = f">= {goal:g}x vs the faster Keras path"
+        entry["goal_met"] = bool(entry["ratio"] >= goal)
+        entry["goal_met_vs_predict_on_batch"] = bool(entry["ratio_vs_predict_on_batch"] >= goal)
+        results.append(entry)
+    return results
+
+
+# -- output ----------------------------------------------------------------------
+
+def _spread(st, scale=1e3):
+    return f"{st['median'] * scale:.3g} \\[{st['q1'] * scale:.3g}, {st['q3'] * scale:.3g}]"
+
+
+def _goal(met):
+    return "-" if met is None else ("[green]met[/green]" if met else "[red]NOT met[/red]")
+
+
+def print_tables(result: dict, console) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    t = Table(title="(a) harness: property examples checked against Keras per second, "
+                    "median \\[quartiles] over repeats")
+    for col in ("sequence", "examples", "configs", "cached oracle", "naive", "ratio",
+                f"goal >= {GOAL_HARNESS:g}x", "s in oracle: cached", "naive"):
+        t.add_column(col, justify="left" if col == "sequence" else "right")
+    for e in result["harness"]:
+        t.add_row(e["name"], str(e["examples"]), str(e["configurations"]),
+                  _spread(e["cached"]["examples_per_s"], 1), _spread(e["naive"]["examples_per_s"], 1),
+                  f"{e['ratio']:.1f}x", _goal(e["goal_met"]),
+                  f"{e['cached']['oracle_seconds']['median']:.2f} of {e['cached']['seconds']['median']:.2f}",
+                  f"{e['naive']['oracle_seconds']['median']:.2f} of {e['naive']['seconds']['median']:.2f}")
+    console.print(t)
+
+    p = result["pipeline"]
+    first = p[0]
+    t = Table(title=f"(b) Embedding({first['V']}, {first['E']}) -> SimpleRNN({first['U']}) -> Dense(1, sigmoid), "
+                    f"T={first['T']}: ms per call, median \\[quartiles] over repeats")
+    one = "numpy_1_blas_thread" in first
+    cols = ["B", "NumPy", *(["NumPy 1 BLAS thread"] if one else []), "Keras predict_on_batch",
+            "Keras tf.function", "speed-up", "vs predict_on_batch",
+            f"goal >= {GOAL_PIPELINE_B1:g}x at B=1, >= {GOAL_PIPELINE:g}x"]
+    for col in cols:
+        t.add_column(col, justify="right")
+    for e in p:
+        row = [str(e["B"]), _spread(e["numpy"]["seconds_per_call"])]
+        if one:
+            row.append(_spread(e["numpy_1_blas_thread"]["seconds_per_call"]))
+        row += [_spread(e["keras_predict_on_batch"]["seconds_per_call"]),
+                _spread(e["keras_tf_function"]["seconds_per_call"]),
+                f"{e['ratio']:.2f}x", f"{e['ratio_vs_predict_on_batch']:.2f}x", _goal(e["goal_met"])]
+        t.add_row(*row)
+    console.print(t)
+    console.print("speed-up: the faster Keras path's time over NumPy's; the goal is judged on it.")
+    m = result["machine"]
+    console.print(
+        f"machine: {m['cores_usable']} usable cores of {m['cpu_count']}, Python {m['python']}, NumPy {m['numpy']}, "
+        f"TensorFlow {m['tensorflow']}, Keras {m['keras']}; load average {result['load_average']['start']} "
+        f"at start, {result['load_average']['end']} at end"
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m rnn_ref bench",
+        description="Time the property harness (cached vs naive Keras oracle) and the NumPy "
+                    "Embedding -> SimpleRNN -> Dense pipeline against compiled Keras.",
+    )
+    parser.add_argument("--out", metavar="PATH", default=None, help="write the figures as JSON to PATH")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help=f"repeats of every measurement (default {FULL['repeats']}, {QUICK['repeats']} with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes, to check that the benchmark runs (the figures mean nothing)")
+    args = parser.parse_args(argv)
+    size = QUICK if args.quick else FULL
+    repeats = args.repeats or size["repeats"]
+    if repeats < 1:
+        parser.error("--repeats must be at least 1")
+
+    from rich.console import Console  # noqa: PLC0415
+
+    console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
+    err = Console(stderr=True)
+
+    def log(msg):
+        if err.is_terminal:
+            err.log(msg)
+
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
+    started = time.perf_counter()
+    result = dict(
+        command="python -m rnn_ref bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        quick=bool(args.quick), repeats=repeats,
+        machine=machine(),
+    )
+    result["harness"] = bench_harness(size, repeats, log)
+    result["pipeline"] = bench_pipeline(size, repeats, log)
+    load_end = os.getloadavg() if hasattr(os, "getloadavg") else None
+    fmt = lambda la: None if la is None else [round(x, 2) for x in la]  # noqa: E731
+    result["load_average"] = dict(start=fmt(load_start), end=fmt(load_end))
+    result["seconds"] = time.perf_counter() - started
+    goals = [e["goal_met"] for e in result["harness"] if e["goal_met"] is not None]
+    goals += [e["goal_met"] for e in result["pipeline"]]
+    result["all_goals_met"] = all(goals)
+
+    print_tables(result, console)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
+        console.print(f"wrote {args.out}")
+    return 0
