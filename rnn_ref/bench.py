@@ -52,11 +52,11 @@ import numpy as np
 
 FULL = dict(
     pipeline=dict(V=5000, E=32, U=100, T=250, batches=(1, 32, 256, 1024)),
-    configs=4, examples=32, new_config_examples=12, max_T=300, target_s=0.2, repeats=5,
+    configs=4, examples=32, new_config_examples=12, max_T=300, target_s=0.3, settle_s=0.1, repeats=5,
 )
 QUICK = dict(
     pipeline=dict(V=50, E=4, U=6, T=12, batches=(1, 4)),
-    configs=2, examples=4, new_config_examples=2, max_T=12, target_s=0.005, repeats=2,
+    configs=2, examples=4, new_config_examples=2, max_T=12, target_s=0.005, settle_s=0.0, repeats=2,
 )
 
 GOAL_HARNESS = 10.0  # cached oracle vs naive harness, examples per second
@@ -358,19 +358,29 @@ def _calls_per_repeat(fn, target_s):
     return max(1, min(200, math.ceil(target_s / max(once, 1e-6))))
 
 
-def _time_per_call(fn, calls, blas_threads=None):
-    gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        with _blas_threads(blas_threads):
+def _time_per_call(fn, calls, blas_threads=None, settle_s=0.0):
+    """Seconds per call over ``calls`` consecutive calls.
+
+    Keras's and OpenBLAS's worker threads keep spinning for a moment after
+    their work, and on two cores the other library then competes with them.
+    So each timed block starts after ``settle_s`` of sleep and one untimed
+    call: each library is timed in its own steady state, not in the wake of
+    the other.
+    """
+    with _blas_threads(blas_threads):
+        time.sleep(settle_s)
+        fn()
+        gc.collect()
+        was = gc.isenabled()
+        gc.disable()
+        try:
             t = time.perf_counter()
             for _ in range(calls):
                 fn()
             return (time.perf_counter() - t) / calls
-    finally:
-        if was:
-            gc.enable()
+        finally:
+            if was:
+                gc.enable()
 
 
 def bench_pipeline(size: dict, repeats: int, log) -> list[dict]:
@@ -405,8 +415,8 @@ def bench_pipeline(size: dict, repeats: int, log) -> list[dict]:
         times = {k: [] for k in ways}
         for r in range(repeats):
             log(f"pipeline: B={B}, repeat {r + 1}/{repeats}")
-            for k, (f, threads) in ways.items():  # interleaved: a change of load hits every way alike
-                times[k].append(_time_per_call(f, calls[k], threads))
+            for k, (f, threads) in ways.items():  # interleaved by repeat: a change of load hits every way alike
+                times[k].append(_time_per_call(f, calls[k], threads, size["settle_s"]))
         entry = dict(B=B, T=T, V=V, E=E, U=U,
                      max_abs_diff_vs_keras=float(np.max(np.abs(
                          outputs["numpy"].astype(np.float64) - outputs["keras_predict_on_batch"].astype(np.float64)))))
