@@ -48,6 +48,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from .harness.oracle import as_batch
+
 # -- sizes ---------------------------------------------------------------------
 
 FULL = dict(
@@ -156,13 +158,7 @@ class NaiveKerasSimpleRNN:
         from ._tf import keras_and_tf  # noqa: PLC0415
 
         keras, _ = keras_and_tf()
-        x = np.asarray(inputs)
-        unbatched = x.ndim == 2
-        if unbatched:
-            x = x[None]
-            mask = None if mask is None else np.asarray(mask)[None]
-            initial_state = None if initial_state is None else np.asarray(initial_state)[None]
-        dtype = x.dtype.name if x.dtype.kind == "f" else "float32"
+        x, mask, initial_state, unbatched, dtype = as_batch(inputs, mask, initial_state)
         layer = keras.layers.SimpleRNN(
             np.shape(recurrent_kernel)[0], activation=activation, use_bias=bias is not None,
             return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards,

@@ -28,6 +28,21 @@ def versions() -> dict:
     return {"keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__}
 
 
+def as_batch(inputs, mask=None, initial_state=None):
+    """Give one sequence (T, D) a batch axis, as a Keras layer needs.
+
+    Returns ``(x (B, T, D), mask, initial_state, unbatched, dtype)``, dtype being
+    the Keras dtype name of the computation (integers compute in float32)."""
+    x = np.asarray(inputs)
+    unbatched = x.ndim == 2
+    if unbatched:
+        x = x[None]
+        mask = None if mask is None else np.asarray(mask)[None]
+        initial_state = None if initial_state is None else np.asarray(initial_state)[None]
+    dtype = x.dtype.name if x.dtype.kind == "f" else "float32"
+    return x, mask, initial_state, unbatched, dtype
+
+
 class KerasSimpleRNN:
     """Callable like ``rnn_ref.simple_rnn``, computed by a real Keras layer.
 
@@ -101,13 +116,7 @@ class KerasSimpleRNN:
     ):
         if not isinstance(activation, str) and activation is not None:
             raise TypeError("the Keras oracle takes activation names only")
-        x = np.asarray(inputs)
-        unbatched = x.ndim == 2
-        if unbatched:
-            x = x[None]
-            mask = None if mask is None else np.asarray(mask)[None]
-            initial_state = None if initial_state is None else np.asarray(initial_state)[None]
-        dtype = x.dtype.name if x.dtype.kind == "f" else "float32"
+        x, mask, initial_state, unbatched, dtype = as_batch(inputs, mask, initial_state)
         B, T, D = x.shape
         U = np.shape(recurrent_kernel)[0]
         key = (D, U, activation, bias is not None, bool(return_sequences), bool(return_state),
