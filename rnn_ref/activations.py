@@ -137,9 +137,17 @@ def gelu(x):
 
 
 def softmax(x):
-    # Over the last axis, as Keras does by default.
-    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
-    return _like(x, e / np.sum(e, axis=-1, keepdims=True))
+    # Over the last axis, as Keras does by default, shifted by the row maximum.
+    with np.errstate(invalid="ignore"):
+        z = x - np.max(np.where(np.isnan(x), -np.inf, x), axis=-1, keepdims=True)
+        e = np.exp(z)
+        out = e / np.sum(e, axis=-1, keepdims=True)
+        # TensorFlow's softmax kernel, in a row where a unit is NaN or +inf (so
+        # its shifted value is NaN), gives NaN in those units and 0 in the
+        # others; measured on TF 2.21 CPU, e.g. [inf, 1, 2] -> [nan, 0, 0].
+        broken = np.isnan(z)
+        out = np.where(broken.any(axis=-1, keepdims=True), np.where(broken, np.nan, 0.0), out)
+    return _like(x, out)
 
 
 def log_softmax(x):

@@ -414,12 +414,8 @@ def test_nan_in_initial_state_propagates_in_its_row(keras_rnn):
     np.testing.assert_allclose(ours[[0, 2]], keras[[0, 2]], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rnn_ref.activations.softmax gives NaN in every unit when one pre-activation is +inf or NaN; "
-    "TensorFlow's fused softmax gives NaN there and 0 elsewhere (the next step is all-NaN in both)",
-)
 def test_softmax_step_with_an_infinite_pre_activation(keras_rnn):
+    """TensorFlow's softmax gives NaN in a +inf unit and 0 in the others of that row."""
     x = np.array([[[np.inf], [0.5]]], F32)  # (B=1, T=2, D=1)
     kernel = np.array([[1.0, -1.0, 0.5]], F32)  # units get +inf, -inf, +inf
     kernel[0, 2] = -0.5  # one +inf only
