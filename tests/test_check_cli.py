@@ -232,7 +232,7 @@ def test_default_example_count_finds_the_bug(capsys, name, shown):
 
 
 def test_same_seed_same_result(capsys):
-    argv = [f"{HERE}:state_leaks_across_rows", "--max-examples", "5", "--seed", "7", "--property", "matches_keras"]
+    argv = [f"{HERE}:state_leaks_across_rows", "--max-examples", "25", "--seed", "7", "--property", "matches_keras"]
     first, second = _run_check(capsys, *argv)[1], _run_check(capsys, *argv)[1]
     case = lambda out: [ln for ln in out.splitlines() if ln.startswith("minimal case:")]  # noqa: E731
     assert case(first) and case(first) == case(second)

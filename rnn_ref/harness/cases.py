@@ -173,7 +173,7 @@ def cases(
     U=st.integers(1, 24),
     dtype=st.sampled_from(["float32", "float64"]),
     activation=st.sampled_from(ELEMENTWISE),
-    gain=st.floats(0.05, 1.0),
+    gain=st.one_of(st.floats(0.05, 1.0), st.floats(1.0, 3.0)),
     use_bias=st.booleans(),
     mask_pattern=st.just("none"),
     initial_state=st.booleans(),
@@ -186,8 +186,11 @@ def cases(
 
     Defaults: shapes drawn independently (so D != U is common), T short most of
     the time and in the hundreds otherwise, both float dtypes, every
-    elementwise activation, recurrent gain <= 1 (a well-conditioned regime;
-    pass a wider ``gain`` for chaotic weights).
+    elementwise activation, recurrent gain (spectral radius) in [0.05, 1]
+    half of the time (contracting) and in [1, 3] otherwise, where tanh-like
+    recurrences turn chaotic and float32 loses every digit after ~100 steps:
+    the condition-aware budget must tell rounding from bugs there too.
+    Unbounded activations are kept at gain <= 0.5 so they stay finite.
     """
     act = draw(activation, label="activation")
     g = draw(gain, label="gain")

@@ -150,7 +150,7 @@ class Context:
 
     def exactly(self, label: str, values: np.ndarray, expected, where):
         """values must equal expected exactly at ``where`` (e.g. zeros at padded steps)."""
-        bad = where & ~np.isclose(values, expected, rtol=0, atol=0)
+        bad = where & ~np.isclose(values, expected, rtol=0, atol=0, equal_nan=True)
         if np.any(bad):
             i = tuple(int(j) for j in np.argwhere(bad)[0])
             raise PropertyFailure(f"{label}: at {i} got {float(values[i])!r}, expected {float(np.broadcast_to(expected, values.shape)[i])!r}")
