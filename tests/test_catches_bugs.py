@@ -29,6 +29,7 @@ EXPECTED = [
     ("final_state_is_first_step", "return_state_returns_output_and_final_state"),
     ("last_output_one_step_early", "return_sequences_last_step_is_output"),
     ("one_sequence_as_a_batch", "unbatched_equals_batch_of_one"),
+    ("bias_as_array", "use_bias_false_matches_keras"),
 ]
 
 

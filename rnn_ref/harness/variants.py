@@ -203,6 +203,13 @@ def one_sequence_as_a_batch(inputs, kernel, recurrent_kernel, bias=None, **kw):
     return (out[0][-1], out[1][-1]) if isinstance(out, tuple) else out[-1]
 
 
+def bias_as_array(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Converts the bias with ``np.asarray(bias, dtype)`` unconditionally: None becomes NaN."""
+    dtype = np.asarray(inputs).dtype
+    b = np.broadcast_to(np.asarray(bias, dtype=dtype), (np.shape(recurrent_kernel)[0],))
+    return simple_rnn(inputs, kernel, recurrent_kernel, b, **kw)
+
+
 WRONG = {
     "scaled_output_1e-4": scaled_output(1e-4),
     "transposed_recurrent_kernel": transposed_recurrent_kernel,
@@ -214,4 +221,5 @@ WRONG = {
     "final_state_is_first_step": final_state_is_first_step,
     "last_output_one_step_early": last_output_one_step_early,
     "one_sequence_as_a_batch": one_sequence_as_a_batch,
+    "bias_as_array": bias_as_array,
 }
