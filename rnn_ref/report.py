@@ -17,9 +17,11 @@ and PNG plots:
   chaotic gain, both dtypes);
 * error against the recurrent spectral radius (tanh, T = 200, gain 0.1 to 3.5).
 
-The second form compares two report.json files figure by figure and exits
-with status 1 when a figure got worse by more than the threshold. The JSON
-schema and the threshold are described in docs/report.md.
+The second form compares two files of the same kind (two report.json, or two
+``pytest --tolerance-report`` files) figure by figure and exits with status 1
+when a figure got worse by more than the threshold, 2 when the files cannot
+be compared. It warns when their seeds or hypothesis profiles differ. The
+JSON schema and the threshold are described in docs/report.md.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ from .harness.cases import BOUNDED, Case, make_case
 from .harness.properties import PROPERTIES, Context, case_of
 
 SCHEMA_VERSION = 1
+#: What a JSON file of the tolerance table is (its "kind" field), and how to
+#: name it in messages. ``report compare`` compares two files of the same kind.
+KINDS = {
+    "report": "a report.json of `python -m rnn_ref report`",
+    "pytest": "a tolerance table of `pytest --tolerance-report`",
+}
 
 #: Widened recurrent gain of the property sweep (bounded activations only).
 WIDE_GAIN = (0.05, 3.0)
@@ -77,16 +85,17 @@ def _sweeps() -> dict:
     with activations that can turn chaotic, where most cases are chaotic."""
     from hypothesis import strategies as st
 
-    from .harness.cases import MASK_PATTERNS, cases
+    from .harness.cases import MASK_PATTERNS
     from .harness.properties import Property
 
     chaotic = Property(
         "chaotic_weights",
         "matches_keras on long sequences (T 60-300), activations that can turn chaotic, gain 0.5-3 "
         "(report only)",
-        cases(activation=st.sampled_from(CHAOTIC_ACTIVATIONS), gain=st.floats(0.5, 3.0), T=st.integers(60, 300),
-              mask_pattern=st.sampled_from(("none",) + MASK_PATTERNS)),
         PROPERTIES["matches_keras"].check,
+        pins=dict(activation=CHAOTIC_ACTIVATIONS, mask_pattern=("none",) + MASK_PATTERNS),
+        shapes=dict(gain=st.floats(0.5, 3.0), T=st.integers(60, 300)),
+        anchor=None,
     )
     return {**PROPERTIES, chaotic.name: chaotic}
 
@@ -109,7 +118,13 @@ def _finite_max(a: float, b: float) -> float:
 
 @dataclass
 class Tally:
-    """Figures of one implementation on one property and dtype."""
+    """Figures of one implementation on one property and dtype.
+
+    A verdict whose truth or Keras overflowed (``Verdict.overflowed``) is
+    counted in ``overflowed`` and left out of max_abs, max_rel and max_ulps,
+    which then describe the results that stayed in the dtype's range. It still
+    counts in verdicts, failed and the budget ratio (the budget judged it).
+    """
 
     verdicts: int = 0
     failed: int = 0  # verdicts over budget (a Keras disagreement included)
@@ -120,6 +135,8 @@ class Tally:
     max_budget_ratio: float = 0.0  # error / budget at the element closest to its budget
     needed_factor: float = 0.0  # the FACTOR that element would have needed
     closest: str = ""  # the case of max_budget_ratio, when known
+    overflowed: int = 0  # verdicts whose truth or Keras holds +-inf or NaN
+    overflowed_case: str = ""  # the first such case and result (Verdict.label)
 
     def add(self, v: tolerance.Verdict, case: str = "") -> None:
         self.verdicts += 1
@@ -127,9 +144,13 @@ class Tally:
             self.failed += 1
             if v.reason.startswith("Keras disagrees"):
                 self.keras_disagreements += 1
-        self.max_abs = _finite_max(self.max_abs, v.max_abs)
-        self.max_rel = _finite_max(self.max_rel, v.max_rel)
-        self.max_ulps = _finite_max(self.max_ulps, v.max_ulps)
+        if v.overflowed:
+            self.overflowed += 1
+            self.overflowed_case = self.overflowed_case or (f"{case}; result {v.label}" if case else v.label)
+        else:
+            self.max_abs = _finite_max(self.max_abs, v.max_abs)
+            self.max_rel = _finite_max(self.max_rel, v.max_rel)
+            self.max_ulps = _finite_max(self.max_ulps, v.max_ulps)
         w = v.worst
         if w and w.get("budget", 0) > 0:
             ratio = w["error"] / w["budget"]
@@ -141,6 +162,8 @@ class Tally:
         self.verdicts += other.verdicts
         self.failed += other.failed
         self.keras_disagreements += other.keras_disagreements
+        self.overflowed += other.overflowed
+        self.overflowed_case = self.overflowed_case or other.overflowed_case
         for f in ("max_abs", "max_rel", "max_ulps", "needed_factor"):
             setattr(self, f, _finite_max(getattr(self, f), getattr(other, f)))
         if other.max_budget_ratio > self.max_budget_ratio:
@@ -153,10 +176,10 @@ class Tally:
     def from_dict(cls, d: dict) -> "Tally":
         t = cls()
         for k, v in d.items():
-            if k in ("verdicts", "failed", "keras_disagreements"):
+            if k in ("verdicts", "failed", "keras_disagreements", "overflowed"):
                 setattr(t, k, int(v))
-            elif k == "closest":
-                t.closest = v
+            elif k in ("closest", "overflowed_case"):
+                setattr(t, k, v)
             elif hasattr(t, k):
                 setattr(t, k, float(v))
         return t
@@ -173,21 +196,27 @@ def needed_factor(worst: dict) -> float:
 
 @dataclass
 class KerasTally:
-    """Keras against the float64 reference on one property and dtype."""
+    """Keras against the float64 reference on one property and dtype; overflowed
+    verdicts are counted apart and left out of the maxima, as in ``Tally``."""
 
     verdicts: int = 0
     max_abs: float = 0.0
     max_rel: float = 0.0
     max_ulps: float = 0.0
+    overflowed: int = 0
 
     def add(self, v: tolerance.Verdict, count: bool) -> None:
         self.verdicts += int(count)
+        if v.overflowed:
+            self.overflowed += int(count)
+            return
         self.max_abs = _finite_max(self.max_abs, v.keras_max_abs)
         self.max_rel = _finite_max(self.max_rel, v.keras_max_rel)
         self.max_ulps = _finite_max(self.max_ulps, v.keras_max_ulps)
 
     def merge(self, other: "KerasTally") -> None:
         self.verdicts += other.verdicts
+        self.overflowed += other.overflowed
         for f in ("max_abs", "max_rel", "max_ulps"):
             setattr(self, f, _finite_max(getattr(self, f), getattr(other, f)))
 
@@ -293,7 +322,8 @@ class ToleranceTable:
                     t.examples[(prop, dtype)] = e["examples"]
                 k = KerasTally()
                 for f, v in e["keras"].items():
-                    setattr(k, f, int(v) if f == "verdicts" else float(v))
+                    if hasattr(k, f):
+                        setattr(k, f, int(v) if f in ("verdicts", "overflowed") else float(v))
                 t.keras[(prop, dtype)] = k
                 for name, d in e["implementations"].items():
                     t.impl[(prop, dtype, name)] = Tally.from_dict(d)
@@ -803,7 +833,8 @@ def environment() -> dict:
 
 
 def summary(table: ToleranceTable) -> dict:
-    out = {"examples": sum(table.examples.values()), "verdicts": 0, "failed_examples": 0, "by_implementation": {}}
+    out = {"examples": sum(table.examples.values()), "verdicts": 0, "failed_examples": 0, "overflowed": 0,
+           "by_implementation": {}}
     for name in table.implementations():
         ts = [t for (_, _, i), t in table.impl.items() if i == name]
         fails = sum(n for (_, _, i), n in table.failed_examples.items() if i == name)
@@ -811,19 +842,32 @@ def summary(table: ToleranceTable) -> dict:
         out["by_implementation"][name] = {
             "verdicts": sum(t.verdicts for t in ts),
             "failed_examples": fails,
+            "overflowed": sum(t.overflowed for t in ts),
             "max_budget_ratio": _json_num(worst.max_budget_ratio),
             "needed_factor": _json_num(max((t.needed_factor for t in ts), default=0.0)),
             "closest": worst.closest,
         }
         out["verdicts"] += sum(t.verdicts for t in ts)
         out["failed_examples"] += fails
+        out["overflowed"] += sum(t.overflowed for t in ts)
     return out
+
+
+def report_run(settings: dict) -> dict:
+    """The seed and hypothesis profile of a report run, from its ``settings``:
+    the fields that tell whether two files drew the same cases (see ``run_of``)."""
+    return {
+        "seed": settings.get("seed"),
+        "hypothesis_profile": "report-quick" if settings.get("quick") else "report",
+        "hypothesis_settings": {"max_examples": settings.get("max_examples"), "derandomize": False},
+    }
 
 
 def write_json(path: Path, table: ToleranceTable, settings: dict, length: dict, radius: dict, seconds: dict) -> dict:
     data = {
         "schema_version": SCHEMA_VERSION,
         "kind": "report",
+        **report_run(settings),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": settings,
         "environment": environment(),
@@ -865,6 +909,9 @@ def write_markdown(path: Path, data: dict) -> None:
       "**max rel** divides by |truth| (large where the truth is near 0).")
     w("- **err/budget** is the largest error/budget ratio met: below 1 passes. The gap to 1 is the margin "
       "the checker kept; **needed FACTOR** is the FACTOR that element would have needed.")
+    w("- **overflowed** counts the results where the truth or Keras left the dtype's range (+-inf or NaN); "
+      "they are judged and counted like the others, but kept out of the max columns (see "
+      "[Overflowed results](#overflowed-results)).")
     w("- Recurrent gains are widened to chaotic values (up to "
       f"{s['wide_gain'][1]:g}) for bounded activations: there errors grow like exp(lambda_1 t) and reach "
       "O(1) for every implementation, Keras included. Large numbers there are not bugs, they are the "
@@ -883,14 +930,15 @@ def write_markdown(path: Path, data: dict) -> None:
     w("A result fails when |result - truth| > budget anywhere. Keras is held to the same rule with e_k left "
       "out (a failure there is reported as \"Keras disagrees\").\n")
     w("## Summary\n")
-    w(f"{summ['examples']} cases drawn, {summ['verdicts']} judged results, "
-      f"{summ['failed_examples']} failed examples.\n")
+    w(f"{summ['examples']} cases drawn, {summ['verdicts']} judged results "
+      f"({summ.get('overflowed', 0)} of them overflowed, see below), {summ['failed_examples']} failed examples.\n")
     w("| implementation | judged results | failed examples | max err/budget | needed FACTOR | closest case |")
     w("|---|---:|---:|---:|---:|---|")
     for n, d in summ["by_implementation"].items():
         w(f"| {n} | {d['verdicts']} | {d['failed_examples']} | {_fmt(d['max_budget_ratio'])} | "
           f"{_fmt(d['needed_factor'])} | {d['closest'] or '-'} |")
     w("")
+    _write_overflowed(w, data)
     w("## Plots\n")
     captions = {
         "error_vs_length": "Error of the output at step T against T (log grid, one return_sequences run of "
@@ -942,22 +990,23 @@ def write_markdown(path: Path, data: dict) -> None:
         w(f"| {g:g} | {float(radius['by_dtype']['float32']['lyapunov'][i]):+.3f} | " + " | ".join(cells) + " |")
     w("")
     w("## Per property\n")
-    w("Columns: results judged (verdicts), failed examples, and the figures against the truth. "
+    w("Columns: results judged (verdicts), failed examples, results that overflowed, and the figures "
+      "against the truth over the results that did not overflow (\"-\" when all did). "
       "The Keras row is Keras against the truth on the same calls.\n")
     for prop, p in data["properties"].items():
         w(f"### {prop}\n")
         w(f"{p['doc']}\n")
-        w("| dtype | examples | who | verdicts | failed | max abs | max rel | max ulps | err/budget | needed FACTOR |")
-        w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        w("| dtype | examples | who | verdicts | failed | overflowed | max abs | max rel | max ulps | err/budget "
+          "| needed FACTOR |")
+        w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         fails = []
         for dtype, e in p["by_dtype"].items():
             k = e["keras"]
             w(f"| {dtype} | {e['examples'] if e['examples'] is not None else '-'} | Keras | {k['verdicts']} | - | "
-              f"{_fmt(k['max_abs'])} | {_fmt(k['max_rel'])} | {_fmt(k['max_ulps'])} | - | - |")
+              f"{k.get('overflowed', 0)} | {_maxima(k)} | - | - |")
             for n, d in e["implementations"].items():
-                w(f"| | | {n} | {d['verdicts']} | {d['failed_examples']} | {_fmt(d['max_abs'])} | "
-                  f"{_fmt(d['max_rel'])} | {_fmt(d['max_ulps'])} | {_fmt(d['max_budget_ratio'])} | "
-                  f"{_fmt(d['needed_factor'])} |")
+                w(f"| | | {n} | {d['verdicts']} | {d['failed_examples']} | {d.get('overflowed', 0)} | "
+                  f"{_maxima(d)} | {_fmt(d['max_budget_ratio'])} | {_fmt(d['needed_factor'])} |")
             fails += [(dtype, f) for f in e["failures"]]
         w("")
         if fails:
@@ -974,12 +1023,57 @@ def write_markdown(path: Path, data: dict) -> None:
     path.write_text("\n".join(L) + "\n")
 
 
+def _maxima(d: dict) -> str:
+    """The max abs, max rel and max ulps cells of a tally: "-" when every verdict overflowed."""
+    if d["verdicts"] and d.get("overflowed", 0) >= d["verdicts"]:
+        return "- | - | -"
+    return " | ".join(_fmt(d[f]) for f in ("max_abs", "max_rel", "max_ulps"))
+
+
+def _write_overflowed(w, data: dict) -> None:
+    """The "Overflowed results" section of report.md: what they are, where they were met."""
+    primary = data.get("primary", "rnn_ref")
+    rows = []
+    for prop, p in data["properties"].items():
+        for dtype, e in p["by_dtype"].items():
+            d = e["implementations"].get(primary, {})
+            n, nk = d.get("overflowed", 0), e["keras"].get("overflowed", 0)
+            if n or nk:
+                rows.append((prop, dtype, n, d.get("verdicts", 0), d.get("overflowed_case", "")))
+    w("## Overflowed results\n")
+    if not rows:
+        w("No result overflowed: the truth and Keras stayed finite in every judged result.\n")
+        return
+    total = sum(r[2] for r in rows)
+    everyone = data.get("summary", {}).get("overflowed", total)
+    w(f"{total} results of {primary} overflowed ({everyone} over all implementations): the truth (the float64 "
+      "reference rounded to the case's dtype) or Keras's result holds +-inf or NaN. Unbounded activations do this: an `exponential` recurrence "
+      "passes float32's largest value (3.4e38) within a few dozen steps and float64's (1.8e308) soon after, "
+      "and NaN follows (inf - inf, 0 * inf). Such a result is still judged element by element (an inf "
+      "agrees only with the same inf, the finite elements keep their budget) and counted in verdicts, "
+      "failed and err/budget. Its max abs, max rel and max ulps are left out of the max columns: they mix "
+      "infinite errors with the finite elements next to the overflow, whose values are so large that a "
+      "relative error of 1e-13 is an absolute error of 1e120, and ulps past the dtype's range are "
+      "undefined. The max columns show the results that stayed in range; the **overflowed** column counts "
+      "the others. The other implementations see the same truth and Keras, so they overflow on the same "
+      "results.\n")
+    w(f"| property | dtype | overflowed ({primary}) | of verdicts | first case; result |")
+    w("|---|---|---:|---:|---|")
+    for prop, dtype, n, v, case in rows:
+        w(f"| {prop} | {dtype} | {n} | {v} | {case or '-'} |")
+    w("")
+
+
 # -- compare ---------------------------------------------------------------------------------
 
 def _floor(figure: str, dtype: str) -> float:
     """Changes smaller than this never count as worse (or better), whatever the ratio."""
     u = tolerance.roundoff(dtype) if dtype in ("float32", "float64") else tolerance.roundoff("float32")
     return {"max_ulps": 2.0, "max_abs": 2 * u, "max_rel": 2 * u, "max_budget_ratio": 0.05}.get(figure, 0.0)
+
+
+#: Counts compared as soon as they move; of them only GATED ones fail a comparison.
+COUNTS = ("failed", "failed_examples", "overflowed")
 
 
 def _figures(data: dict) -> dict:
@@ -989,20 +1083,25 @@ def _figures(data: dict) -> dict:
         for dtype, e in p["by_dtype"].items():
             for f in ("max_abs", "max_rel", "max_ulps"):
                 rows[(prop, dtype, "keras", f)] = float(e["keras"][f])
+            if "overflowed" in e["keras"]:
+                rows[(prop, dtype, "keras", "overflowed")] = float(e["keras"]["overflowed"])
             for n, d in e["implementations"].items():
                 for f in FIGURES:
                     rows[(prop, dtype, n, f)] = float(d[f])
                 for f in ("failed", "failed_examples"):
                     rows[(prop, dtype, n, f)] = float(d.get(f, 0))
+                if "overflowed" in d:  # files written before overflowed results were counted apart lack it
+                    rows[(prop, dtype, n, "overflowed")] = float(d["overflowed"])
     return rows
 
 
 def compare(old: dict, new: dict, threshold: float = THRESHOLD) -> list[dict]:
     """Every figure present in both reports, with its status: "worse" or
     "better" (a GATED figure beyond the threshold), "changed" (max_abs or
-    max_rel beyond the threshold, for information) or "same". A figure is
-    beyond the threshold when new > threshold * old (or the reverse) and the
-    difference is above its floor; failure counts as soon as they move."""
+    max_rel beyond the threshold, or the overflowed count, for information)
+    or "same". A figure is beyond the threshold when new > threshold * old
+    (or the reverse) and the difference is above its floor; counts as soon
+    as they move."""
     a, b = _figures(old), _figures(new)
     rows = []
     for key in [k for k in b if k in a]:
@@ -1010,7 +1109,7 @@ def compare(old: dict, new: dict, threshold: float = THRESHOLD) -> list[dict]:
         o, n = a[key], b[key]
         with np.errstate(all="ignore"):
             ratio = n / o if o > 0 else (math.inf if n > 0 else 1.0)
-        if fig in ("failed", "failed_examples"):
+        if fig in COUNTS:
             up, down = n > o, n < o
         elif math.isnan(o) or math.isnan(n):
             up, down = not (math.isnan(o) and math.isnan(n)), False
@@ -1032,6 +1131,97 @@ def _missing(old: dict, new: dict) -> tuple[list, list]:
     return cells(a - b), cells(b - a)
 
 
+def file_kind(data: dict) -> str | None:
+    """What a tolerance-table file is: its "kind" field, or for files written
+    before that field existed, what its structure says (a report.json has
+    settings, sweeps and a summary; a pytest file has the implementation
+    "candidate" and none of those). None when neither fits."""
+    if "kind" in data:
+        return data["kind"]
+    if any(k in data for k in ("settings", "sweeps", "summary")):
+        return "report"
+    if data.get("primary") == "candidate" and "properties" in data:
+        return "pytest"
+    return None
+
+
+def run_of(data: dict) -> dict | None:
+    """The seed and hypothesis profile a file's cases were drawn with:
+    {seed, hypothesis_profile, hypothesis_settings}, taken from the file's own
+    fields, or from its settings for a report.json written before they were
+    recorded; None when the file does not say."""
+    if "hypothesis_profile" in data:
+        return {k: data.get(k) for k in ("seed", "hypothesis_profile", "hypothesis_settings")}
+    if file_kind(data) == "report" and "settings" in data:
+        return report_run(data["settings"])
+    return None
+
+
+def like_for_like(old: dict, new: dict, old_name: str = "OLD", new_name: str = "NEW") -> str | None:
+    """A warning when two files' cases were not drawn alike (another seed,
+    profile or example count, unseeded random draws, or a file that does not
+    say), or None when they were."""
+    a, b = run_of(old), run_of(new)
+    unknown = [n for n, r in ((old_name, a), (new_name, b)) if r is None]
+    if unknown:
+        return (f"{' and '.join(unknown)} {'does' if len(unknown) == 1 else 'do'} not record the seed and "
+                "hypothesis profile of its run (written before they were recorded): the figures may come "
+                "from different cases")
+    diffs = []
+    for key, label in (("seed", "seed"), ("hypothesis_profile", "hypothesis profile")):
+        if a[key] != b[key]:
+            diffs.append(f"{label} {a[key]!r} -> {b[key]!r}")
+    sa, sb = a.get("hypothesis_settings") or {}, b.get("hypothesis_settings") or {}
+    for k in sorted(set(sa) | set(sb)):
+        if sa.get(k) != sb.get(k):
+            diffs.append(f"{k} {sa.get(k)!r} -> {sb.get(k)!r}")
+    if diffs:
+        return (f"{old_name} and {new_name} were drawn differently ({', '.join(diffs)}): the figures come "
+                "from different cases and are not like for like")
+    if a["seed"] is None and not sa.get("derandomize"):
+        return (f"{old_name} and {new_name} come from unseeded runs (hypothesis profile "
+                f"{a['hypothesis_profile']!r} is not derandomized and no --hypothesis-seed was given): "
+                "the figures come from different cases and are not like for like")
+    return None
+
+
+def _load(path: Path) -> tuple[dict | None, str]:
+    """The JSON object in ``path``, or None and what was wrong with it."""
+    expected = f"expected {KINDS['report']} or {KINDS['pytest']}"
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        return None, f"cannot read {path}: {e.strerror or e}"
+    except ValueError as e:
+        return None, f"{path} is not JSON ({e}); {expected}"
+    if not isinstance(data, dict):
+        return None, f"{path} holds a JSON {type(data).__name__}, not an object; {expected}"
+    return data, ""
+
+
+def check_comparable(old: dict, new: dict, old_name: str = "OLD", new_name: str = "NEW") -> str | None:
+    """Why ``old`` and ``new`` cannot be compared (one line), or None when they can:
+    both must be of a known kind, the same one, and of SCHEMA_VERSION."""
+    kinds = {}
+    for name, d in ((old_name, old), (new_name, new)):
+        k = file_kind(d)
+        if k is None:
+            return (f"cannot tell what {name} is: it has no \"kind\" field, and neither the settings of a "
+                    f"report.json nor the \"candidate\" implementation of a pytest file; expected "
+                    f"{KINDS['report']} or {KINDS['pytest']}")
+        if k not in KINDS:
+            return f"{name} has kind {k!r}, expected one of {', '.join(map(repr, KINDS))}"
+        kinds[name] = k
+    if kinds[old_name] != kinds[new_name]:
+        return (f"cannot compare {old_name} (kind {kinds[old_name]!r}: {KINDS[kinds[old_name]]}) with {new_name} "
+                f"(kind {kinds[new_name]!r}: {KINDS[kinds[new_name]]}): their figures come from different "
+                f"runs and implementations; compare two files of the same kind")
+    for name, d in ((old_name, old), (new_name, new)):
+        if d.get("schema_version") != SCHEMA_VERSION:
+            return f"{name} has schema_version {d.get('schema_version')!r}, expected {SCHEMA_VERSION}"
+    return None
+
+
 def main_compare(argv) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m rnn_ref report compare",
@@ -1043,12 +1233,17 @@ def main_compare(argv) -> int:
                          f"(default {THRESHOLD:g}, two bits; see docs/report.md)")
     ap.add_argument("--all", action="store_true", help="list unchanged figures too")
     args = ap.parse_args(argv)
-    old, new = (json.loads(p.read_text()) for p in (args.old, args.new))
-    for label, d in (("old", old), ("new", new)):
-        if d.get("schema_version") != SCHEMA_VERSION:
-            print(f"{label} report has schema_version {d.get('schema_version')!r}, expected {SCHEMA_VERSION}",
-                  file=sys.stderr)
-            return 2
+    (old, why_old), (new, why_new) = _load(args.old), _load(args.new)
+    if old is None or new is None:
+        print(why_old or why_new, file=sys.stderr)
+        return 2
+    why = check_comparable(old, new, str(args.old), str(args.new))
+    if why:
+        print(why, file=sys.stderr)
+        return 2
+    warning = like_for_like(old, new, str(args.old), str(args.new))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     rows = compare(old, new, args.threshold)
     from rich.console import Console
     from rich.table import Table
@@ -1084,7 +1279,7 @@ def main_compare(argv) -> int:
     better = [r for r in rows if r["status"] == "better"]
     changed = [r for r in rows if r["status"] == "changed"]
     console.print(f"{len(rows)} figures compared: {len(worse)} worse, {len(better)} better, {len(changed)} "
-                  f"max_abs/max_rel changed beyond the threshold (not gating), "
+                  f"changed (max_abs/max_rel beyond the threshold, overflowed counts; not gating), "
                   f"{len(rows) - len(worse) - len(better) - len(changed)} within it.")
     return 1 if worse else 0
 
@@ -1185,7 +1380,7 @@ def main(argv=None) -> int:
     summary_table = Table(title=f"Tolerance summary (details in {out / 'report.md'})")
     for col, just in (("property", "left"), ("dtype", "left"), ("cases", "right"), ("Keras ulps", "right"),
                       ("rnn_ref ulps", "right"), ("variants ulps", "right"), ("max err/budget", "right"),
-                      ("failed", "right")):
+                      ("failed", "right"), ("overflowed", "right")):
         summary_table.add_column(col, justify=just)
     for prop, dtype in table.keys():
         k = table.keras.get((prop, dtype), KerasTally())
@@ -1199,12 +1394,13 @@ def main(argv=None) -> int:
             prop, dtype, str(table.examples.get((prop, dtype), 0)), _fmt(k.max_ulps),
             _fmt(main_t.max_ulps) if main_t else "-", _fmt(max(others)) if others else "-",
             f"{worst[1].max_budget_ratio:.3f} ({worst[0]})" if worst[0] else "-",
-            f"[bold red]{fails}[/]" if fails else "0")
+            f"[bold red]{fails}[/]" if fails else "0", str(main_t.overflowed) if main_t else "-")
     out_console = Console() if sys.stdout.isatty() else Console(width=160)
     out_console.print(summary_table)
     s = data["summary"]
     out_console.print(
-        f"{s['examples']} cases, {s['verdicts']} judged results, {s['failed_examples']} failed examples; "
+        f"{s['examples']} cases, {s['verdicts']} judged results ({s['overflowed']} overflowed, not in the ulps "
+        f"columns), {s['failed_examples']} failed examples; "
         + "; ".join(f"{n}: max err/budget {_fmt(d['max_budget_ratio'])}, needed FACTOR {_fmt(d['needed_factor'])}"
                     for n, d in s["by_implementation"].items())
         + f" (FACTOR = {tolerance.FACTOR:g}). Wrote {out}/report.md, report.json and {len(PLOTS)} plots "

@@ -8,7 +8,8 @@ Registered from the project's conftest.py (``pytest_plugins``). It provides
   rel and ulps of the candidate and of Keras against the float64 reference,
   and the largest error/budget ratio met);
 * ``--tolerance-report PATH``: the same table as JSON, in the
-  ``properties`` layout of report.json (docs/report.md), so that
+  ``properties`` layout of report.json (docs/report.md), with ``kind``
+  "pytest" and the run's hypothesis seed and profile, so that
   ``python -m rnn_ref report compare`` can compare two test runs.
 
 Under pytest-xdist each worker sends its table to the controller, which
@@ -18,6 +19,7 @@ merges them before printing.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -55,12 +57,13 @@ def pytest_sessionfinish(session):
     table = config.stash.get(_TABLE, None)
     if hasattr(config, "workeroutput"):  # an xdist worker: hand the table to the controller
         if table is not None:
-            config.workeroutput["tolerance_table"] = json.dumps(_report(table))
+            config.workeroutput["tolerance_table"] = json.dumps(_report(table, config))
         return
     path = config.getoption("tolerance_report")
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(_report(table if table is not None else _table(config)), indent=1) + "\n")
+        report = _report(table if table is not None else _table(config), config)
+        Path(path).write_text(json.dumps(report, indent=1) + "\n")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -73,11 +76,31 @@ def pytest_testnodedown(node, error):
         _table(node.config).merge(ToleranceTable.from_json(json.loads(data)))
 
 
-def _report(table) -> dict:
+def hypothesis_run(config) -> dict:
+    """The seed and hypothesis settings profile the session's examples were drawn with:
+    ``seed`` is --hypothesis-seed (None when not given: then only a derandomized
+    profile draws the same examples twice), ``hypothesis_profile`` the loaded profile
+    (--hypothesis-profile, or HYPOTHESIS_PROFILE through conftest.py)."""
+    from hypothesis import settings
+
+    current = getattr(settings, "get_current_profile_name", None)  # missing in older hypothesis
+    profile = current() if current else (config.getoption("hypothesis_profile", None)
+                                         or os.environ.get("HYPOTHESIS_PROFILE") or "default")
+    seed = config.getoption("hypothesis_seed", None)
+    try:
+        seed = int(seed) if seed is not None else None
+    except ValueError:
+        pass  # hypothesis takes any string as a seed
+    return {"seed": seed, "hypothesis_profile": profile,
+            "hypothesis_settings": {"max_examples": settings.default.max_examples,
+                                    "derandomize": bool(settings.default.derandomize)}}
+
+
+def _report(table, config) -> dict:
     from ..report import SCHEMA_VERSION, _sanitize, budget_rule
 
-    return _sanitize({"schema_version": SCHEMA_VERSION, "kind": "pytest", "budget_rule": budget_rule(),
-                      **table.to_json()})
+    return _sanitize({"schema_version": SCHEMA_VERSION, "kind": "pytest", **hypothesis_run(config),
+                      "budget_rule": budget_rule(), **table.to_json()})
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -91,7 +114,7 @@ def pytest_terminal_summary(terminalreporter, config):
     tr.write_line(
         f"|result - float64 reference| of the candidate and of Keras; budget = {tolerance.FACTOR:g} * "
         f"max(Keras error, conditioning) + {tolerance.FLOOR_ULPS:g} u sqrt(D+U+1) (rnn_ref/harness/tolerance.py)")
-    head = ("property", "dtype", "verdicts", "failed", "max abs", "max rel", "max ulps",
+    head = ("property", "dtype", "verdicts", "failed", "overflowed", "max abs", "max rel", "max ulps",
             "Keras abs", "Keras rel", "Keras ulps", "err/budget")
     rows = []
     for prop, dtype in table.keys():
@@ -99,8 +122,8 @@ def pytest_terminal_summary(terminalreporter, config):
         if t is None:
             continue
         k = table.keras.get((prop, dtype), KerasTally())
-        rows.append((prop, dtype, str(t.verdicts), str(t.failed), _fmt(t.max_abs), _fmt(t.max_rel),
-                     _fmt(t.max_ulps), _fmt(k.max_abs), _fmt(k.max_rel), _fmt(k.max_ulps),
+        rows.append((prop, dtype, str(t.verdicts), str(t.failed), str(t.overflowed), _fmt(t.max_abs),
+                     _fmt(t.max_rel), _fmt(t.max_ulps), _fmt(k.max_abs), _fmt(k.max_rel), _fmt(k.max_ulps),
                      f"{t.max_budget_ratio:.3f}"))
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     line = lambda r: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
@@ -110,7 +133,9 @@ def pytest_terminal_summary(terminalreporter, config):
     total = sum(t.verdicts for t in table.impl.values())
     failed = sum(t.failed for t in table.impl.values())
     worst = max(t.max_budget_ratio for t in table.impl.values())
-    tr.write_line(f"{total} results judged, {failed} over budget; largest error/budget {worst:.3f}")
+    overflowed = sum(t.overflowed for t in table.impl.values())
+    tr.write_line(f"{total} results judged, {failed} over budget, {overflowed} overflowed (truth or Keras +-inf "
+                  f"or NaN; not in the max columns); largest error/budget {worst:.3f}")
     path = config.getoption("tolerance_report")
     if path:
         tr.write_line(f"tolerance table written to {path}")

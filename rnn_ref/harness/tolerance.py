@@ -81,6 +81,10 @@ class Verdict:
     worst: dict = field(default_factory=dict)  # the element with the largest error / budget
     budget: np.ndarray | None = field(default=None, repr=False, compare=False)
     reason: str = ""
+    # The truth (rounded to the dtype) or Keras holds +-inf or NaN: the values left the
+    # dtype's range. The figures above then mix finite elements of any size with
+    # infinite ones; reports count such results apart (``overflowed``).
+    overflowed: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -169,6 +173,7 @@ def judge(
     truth = np.asarray(truth, dtype=np.float64)
     e_c = _abs_err(candidate, truth, dtype)
     e_k = _abs_err(keras, truth, dtype)
+    overflowed = _overflowed(truth, keras, dtype)
     e_k_model = e_k if keras_truth is None else _abs_err(keras, keras_truth, dtype)
     scale = np.maximum(1.0, np.abs(np.where(np.isfinite(truth), truth, 0.0)))
     floor = FLOOR_ULPS * u * np.sqrt(m) * scale
@@ -192,7 +197,7 @@ def judge(
             max_abs=float(e_c.max(initial=0)), max_rel=float(rel(e_c).max(initial=0)),
             max_ulps=float(ulps(candidate, truth, dtype).max(initial=0)),
             keras_max_abs=float(e_k.max(initial=0)), keras_max_rel=float(rel(e_k).max(initial=0)),
-            keras_max_ulps=float(ulps(keras, truth, dtype).max(initial=0)),
+            keras_max_ulps=float(ulps(keras, truth, dtype).max(initial=0)), overflowed=overflowed,
         )
         if e_c.size == 0:
             v.budget = budget
@@ -217,6 +222,13 @@ def judge(
                 f"{float(keras_budget[j]):.3g} (a bug in rnn_ref or in Keras)"
             )
     return v
+
+
+def _overflowed(truth: np.ndarray, keras: np.ndarray, dtype) -> bool:
+    """Whether the truth, rounded to ``dtype``, or Keras's result holds +-inf or NaN."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        t_d = np.asarray(truth, dtype=np.float64).astype(dtype)
+    return bool(not np.all(np.isfinite(t_d)) or not np.all(np.isfinite(np.asarray(keras, dtype=np.float64))))
 
 
 def _num(x) -> float:
