@@ -10,6 +10,7 @@ Commands:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 COMMANDS = {
@@ -20,6 +21,26 @@ COMMANDS = {
 }
 
 
+#: What each command imports beyond NumPy: the ``harness`` extra.
+NEEDS = {
+    "demo": ("tensorflow", "keras"),
+    "report": ("tensorflow", "keras", "hypothesis", "matplotlib"),
+    "check": ("tensorflow", "keras", "hypothesis", "rich"),
+    "bench": ("tensorflow", "keras", "threadpoolctl"),
+}
+
+
+def missing(command: str) -> list[str]:
+    """The modules ``command`` needs that are not installed."""
+    def absent(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is None
+        except (ImportError, ValueError):  # a broken or blocked installation counts as absent
+            return True
+
+    return [m for m in NEEDS.get(command, ()) if absent(m)]
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -28,6 +49,11 @@ def main(argv=None) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"unknown command {command!r}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    lacking = missing(command)
+    if lacking:
+        print(f"rnn_ref {command} needs the harness ({', '.join(lacking)} not installed): "
+              "pip install 'rnn_ref[harness]', or pip install -e '.[harness]' in a checkout", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[command])
     return int(module.main(rest) or 0)

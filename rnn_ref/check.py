@@ -1,36 +1,35 @@
 """``python -m rnn_ref check TARGET``: check your own SimpleRNN against Keras.
 
 TARGET names a function, ``path/to/file.py:function`` or
-``package.module:function``. It is called like ``rnn_ref.simple_rnn``::
+``package.module:function``. The arrays go in by position, in the layout
+chosen with ``--layout``:
 
-    f(inputs, kernel, recurrent_kernel, bias, *, activation, return_sequences,
-      return_state, go_backwards, mask, initial_state, zero_output_for_mask)
+    keras     f(inputs, kernel (D, U), recurrent_kernel (U, U), bias (U,), **options)
+    textbook  f(inputs, W (U, D), U_rec (U, U), b (U,), **options)      h = act(W @ x + U_rec @ h + b)
+    torch     f(inputs, weight_ih (U, D), weight_hh (U, U), bias_ih (U,), bias_hh (U,), **options)
 
-the four arrays positionally, the options by keyword. With ``--layout
-textbook`` the second and third arrays are the textbook ``W (U, D)`` and
-``U_rec (U, U)`` (``h_t = act(W @ x_t + U_rec @ h_{t-1} + b)``); the checker
-transposes Keras's kernels for it.
+The options are Keras's (``activation``, ``return_sequences``,
+``return_state``, ``go_backwards``, ``mask``, ``initial_state``,
+``zero_output_for_mask``); a function gets only those its signature takes,
+so ``def rnn(x, W, U, b)`` is checkable. Before the properties run, the
+function is probed on tiny cases, one feature at a time; what raises is
+declined (reported with the exception) and the properties draw their cases
+inside what runs (``rnn_ref.harness.candidate``). Every result is judged
+against live Keras and the float64 reference with the case's own budget
+(``rnn_ref.harness.tolerance``); a failure is shrunk to a minimal case and
+shown with a script that reproduces it.
 
-Every property of the catalogue (``rnn_ref.harness.properties``) is run on
-random cases, judged against live Keras and the float64 reference with the
-case's own budget (``rnn_ref.harness.tolerance``); a failure is shrunk to a
-minimal case and shown with a script that reproduces it.
-
-A function may raise NotImplementedError for options it does not handle:
-those examples are skipped, and a property whose examples were skipped and
-that found nothing wrong is reported "unsupported", not failed.
-
-Exit status: 0 every supported property holds, 1 some property fails (or
-the checker itself hit an error, reported as "error"), 2 the function cannot
-be loaded or called, 130 interrupted.
+Exit status (``EXIT`` below): 0 at least one property was checked and none
+failed; 1 a property fails (or the checker itself hit an error); 2 the
+function cannot be loaded or called in Keras's default configuration;
+3 nothing could be checked (every property needs something the function
+declines); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
-import importlib
-import importlib.util
 import json
 import math
 import os
@@ -43,129 +42,10 @@ import numpy as np
 
 PROFILES = {"dev": 10, "ci": 25, "thorough": 300}
 DEFAULT_PROFILE = "ci"
-LAYOUTS = ("keras", "textbook")
+EXIT = {"pass": 0, "fail": 1, "unusable": 2, "nothing checked": 3, "interrupted": 130}
+EPILOG = ("Exit status: 0 at least one property checked and none failed, 1 a property fails, 2 the function "
+          "cannot be loaded or called, 3 nothing could be checked, 130 interrupted.")
 
-
-class LoadError(Exception):
-    """The target cannot be loaded, or is not a callable."""
-
-
-# -- loading the candidate -------------------------------------------------------
-
-def load_function(spec: str):
-    """The callable named by ``path/to/file.py:function`` or ``package.module:function``
-    (``function`` may be dotted, e.g. ``Class.method``)."""
-    where, sep, attr = spec.rpartition(":")
-    if not sep or not where or not attr:
-        raise LoadError(f"{spec!r} does not name a function: expected PATH.py:FUNCTION or package.module:FUNCTION")
-    looks_like_file = where.endswith(".py") or os.sep in where or "/" in where
-    if looks_like_file:
-        module = _load_file(where)
-        origin = where
-    else:
-        module = _load_module(where)
-        origin = f"module {where}"
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            defined = sorted(n for n, v in vars(module).items()
-                             if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module.__name__)
-            hint = f" (it defines: {', '.join(defined)})" if defined else ""
-            close = difflib.get_close_matches(attr, defined, n=1)
-            if close:
-                hint = f"; did you mean {close[0]!r}?" + hint
-            raise LoadError(f"{origin} has no function {attr!r}{hint}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise LoadError(f"{origin}:{attr} is a {type(obj).__name__}, not a function")
-    return obj
-
-
-def _load_file(path: str):
-    p = Path(path)
-    if not p.is_file():
-        raise LoadError(f"no such file: {path}")
-    name = "_rnn_ref_candidate_" + "".join(c if c.isalnum() else "_" for c in p.stem)
-    spec = importlib.util.spec_from_file_location(name, p)
-    if spec is None or spec.loader is None:
-        raise LoadError(f"cannot import {path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    folder = str(p.resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)  # so that the file can import its neighbours
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as e:  # noqa: BLE001  (a broken file is reported, not raised)
-        sys.modules.pop(name, None)
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        raise LoadError(f"cannot import {path}: {_exc_line(e)}") from e
-    return module
-
-
-def _load_module(name: str):
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        return importlib.import_module(name)
-    except BaseException as e:  # noqa: BLE001
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        raise LoadError(f"cannot import module {name}: {_exc_line(e)}") from e
-
-
-def _exc_line(e: BaseException) -> str:
-    from .harness.runner import describe_exception
-
-    if isinstance(e, SyntaxError):
-        return f"SyntaxError: {e.msg} ({e.filename}, line {e.lineno})"
-    return describe_exception(e)
-
-
-def as_contract(fn, layout: str = "keras"):
-    """``fn`` called the way the catalogue calls ``rnn_ref.simple_rnn`` (keyword
-    arrays): the arrays are passed on positionally, and in the textbook layout
-    the kernels are transposed (views, so in-place changes are still seen)."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-    if layout == "keras":
-        def candidate(inputs, kernel, recurrent_kernel, bias=None, **options):
-            return fn(inputs, kernel, recurrent_kernel, bias, **options)
-    else:
-        def candidate(inputs, kernel, recurrent_kernel, bias=None, **options):
-            # W (U, D) = kernel.T, U_rec (U, U) = recurrent_kernel.T
-            return fn(inputs, np.asarray(kernel).T, np.asarray(recurrent_kernel).T, bias, **options)
-    candidate.__name__ = getattr(fn, "__name__", "candidate")
-    candidate.__wrapped__ = fn
-    return candidate
-
-
-def load_candidate(spec: str, layout: str = "keras"):
-    """The function named by ``spec``, ready for the property catalogue (used by
-    the reproduction scripts the checker prints)."""
-    return as_contract(load_function(spec), layout)
-
-
-def smoke_call(candidate, timeout: float | None) -> str | None:
-    """Call the candidate once on a tiny case with the default options. Returns
-    what went wrong, or None (NotImplementedError counts as fine)."""
-    from .harness.cases import make_case
-    from .harness.runner import CandidateRaised, CaseTimeout, guarded
-
-    case = make_case(B=2, T=3, D=2, U=3, dtype="float32", seed=0)
-    try:
-        guarded(candidate, timeout)(**case.kwargs())
-    except NotImplementedError:
-        return None
-    except CandidateRaised as e:
-        return str(e).replace("the candidate raised ", "", 1)
-    except CaseTimeout:
-        return f"it did not return within {timeout:g} s"
-    return None
-
-
-# -- running -------------------------------------------------------------------
 
 def _versions() -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -177,23 +57,47 @@ def _versions() -> dict:
 STATUS_WIDTH = 11
 
 
-def _line(r, width: int) -> str:
-    s = f"{r.status:<{STATUS_WIDTH}} {r.name:<{width}} {r.examples:>4} examples {r.seconds:>7.1f} s"
-    if r.status == "unsupported":
-        s += f"   declined {r.declined}: {r.message.splitlines()[0] if r.message else ''}"
-    elif r.status in ("FAIL", "error"):
-        s += f"   {r.message.splitlines()[0] if r.message else ''}"
-    elif r.declined:
-        s += f"   ({r.declined} examples declined)"
+def _counts(r) -> str:
+    s = f"{r.checked:>4} checked"
+    if r.failed:
+        s += f", {r.failed} failed"
+    if r.declined:
+        s += f", {r.declined} declined"
     return s
 
 
-def _details(r, doc: str) -> str:
+def _line(r, width: int) -> str:
+    s = f"{r.status:<{STATUS_WIDTH}} {r.name:<{width}} {_counts(r):<30} {r.seconds:>6.1f} s"
+    first = r.message.splitlines()[0] if r.message else ""
+    if r.status in ("unsupported", "FAIL", "error") and first:
+        s += f"   {first}"
+    elif r.declined and first:
+        s += f"   (declined: {first})"
+    return s
+
+
+def _details(r, doc: str, also: list, repro_path: Path | None, script: bool) -> str:
     out = [f"=== {r.status} {r.name}: {doc}"]
+    if also:
+        out.append(f"(the same wrong numbers in: {', '.join(also)})")
     out.append(f"minimal case: {r.case}" if not r.note else f"case: {r.case}\n({r.note})")
-    out += [r.message, "", "reproduce: save this as a script and run it from this directory", "",
-            r.reproduction.rstrip("\n")]
+    out += [r.message, ""]
+    if repro_path is not None:
+        out.append(f"reproduce: python {repro_path} (run it from this directory)")
+    elif script:
+        out += ["reproduce: save this as a script and run it from this directory", "", r.reproduction.rstrip("\n")]
+    else:
+        out.append("reproduce: --repro-dir DIR writes this failure's script (or see --json)")
     return "\n".join(out)
+
+
+def _same_failure(r) -> tuple:
+    """Failures whose first wrong element has the same numbers (yours and Keras's) are
+    one failure seen by several properties; others are told apart by case and message."""
+    bad = [v for v in r.verdicts if not v.get("ok", True) and v.get("worst")]
+    if not bad:
+        return r.status, r.case, r.message
+    return r.status, bad[0]["worst"].get("candidate"), bad[0]["worst"].get("keras")
 
 
 def _jsonable(x):
@@ -208,18 +112,18 @@ def _jsonable(x):
     return x
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(layouts) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rnn_ref check",
         description="Check your own SimpleRNN function against live Keras, property by property.",
-        epilog="Exit status: 0 every supported property holds, 1 some property fails, "
-               "2 the function cannot be loaded or called, 130 interrupted.",
+        epilog=EPILOG,
     )
     p.add_argument("target", nargs="?", metavar="PATH.py:FUNCTION | package.module:FUNCTION",
-                   help="the function to check, called like rnn_ref.simple_rnn")
-    p.add_argument("--layout", choices=LAYOUTS, default="keras",
+                   help="the function to check")
+    p.add_argument("--layout", choices=layouts, default="keras",
                    help="keras: f(inputs, kernel (D, U), recurrent_kernel (U, U), bias, ...); "
-                        "textbook: f(inputs, W (U, D), U_rec (U, U), b, ...) computing W @ x (default keras)")
+                        "textbook: f(inputs, W (U, D), U_rec (U, U), b, ...) computing W @ x; "
+                        "torch: f(inputs, weight_ih (U, D), weight_hh (U, U), bias_ih, bias_hh, ...) (default keras)")
     p.add_argument("--profile", choices=PROFILES, default=None,
                    help="examples per property: " + ", ".join(f"{k} {v}" for k, v in PROFILES.items())
                         + f" (default {DEFAULT_PROFILE})")
@@ -233,14 +137,56 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shrink-seconds", type=float, default=60.0, metavar="SECONDS",
                    help="limit on the time spent shrinking one failure (default 60)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    p.add_argument("--repro-dir", metavar="DIR", type=Path,
+                   help="write each failure's reproduction script to DIR/repro_PROPERTY.py")
     p.add_argument("--list", action="store_true", help="list the properties and exit")
     return p
 
 
+class _Progress:
+    """A progress line on a terminal's stderr while a property runs (nothing elsewhere)."""
+
+    def __init__(self):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.live = None
+
+    def __enter__(self):
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.live = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
+                                 TimeElapsedColumn(), console=self.console, transient=True)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def start(self, name: str, total: int):
+        if self.live is None:
+            return None
+        task = self.live.add_task(name, total=total, counts="")
+
+        def update(examples, declined, failed):
+            counts = f"{examples - declined} checked" + (f", {failed} failed (shrinking)" if failed else "")
+            self.live.update(task, completed=min(examples, total), counts=counts)
+
+        return update
+
+    def stop(self):
+        if self.live is not None:
+            for task in list(self.live.task_ids):
+                self.live.remove_task(task)
+
+
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    from .harness.candidate import LAYOUTS, AdaptError, Adapted, LoadError, coverage, load_function, probe
     from .harness.properties import PROPERTIES
 
+    args = _parser(list(LAYOUTS)).parse_args(argv)
     if args.list:
         width = max(map(len, PROPERTIES))
         for name, prop in PROPERTIES.items():
@@ -248,7 +194,7 @@ def main(argv=None) -> int:
         return 0
     if not args.target:
         print("error: name the function to check, PATH.py:FUNCTION or package.module:FUNCTION", file=sys.stderr)
-        return 2
+        return EXIT["unusable"]
 
     names = [n.strip() for arg in args.properties for n in arg.split(",") if n.strip()] or list(PROPERTIES)
     unknown = [n for n in names if n not in PROPERTIES]
@@ -256,25 +202,23 @@ def main(argv=None) -> int:
         close = difflib.get_close_matches(unknown[0], PROPERTIES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else "; --list shows the names"
         print(f"error: unknown property {unknown[0]!r}{hint}", file=sys.stderr)
-        return 2
+        return EXIT["unusable"]
     if args.max_examples is not None and args.max_examples < 1:
         print("error: --max-examples must be at least 1", file=sys.stderr)
-        return 2
+        return EXIT["unusable"]
     max_examples = args.max_examples or PROFILES[args.profile or DEFAULT_PROFILE]
 
     try:
-        candidate = load_candidate(args.target, args.layout)
-    except LoadError as e:
+        candidate = Adapted(load_function(args.target), args.layout)
+    except (LoadError, AdaptError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    problem = smoke_call(candidate, args.case_timeout)
-    if problem:
-        print(f"error: {args.target} cannot be called: {problem}", file=sys.stderr)
-        arrays = "inputs, W, U_rec, b" if args.layout == "textbook" else "inputs, kernel, recurrent_kernel, bias"
-        print(f"  (first call, on B=2 T=3 D=2 U=3 float32: f({arrays}, activation='tanh', return_sequences=False, "
-              "return_state=False, go_backwards=False, mask=None, initial_state=None, zero_output_for_mask=False))",
-              file=sys.stderr)
-        return 2
+        return EXIT["unusable"]
+    found = probe(candidate, args.case_timeout)
+    if found.problem:
+        print(f"error: {args.target} cannot be called: {found.problem}", file=sys.stderr)
+        print(f"  (first call, on B=2 T=3 D=2 U=3 float32: {candidate.call_text()})"
+              + (f"; {found.hint}" if found.hint else ""), file=sys.stderr)
+        return EXIT["unusable"]
 
     warnings.filterwarnings("ignore", message="You are using a softmax over axis")
     versions = _versions()
@@ -283,51 +227,93 @@ def main(argv=None) -> int:
 
     print(f"checking {args.target} (layout {args.layout}) against Keras {versions['keras']} "
           f"(TensorFlow {versions['tensorflow']})")
+    print(f"called as {candidate.call_text()}"
+          + (", one sequence at a time" if candidate.one_row_at_a_time else ""))
+    for line in found.declined_lines():
+        print(f"declined: {line}")
     print(f"{len(names)} properties, {max_examples} examples each, seed {args.seed}, "
           f"case timeout {args.case_timeout:g} s")
     print(flush=True)
 
-    ctx = Context()
+    ctx = Context(support=found.support)
     width = max(map(len, names))
     results, start, interrupted = [], time.perf_counter(), False
-    for name in names:
-        try:
-            r = run_property(name, candidate, ctx, max_examples=max_examples, seed=args.seed,
-                             case_timeout=args.case_timeout, shrink_seconds=args.shrink_seconds,
-                             target=args.target, layout=args.layout)
-        except KeyboardInterrupt:
-            interrupted = True
-            print("interrupted", flush=True)
-            break
-        results.append(r)
-        print(_line(r, width), flush=True)
+    seen: set = set()
+    with _Progress() as progress:
+        for name in names:
+            try:
+                r = run_property(name, candidate, ctx, support=found.support, max_examples=max_examples,
+                                 seed=args.seed, case_timeout=args.case_timeout,
+                                 shrink_seconds=args.shrink_seconds, target=args.target, layout=args.layout,
+                                 on_example=progress.start(name, max_examples), coverage=seen)
+            except KeyboardInterrupt:
+                interrupted = True
+                progress.stop()
+                print("interrupted", flush=True)
+                break
+            progress.stop()
+            results.append(r)
+            print(_line(r, width), flush=True)
     total = time.perf_counter() - start
 
     bad = [r for r in results if r.status in ("FAIL", "error")]
+    repro_paths = {}
+    if args.repro_dir and bad:
+        try:
+            args.repro_dir.mkdir(parents=True, exist_ok=True)
+            for r in bad:
+                path = args.repro_dir / f"repro_{r.name}.py"
+                path.write_text(r.reproduction)
+                repro_paths[r.name] = path
+        except OSError as e:
+            print(f"error: cannot write reproductions to {args.repro_dir}: {e}", file=sys.stderr)
+            return EXIT["unusable"]
+    groups: dict[tuple, list] = {}
     for r in bad:
+        groups.setdefault(_same_failure(r), []).append(r)
+    for i, same in enumerate(groups.values()):
+        first = same[0]
         print()
-        print(_details(r, PROPERTIES[r.name].doc))
+        print(_details(first, PROPERTIES[first.name].doc, [r.name for r in same[1:]], repro_paths.get(first.name),
+                       script=i == 0))
 
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "FAIL", "unsupported", "error")}
+    checked_any = any(r.checked > 0 for r in results)
     print()
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    print(f"{summary or 'nothing run'} of {len(results)} properties in {total:.1f} s")
-    status = 130 if interrupted else (1 if bad else 0)
-    if not bad and counts["unsupported"] == len(results) and results:
-        print("note: the function declined every example (NotImplementedError); nothing was checked")
+    print(f"{summary or 'nothing run'} of {len(results)} properties in {total:.1f} s"
+          + (f" ({len(groups)} distinct failures)" if len(groups) > 1 else ""))
+    checked, not_checked = coverage(seen)
+    if checked_any:
+        print(f"checked: {checked}")
+        if not_checked:
+            print(f"not checked: {not_checked}")
+    if interrupted:
+        status = EXIT["interrupted"]
+    elif bad:
+        status = EXIT["fail"]
+    elif not checked_any:
+        status = EXIT["nothing checked"]
+        print(f"nothing was checked: every property needs something {candidate.__name__} declines "
+              f"(see the 'declined' lines above); exit status {status}")
+    else:
+        status = EXIT["pass"]
 
     if args.json:
         doc = {
             "target": args.target, "layout": args.layout, "max_examples": max_examples, "seed": args.seed,
             "case_timeout": args.case_timeout, "versions": versions, "exit_status": status,
             "seconds": total, "counts": counts, "interrupted": interrupted,
+            "called_as": candidate.call_text(), "one_row_at_a_time": candidate.one_row_at_a_time,
+            "declined": found.declined, "support": found.support._asdict(),
+            "checked": checked, "not_checked": not_checked,
             "results": [{**r.to_dict(), "doc": PROPERTIES[r.name].doc} for r in results],
         }
         try:
             Path(args.json).write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
         except OSError as e:
             print(f"error: cannot write {args.json}: {e}", file=sys.stderr)
-            return 2
+            return EXIT["unusable"]
     return status
 
 

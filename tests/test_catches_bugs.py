@@ -7,9 +7,10 @@ that concern it, and the shrunk case must stay small.
 
 import pytest
 
-from rnn_ref.harness.properties import Context
+from rnn_ref.harness.candidate import Adapted, probe
+from rnn_ref.harness.properties import PROPERTIES, Context
 from rnn_ref.harness.runner import run_property
-from rnn_ref.harness.variants import WRONG
+from rnn_ref.harness.variants import SEED_STYLE_CORRECT, SEED_STYLE_WRONG, WRONG
 
 pytestmark = pytest.mark.keras
 
@@ -49,3 +50,42 @@ def test_wrong_variant_fails_with_a_small_case(variant, prop, ctx):
     if prop != "every_activation_matches_keras":
         assert int(sizes["U"]) <= 3, f"counterexample not minimal: {result.case}"
     assert result.reproduction.startswith("from rnn_ref.harness.cases import make_case")
+
+
+# -- functions in the seeds' style ---------------------------------------------------
+#
+# Textbook layout, tanh only: one sequence at a time without any keyword
+# argument, or a batched loop that declines every option but
+# return_sequences. The checker must check them where they work (not
+# report "unsupported" and exit 0) and catch each bug with a small case.
+
+@pytest.mark.parametrize("style", ["no_options", "declined_options"])
+@pytest.mark.parametrize("bug", list(SEED_STYLE_WRONG))
+def test_seed_style_bug_fails_with_a_small_case(bug, style, ctx):
+    fn = SEED_STYLE_WRONG[bug][0 if style == "no_options" else 1]
+    candidate = Adapted(fn, "textbook")
+    found = probe(candidate)
+    assert found.problem is None, found.problem
+    result = run_property("matches_keras", candidate, ctx, support=found.support, max_examples=25, seed=0)
+    assert result.status == "FAIL", f"{fn.__name__} passed matches_keras on {result.checked} examples"
+    sizes = dict(kv.split("=") for kv in result.case.split(";")[0].split()[:4])
+    assert int(sizes["T"]) <= 2 and int(sizes["B"]) <= 2 and int(sizes["U"]) <= 2, result.case
+    assert "activation='tanh'" in result.case and "bias=None" not in result.case  # what the function handles
+
+
+@pytest.mark.parametrize("name", list(SEED_STYLE_CORRECT))
+def test_seed_style_correct_function_is_checked_and_passes(name, ctx):
+    candidate = Adapted(SEED_STYLE_CORRECT[name], "textbook")
+    found = probe(candidate)
+    assert found.problem is None, found.problem
+    assert found.support.activation == ("tanh",) and found.support.use_bias == (True,)
+    assert found.support.mask_pattern == ("none",) and found.support.go_backwards == (False,)
+    results = {n: run_property(n, candidate, ctx, support=found.support, max_examples=10, seed=0) for n in PROPERTIES}
+    assert {r.status for r in results.values()} <= {"pass", "unsupported"}, {n: r.message for n, r in results.items()}
+    passed = [n for n, r in results.items() if r.status == "pass"]
+    assert {"matches_keras", "batch_rows_are_independent", "single_step_equals_dense"} <= set(passed)
+    # each of them ran its drawn examples (and the case at the seed's size where it has one), none declined
+    expected = {n: 10 + len(PROPERTIES[n].anchors(found.support)) for n in passed}
+    assert {n: (results[n].checked, results[n].declined) for n in passed} == {n: (e, 0) for n, e in expected.items()}
+    assert expected["matches_keras"] == 11
+    assert results["mask_matches_keras"].status == "unsupported" and results["mask_matches_keras"].checked == 0

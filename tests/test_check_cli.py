@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnn_ref import check
+from check_helpers import result_line, run_check
 from rnn_ref.simple_rnn import simple_rnn
 
 pytestmark = pytest.mark.keras
@@ -45,13 +45,25 @@ def declines_masks(inputs, kernel, recurrent_kernel, bias=None, *, mask=None, **
     return simple_rnn(inputs, kernel, recurrent_kernel, bias, **options)
 
 
-# Each of these is correct without a mask (so the first call and the mask-free
-# properties pass) and misbehaves in its own way when given one.
-
 def raises_with_mask(inputs, kernel, recurrent_kernel, bias=None, *, mask=None, **options):
     if mask is not None:
         raise ValueError("cannot broadcast the mask")
     return simple_rnn(inputs, kernel, recurrent_kernel, bias, **options)
+
+
+# Each of these is correct without a mask (so the first call and the mask-free
+# properties pass) and misbehaves in its own way when given one. Those that
+# raise or hang do it only past the probe's three steps: a feature that
+# raises on the probe is declined, not failed.
+
+def _long(inputs) -> bool:
+    return np.shape(inputs)[-2] > 3
+
+
+def raises_with_long_mask(inputs, kernel, recurrent_kernel, bias=None, *, mask=None, **options):
+    if mask is not None and _long(inputs):
+        raise ValueError("cannot broadcast the mask")
+    return simple_rnn(inputs, kernel, recurrent_kernel, bias, mask=mask, **options)
 
 
 def wrong_shape_with_mask(inputs, kernel, recurrent_kernel, bias=None, **options):
@@ -83,8 +95,8 @@ def modifies_input_with_mask(inputs, kernel, recurrent_kernel, bias=None, **opti
     return simple_rnn(inputs, kernel, recurrent_kernel, bias, **options)
 
 
-def sleeps_with_mask(inputs, kernel, recurrent_kernel, bias=None, **options):
-    if options.get("mask") is not None:
+def sleeps_with_long_mask(inputs, kernel, recurrent_kernel, bias=None, **options):
+    if options.get("mask") is not None and _long(inputs):
         time.sleep(60)
     return simple_rnn(inputs, kernel, recurrent_kernel, bias, **options)
 
@@ -143,27 +155,16 @@ def _env():
     return env
 
 
-def _run_check(capsys, *argv):
-    status = check.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def _line(out: str, prop: str) -> str:
-    """The one-line result of ``prop`` in the checker's output."""
-    lines = [ln for ln in out.splitlines() if ln.split()[1:2] == [prop]]
-    assert lines, f"no result line for {prop}:\n{out}"
-    return lines[0]
-
-
 # -- reporting, in this process -------------------------------------------------------
 
 def test_correct_function_by_module_path_and_json(capsys, tmp_path):
     path = tmp_path / "results.json"
-    status, out, _ = _run_check(capsys, "rnn_ref.simple_rnn:simple_rnn", "--max-examples", "5", "--json", path,
+    status, out, _ = run_check(capsys, "rnn_ref.simple_rnn:simple_rnn", "--max-examples", "5", "--json", path,
                                 "--property", "matches_keras,single_step_equals_dense")
     assert status == 0, out
     assert "2 pass of 2 properties" in out
+    checked = next(ln for ln in out.splitlines() if ln.startswith("checked: "))
+    assert "float32" in checked and "bias=None" in checked, checked  # what the drawn cases covered
     doc = json.loads(path.read_text())
     assert doc["exit_status"] == 0 and doc["target"] == "rnn_ref.simple_rnn:simple_rnn"
     assert doc["layout"] == "keras" and doc["max_examples"] == 5 and doc["seed"] == 0
@@ -171,14 +172,16 @@ def test_correct_function_by_module_path_and_json(capsys, tmp_path):
     assert doc["counts"] == {"pass": 2, "FAIL": 0, "unsupported": 0, "error": 0}
     assert [r["name"] for r in doc["results"]] == ["matches_keras", "single_step_equals_dense"]
     for r in doc["results"]:
-        assert {"name", "status", "examples", "seconds", "message", "case", "reproduction", "verdicts",
-                "declined", "doc"} <= set(r)
-        assert r["status"] == "pass" and r["examples"] == 5
+        assert {"name", "status", "examples", "checked", "declined", "failed", "seconds", "message", "case",
+                "reproduction", "verdicts", "doc"} <= set(r)
+        # five drawn examples and the case at the seed's size (T=250, D=32, U=100)
+        assert r["status"] == "pass" and r["examples"] == r["checked"] == 6 and r["failed"] == 0
+    assert doc["declined"] == {} and doc["support"]["mask_pattern"][0] == "none"
 
 
 def test_json_of_a_failure(capsys, tmp_path):
     path = tmp_path / "results.json"
-    status, _, _ = _run_check(capsys, f"{HERE}:nan_with_mask", "--max-examples", "3", "--json", path,
+    status, _, _ = run_check(capsys, f"{HERE}:nan_with_mask", "--max-examples", "3", "--json", path,
                               "--property", "mask_matches_keras")
     assert status == 1
     (r,) = json.loads(path.read_text())["results"]
@@ -188,33 +191,48 @@ def test_json_of_a_failure(capsys, tmp_path):
     assert worst["candidate"] == "nan" and isinstance(worst["keras"], float)  # NaN as a string: valid JSON
 
 
-def test_not_implemented_is_unsupported_and_exit_0(capsys):
-    status, out, _ = _run_check(capsys, f"{HERE}:declines_masks", "--max-examples", "3",
-                                "--property", "mask_matches_keras,single_step_equals_dense")
+@pytest.mark.parametrize("name, reason", [
+    ("declines_masks", "NotImplementedError: masks are not supported"),
+    ("raises_with_mask", "ValueError: cannot broadcast the mask (at " + HERE),
+])
+def test_a_feature_that_raises_on_the_probe_is_declined_not_failed(capsys, name, reason):
+    status, out, _ = run_check(capsys, f"{HERE}:{name}", "--max-examples", "3",
+                                "--property", "mask_matches_keras,single_step_equals_dense,matches_keras")
     assert status == 0, out
-    line = _line(out, "mask_matches_keras")
-    assert line.startswith("unsupported") and "declined 3: masks are not supported" in line
-    assert _line(out, "single_step_equals_dense").startswith("pass")
+    declined = next(ln for ln in out.splitlines() if ln.startswith("declined: masks (all 5 patterns)"))
+    assert reason in declined, declined
+    line = result_line(out, "mask_matches_keras")
+    assert line.startswith("unsupported") and "0 checked" in line and "needs a mask" in line
+    assert result_line(out, "single_step_equals_dense").startswith("pass")
+    # matches_keras draws masks among its options: here it draws only unmasked cases, all checked
+    assert result_line(out, "matches_keras").split()[:3] == ["pass", "matches_keras", "4"], out
+    assert "no masks" in next(ln for ln in out.splitlines() if ln.startswith("not checked: "))
+
+
+def test_nothing_checked_exits_3(capsys):
+    status, out, _ = run_check(capsys, f"{HERE}:declines_masks", "--property", "mask_matches_keras")
+    assert status == 3, out
+    assert "nothing was checked" in out and "exit status 3" in out
 
 
 @pytest.mark.parametrize("name, words", [
-    ("raises_with_mask", "the candidate raised ValueError: cannot broadcast the mask (at " + HERE),
+    ("raises_with_long_mask", "the candidate raised ValueError: cannot broadcast the mask (at " + HERE),
     ("wrong_shape_with_mask", "output has shape"),
     ("wrong_dtype_with_mask", "output has dtype float16, expected"),
     ("nan_with_mask", "the candidate returned NaN where Keras has a number"),
     ("modifies_input_with_mask", "the candidate modified its argument 'inputs' in place"),
-    ("sleeps_with_mask", "the candidate took longer than 0.5 s on one case"),
+    ("sleeps_with_long_mask", "the candidate took longer than 0.5 s on one case"),
 ])
 def test_misbehaviour_is_reported_and_the_run_goes_on(capsys, name, words):
     start = time.perf_counter()
-    status, out, _ = _run_check(capsys, f"{HERE}:{name}", "--max-examples", "3", "--case-timeout", "0.5",
+    status, out, _ = run_check(capsys, f"{HERE}:{name}", "--max-examples", "3", "--case-timeout", "0.5",
                                 "--property", "mask_matches_keras,single_step_equals_dense")
     assert status == 1, out
-    line = _line(out, "mask_matches_keras")
+    line = result_line(out, "mask_matches_keras")
     assert line.startswith("FAIL") and words in line, line
-    assert _line(out, "single_step_equals_dense").startswith("pass")  # the next property still ran
+    assert result_line(out, "single_step_equals_dense").startswith("pass")  # the next property still ran
     assert "reproduce: save this as a script" in out
-    if name == "sleeps_with_mask":
+    if name == "sleeps_with_long_mask":
         assert "not shrunk" in out and time.perf_counter() - start < 30
 
 
@@ -224,7 +242,7 @@ def test_misbehaviour_is_reported_and_the_run_goes_on(capsys, name, words):
     ("ignores_zero_output_for_mask", "zero_output_for_mask=True"),  # only with one option
 ])
 def test_default_example_count_finds_the_bug(capsys, name, shown):
-    status, out, _ = _run_check(capsys, f"{HERE}:{name}", "--property", "matches_keras")
+    status, out, _ = run_check(capsys, f"{HERE}:{name}", "--property", "matches_keras")
     assert status == 1, out
     assert "25 examples each" in out
     case = next(ln for ln in out.splitlines() if ln.startswith("minimal case:"))
@@ -233,13 +251,13 @@ def test_default_example_count_finds_the_bug(capsys, name, shown):
 
 def test_same_seed_same_result(capsys):
     argv = [f"{HERE}:state_leaks_across_rows", "--max-examples", "25", "--seed", "7", "--property", "matches_keras"]
-    first, second = _run_check(capsys, *argv)[1], _run_check(capsys, *argv)[1]
+    first, second = run_check(capsys, *argv)[1], run_check(capsys, *argv)[1]
     case = lambda out: [ln for ln in out.splitlines() if ln.startswith("minimal case:")]  # noqa: E731
     assert case(first) and case(first) == case(second)
 
 
 def test_unknown_property_exits_2(capsys):
-    status, _, err = _run_check(capsys, f"{HERE}:declines_masks", "--property", "matches_kera")
+    status, _, err = run_check(capsys, f"{HERE}:declines_masks", "--property", "matches_kera")
     assert status == 2 and "unknown property 'matches_kera'; did you mean 'matches_keras'?" in err
 
 
@@ -304,12 +322,13 @@ def test_correct_textbook_loop_with_textbook_layout_exits_0(runs):
 def test_scalar_recurrence_exits_1_with_a_minimal_case(runs):
     r = runs["scalar"]
     assert r.returncode == 1, r.stdout + r.stderr
-    assert _line(r.stdout, "single_step_equals_dense").startswith("FAIL")
+    assert result_line(r.stdout, "single_step_equals_dense").startswith("FAIL")
     assert "minimal case: B=1 T=1 D=1 U=1" in r.stdout
     assert "candidate" in r.stdout and "Keras" in r.stdout and "float64 truth" in r.stdout and "budget" in r.stdout
-    # masks raise NotImplementedError: unsupported, not failed
-    assert _line(r.stdout, "mask_matches_keras").startswith("unsupported")
-    assert "masks are not supported" in _line(r.stdout, "mask_matches_keras")
+    # masks raise NotImplementedError: declined on the probe, the property unsupported
+    assert result_line(r.stdout, "mask_matches_keras").startswith("unsupported")
+    assert "needs a mask" in result_line(r.stdout, "mask_matches_keras")
+    assert "NotImplementedError: masks are not supported" in r.stdout
 
 
 def test_subtle_bug_exits_1_with_a_minimal_case(runs):

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from hypothesis import strategies as st
 
-from ..activations import ELEMENTWISE
+from ..activations import ACTIVATIONS, ELEMENTWISE
 
 #: Activations whose output is bounded, so the recurrence cannot overflow.
 BOUNDED = ("tanh", "sigmoid", "hard_sigmoid", "sparse_sigmoid", "softsign", "hard_tanh", "relu6")
@@ -103,7 +103,76 @@ class Case(NamedTuple):
         )
 
 
+def features_of(kwargs: dict) -> set:
+    """The (dimension, value) pairs one call with ``simple_rnn``'s arguments exercises
+    (a mask counts as ``("mask_pattern", "mask")``)."""
+    x = np.asarray(kwargs["inputs"])
+    return {
+        ("activation", kwargs.get("activation", "tanh")),
+        ("dtype", x.dtype.name),
+        ("use_bias", kwargs.get("bias") is not None),
+        ("mask_pattern", "none" if kwargs.get("mask") is None else "mask"),
+        ("initial_state", kwargs.get("initial_state") is not None),
+        ("unbatched", x.ndim == 2),
+        *((k, bool(kwargs.get(k, False))) for k in ("return_sequences", "return_state", "go_backwards",
+                                                     "zero_output_for_mask")),
+    }
+
+
+
 MASK_PATTERNS = ("random", "left_padding", "right_padding", "all_masked_row", "leading_masked")
+
+
+class Support(NamedTuple):
+    """The values of each drawn dimension that an implementation handles.
+
+    Properties draw their cases inside it (``Property.strategy_for``), so a
+    function that handles only tanh, float32 and no masks is checked on
+    every case of that kind instead of declining most of them. The fields
+    are ``cases``'s option arguments, plus ``unbatched`` (one sequence (T, D)
+    as input). ``FULL`` is everything ``rnn_ref.simple_rnn`` handles.
+    """
+
+    activation: tuple = tuple(ACTIVATIONS)
+    dtype: tuple = ("float32", "float64")
+    use_bias: tuple = (True, False)
+    mask_pattern: tuple = ("none",) + MASK_PATTERNS
+    initial_state: tuple = (False, True)
+    return_sequences: tuple = (False, True)
+    return_state: tuple = (False, True)
+    go_backwards: tuple = (False, True)
+    zero_output_for_mask: tuple = (False, True)
+    unbatched: tuple = (False, True)
+
+    def lacks(self, dimension: str, values) -> list:
+        """The ``values`` of ``dimension`` not supported."""
+        have = getattr(self, dimension)
+        return [v for v in values if v not in have]
+
+
+FULL = Support()
+
+#: The value of each dimension in Keras's default configuration.
+DEFAULTS = dict(activation="tanh", dtype="float32", use_bias=True, mask_pattern="none", initial_state=False,
+                return_sequences=False, return_state=False, go_backwards=False, zero_output_for_mask=False,
+                unbatched=False)
+
+
+def feature(dimension: str, value) -> str:
+    """A readable name of one value of a dimension: ``bias=None``, ``mask (random)``, ..."""
+    if dimension == "activation":
+        return f"activation={value!r}"
+    if dimension == "dtype":
+        return str(value)
+    if dimension == "use_bias":
+        return "a bias" if value else "bias=None"
+    if dimension == "mask_pattern":
+        return "no mask" if value == "none" else f"mask ({value})"
+    if dimension == "initial_state":
+        return "initial_state" if value else "no initial_state"
+    if dimension == "unbatched":
+        return "one sequence (T, D)" if value else "a batch (B, T, D)"
+    return f"{dimension}={value}"
 
 
 def _mask(rng: np.random.Generator, B: int, T: int, pattern: str) -> np.ndarray | None:

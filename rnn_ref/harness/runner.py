@@ -35,11 +35,12 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.errors import Flaky
 
 from . import tolerance
-from .properties import PROPERTIES, CandidateError, Context, PropertyFailure, case_of
+from .cases import Support, features_of
+from .properties import PROPERTIES, CandidateError, Context, PropertyFailure, Unsupported, case_of
 
 
 _WRAPPER_FILES = {__file__, __file__.replace("runner.py", "properties.py"),
-                  str(Path(__file__).parent.parent / "check.py")}
+                  __file__.replace("runner.py", "candidate.py"), str(Path(__file__).parent.parent / "check.py")}
 _LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
 
 
@@ -67,7 +68,7 @@ class _Stop(BaseException):
 class PropertyResult:
     name: str
     status: str  # "pass", "FAIL", "unsupported", "error"
-    examples: int = 0
+    examples: int = 0  # examples run, shrinking steps included
     seconds: float = 0.0
     message: str = ""
     case: str = ""  # the minimal failing case, described
@@ -75,9 +76,18 @@ class PropertyResult:
     verdicts: list = field(default_factory=list)  # Verdict.to_dict() of the failure
     declined: int = 0  # examples on which the candidate raised NotImplementedError
     note: str = ""  # how the case was found (e.g. "not shrunk: ...")
+    failed: int = 0  # examples that failed (while searching and shrinking)
+    drawn: object = None  # the failing case as drawn (not serialised)
+
+    @property
+    def checked(self) -> int:
+        """Examples the candidate ran and that were judged."""
+        return self.examples - self.declined
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        d = {k: v for k, v in self.__dict__.items() if k != "drawn"}
+        d["checked"] = self.checked
+        return d
 
 
 @contextmanager
@@ -137,12 +147,14 @@ def guarded(candidate, case_timeout: float | None = None, state: dict | None = N
                 out = candidate(*args, **kwargs)
         except _Alarm:
             raise CaseTimeout(f"the candidate took longer than {case_timeout:g} s on one case") from None
-        except NotImplementedError:
-            raise
+        except (NotImplementedError, CandidateError):
+            raise  # declined, or misbehaviour the adapter already named
         except (Exception, SystemExit) as e:  # noqa: BLE001  (anything the candidate raises is its fault)
             raise CandidateRaised(f"the candidate raised {describe_exception(e)}") from e
         finally:
             state["candidate_seconds"] += time.perf_counter() - start
+        if "coverage" in state:
+            state["coverage"] |= features_of(kwargs)
         for part in out if isinstance(out, (tuple, list)) else (out,):
             try:
                 np.asarray(part)
@@ -166,40 +178,45 @@ def run_property(
     candidate,
     ctx: Context | None = None,
     *,
+    support: Support | None = None,
     max_examples: int = 25,
     seed: int | None = 0,
     case_timeout: float | None = None,
     shrink: bool = True,
     shrink_seconds: float | None = None,
+    anchors: bool = True,
+    on_example=None,
+    coverage: set | None = None,
     target: str | None = None,
     layout: str = "keras",
 ) -> PropertyResult:
     """Check one property of ``candidate``; never raises for a candidate's fault.
 
-    ``case_timeout`` limits the candidate's time on one case; ``shrink_seconds``
-    limits the time spent shrinking a failure (the smallest failing case seen
-    so far is reported when it runs out). ``target`` ("path.py:function" or
-    "package.module:function") and ``layout`` only shape the reproduction.
+    Cases are drawn inside ``support`` (default: everything); a property that
+    needs something outside it is "unsupported" without running. When the
+    drawn cases pass, the property's realistic-size cases (``anchors``) run
+    too. ``case_timeout`` limits the candidate's time on one case;
+    ``shrink_seconds`` limits the time spent shrinking a failure (the
+    smallest failing case seen so far is reported when it runs out).
+    ``on_example(examples, declined, failed)`` is called after each example;
+    ``coverage`` (a set) collects ``cases.features_of`` of the candidate's calls.
+    ``target`` and ``layout`` only shape the reproduction.
     """
     prop = PROPERTIES[name]
     ctx = ctx or Context()
     ctx.property = name
-    state = {"examples": 0, "declined": 0, "unsupported": {}, "last": None, "candidate_seconds": 0.0,
-             "failed_at": None, "best": None, "stop": None}
+    ctx.support = support = support or ctx.support
+    try:
+        strategy = prop.strategy_for(support)
+    except Unsupported as e:
+        return PropertyResult(name, "unsupported", message=str(e))
+    state = {"examples": 0, "declined": 0, "failed": 0, "unsupported": {}, "last": None,
+             "candidate_seconds": 0.0, "failed_at": None, "best": None, "stop": None}
+    if coverage is not None:
+        state["coverage"] = coverage
     fn = guarded(candidate, case_timeout, state)
 
-    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
-
-    @settings(max_examples=max_examples, deadline=None, database=None, derandomize=seed is None,
-              phases=phases, print_blob=False, report_multiple_bugs=False, verbosity=Verbosity.quiet,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                     HealthCheck.filter_too_much])
-    @given(prop.strategy)
-    def check(drawn):
-        if (state["failed_at"] is not None and shrink_seconds is not None
-                and time.perf_counter() - state["failed_at"] > shrink_seconds):
-            state["stop"] = f"shrinking stopped after {shrink_seconds:g} s; the smallest failing case found is shown"
-            raise _Stop()
+    def run_one(drawn):
         state["examples"] += 1
         state["last"] = drawn
         state["candidate_seconds"] = 0.0
@@ -212,15 +229,34 @@ def run_property(
             state["unsupported"][why] = state["unsupported"].get(why, 0) + 1
             return  # an unsupported option is not a failure
         except CaseTimeout as e:
+            state["failed"] += 1
             state["best"] = (drawn, e, state["last_kwargs"])
             state["stop"] = "not shrunk: a case that runs over the time limit stops the property"
             raise _Stop() from None
         except BaseException as e:
+            state["failed"] += 1
             if state["failed_at"] is None:
                 state["failed_at"] = time.perf_counter()
             if state["best"] is None or _size(drawn) <= _size(state["best"][0]):
                 state["best"] = (drawn, e, state["last_kwargs"])
             raise
+        finally:
+            if on_example:
+                on_example(state["examples"], state["declined"], state["failed"])
+
+    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
+
+    @settings(max_examples=max_examples, deadline=None, database=None, derandomize=seed is None,
+              phases=phases, print_blob=False, report_multiple_bugs=False, verbosity=Verbosity.quiet,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                     HealthCheck.filter_too_much])
+    @given(strategy)
+    def check(drawn):
+        if (state["failed_at"] is not None and shrink_seconds is not None
+                and time.perf_counter() - state["failed_at"] > shrink_seconds):
+            state["stop"] = f"shrinking stopped after {shrink_seconds:g} s; the smallest failing case found is shown"
+            raise _Stop()
+        run_one(drawn)
 
     if seed is not None:
         check = _seeded(check, seed)
@@ -228,6 +264,17 @@ def run_property(
     error = None
     try:
         check()
+        for anchor in prop.anchors(support) if anchors else ():
+            try:
+                run_one(anchor)
+            except _Stop:
+                raise
+            except BaseException as e:  # noqa: BLE001
+                if isinstance(e, KeyboardInterrupt):
+                    raise
+                state["stop"] = ("found at the seed's size (T=250, D=32, U=100) after the smaller random "
+                                 "cases passed; not shrunk")
+                raise _Stop() from e
     except _Stop:
         drawn, error, last_kwargs = state["best"]
     except Flaky as e:
@@ -238,24 +285,24 @@ def run_property(
     except Exception as e:  # noqa: BLE001
         drawn, error, last_kwargs = state["last"], e, state.get("last_kwargs")
     seconds = time.perf_counter() - start
+    counts = dict(examples=state["examples"], declined=state["declined"], failed=state["failed"])
     if error is not None:
         case = case_of(drawn) if drawn is not None else None
         faulty = isinstance(error, (PropertyFailure, CandidateError, CaseTimeout))
         return PropertyResult(
-            name, "FAIL" if faulty else "error", state["examples"], seconds,
+            name, "FAIL" if faulty else "error", seconds=seconds,
             message=_message(error),
             case=case.describe() if case is not None else "",
             reproduction=_reproduction(name, drawn, target=target, layout=layout,
                                        overrides=_option_overrides(case, last_kwargs, error)),
             verdicts=[v.to_dict() for v in getattr(error, "verdicts", [])],
-            declined=state["declined"],
-            note=state["stop"] or "",
+            note=state["stop"] or "", drawn=drawn, **counts,
         )
-    if state["unsupported"]:
-        reasons = sorted(state["unsupported"], key=state["unsupported"].get, reverse=True)
-        return PropertyResult(name, "unsupported", state["examples"], seconds, message="; ".join(reasons),
-                              declined=state["declined"])
-    return PropertyResult(name, "pass", state["examples"], seconds, declined=state["declined"])
+    reasons = sorted(state["unsupported"], key=state["unsupported"].get, reverse=True)
+    if state["examples"] == state["declined"]:
+        why = "; ".join(reasons) if reasons else "no example ran"
+        return PropertyResult(name, "unsupported", seconds=seconds, message=f"every example declined: {why}", **counts)
+    return PropertyResult(name, "pass", seconds=seconds, message="; ".join(reasons), **counts)
 
 
 def _seeded(test, seed):
@@ -290,6 +337,10 @@ def _option_overrides(case, last_kwargs, error) -> dict:
             if k in last_kwargs and isinstance(last_kwargs[k], (str, bool)) and last_kwargs[k] != own[k]}
 
 
+#: A reproduction prints the case's arrays when they hold at most this many numbers.
+SMALL_CASE = 64
+
+
 def _reproduction(name: str, case, *, target: str | None = None, layout: str = "keras",
                   overrides: dict | None = None) -> str:
     """A script that rebuilds the case (``case``: a Case, or what the property
@@ -305,22 +356,32 @@ def _reproduction(name: str, case, *, target: str | None = None, layout: str = "
         extras = ", ".join(repr(_plain(x)) for x in drawn[1:])
         lines.append(f"drawn = (case, {extras})  # the case and what the property drew with it")
         arg = "drawn"
+    arrays = {k: v for k, v in case.kwargs().items() if isinstance(v, np.ndarray)}
+    if sum(v.size for v in arrays.values()) <= SMALL_CASE:
+        lines += ["import numpy as np",
+                  "with np.printoptions(precision=9, suppress=False):",
+                  "    for name, value in case.kwargs().items():",
+                  "        if isinstance(value, np.ndarray):",
+                  "            print(f'{name} = {value!r}')"]
     if target is None:
         load = "candidate = your_function  # the function under test, called like rnn_ref.simple_rnn"
+        support = ""
     else:
         layout_arg = "" if layout == "keras" else f", layout={layout!r}"
-        load = f"candidate = load_candidate({target!r}{layout_arg})  # run from the directory the check ran in"
+        load = (f"candidate = load_candidate({target!r}{layout_arg})  # run from the directory the check ran in; "
+                "it probes what the function handles")
+        support = "support=candidate.support"
     opts = "".join(f", {k}={v!r}" for k, v in (overrides or {}).items())
     lines += [
         "import os",
         'os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")',
-        "from rnn_ref.check import load_candidate",
+        *(["from rnn_ref.harness.candidate import load_candidate"] if target is not None else []),
         "from rnn_ref.harness.properties import PROPERTIES, Context",
         "from rnn_ref.harness.runner import compare",
         load,
         f"compare(candidate, case{opts})  # candidate vs Keras vs float64 truth, worst element",
         "try:",
-        f"    PROPERTIES[{name!r}].check(Context(), candidate, {arg})",
+        f"    PROPERTIES[{name!r}].check(Context({support}), candidate, {arg})",
         f"    print({name + ' holds on this case'!r})",
         "except AssertionError as failure:",
         f"    print({name + ' fails:'!r}, failure)",
@@ -380,7 +441,10 @@ def compare(candidate, case, *, oracle=None, file=None, **overrides) -> str:
 
 
 def run_all(candidate, names=None, *, progress=None, **kw) -> list[PropertyResult]:
-    """Run every property (or ``names``) on ``candidate``; ``progress(result)`` after each."""
+    """Run every property (or ``names``) on ``candidate``; ``progress(result)`` after each.
+    The cases are drawn inside ``support``, by default ``candidate.support`` (set by
+    ``candidate.load_candidate``) or everything."""
+    kw.setdefault("support", getattr(candidate, "support", None))
     ctx = kw.pop("ctx", None) or Context()
     results = []
     for name in names or PROPERTIES:

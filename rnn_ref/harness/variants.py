@@ -223,3 +223,113 @@ WRONG = {
     "one_sequence_as_a_batch": one_sequence_as_a_batch,
     "bias_as_array": bias_as_array,
 }
+
+
+# -- the seeds' style: textbook layout, tanh only, few or no options ------------------
+#
+# What people write from a textbook: ``h = tanh(W @ x_t + U @ h + b)`` with
+# W (U, D), U (U, U), one sequence x (T, D) at a time, no keyword arguments;
+# or a batched loop that takes a few options and declines the rest with
+# NotImplementedError. The checker must check them where they work and catch
+# each bug below with a small case (``--layout textbook``).
+
+def _seed_loop(x, W, U, b, *, step):
+    h = np.zeros(U.shape[0], dtype=x.dtype)  # (U,)
+    for t in range(len(x)):
+        h = step(x[t], h, W, U, b)  # (U,)
+    return h
+
+
+def seed_rnn(x, W, U, b):
+    """Correct: the last h over one sequence x (T, D)."""
+    return _seed_loop(x, W, U, b, step=lambda x_t, h, W, U, b: np.tanh(W @ x_t + U @ h + b))
+
+
+def seed_bias_after_tanh(x, W, U, b):
+    """Adds the bias after the activation."""
+    return _seed_loop(x, W, U, b, step=lambda x_t, h, W, U, b: np.tanh(W @ x_t + U @ h) + b)
+
+
+def seed_no_activation(x, W, U, b):
+    """Leaves the activation out (the seed's scalar recurrence)."""
+    return _seed_loop(x, W, U, b, step=lambda x_t, h, W, U, b: W @ x_t + U @ h + b)
+
+
+def seed_transposed_recurrent(x, W, U, b):
+    """Multiplies the state by U.T."""
+    return _seed_loop(x, W, U, b, step=lambda x_t, h, W, U, b: np.tanh(W @ x_t + U.T @ h + b))
+
+
+def seed_state_not_carried(x, W, U, b):
+    """Starts every step from a zero state."""
+    return _seed_loop(x, W, U, b, step=lambda x_t, h, W, U, b: np.tanh(W @ x_t + U @ np.zeros_like(h) + b))
+
+
+def seed_last_step_dropped(x, W, U, b):
+    """Stops one step early (``range(len(x) - 1)``)."""
+    return _seed_loop(x[:-1], W, U, b, step=lambda x_t, h, W, U, b: np.tanh(W @ x_t + U @ h + b))
+
+
+def _seed_batched(x, W, U, b, activation, return_sequences, options, *, step):
+    if activation != "tanh":
+        raise NotImplementedError("only tanh")
+    given = sorted(k for k, v in options.items() if v is not None and v is not False)
+    if given:
+        raise NotImplementedError(f"{', '.join(given)} not supported")
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise NotImplementedError("inputs must be (B, T, D)")
+    h = np.zeros((x.shape[0], U.shape[0]), dtype=x.dtype)  # (B, U)
+    hs = []
+    for t in range(x.shape[1]):
+        h = step(x[:, t], h, W, U, b)  # (B, U)
+        hs.append(h)
+    return np.stack(hs, axis=1) if return_sequences else hs[-1]
+
+
+def seed_options_rnn(x, W, U, b, activation="tanh", return_sequences=False, **options):
+    """Correct: a batched loop with tanh and return_sequences, declining everything else."""
+    return _seed_batched(x, W, U, b, activation, return_sequences, options,
+                         step=lambda x_t, h, W, U, b: np.tanh(x_t @ W.T + h @ U.T + b))
+
+
+def seed_options_bias_after_tanh(x, W, U, b, activation="tanh", return_sequences=False, **options):
+    """The batched loop, bias added after tanh."""
+    return _seed_batched(x, W, U, b, activation, return_sequences, options,
+                         step=lambda x_t, h, W, U, b: np.tanh(x_t @ W.T + h @ U.T) + b)
+
+
+def seed_options_no_activation(x, W, U, b, activation="tanh", return_sequences=False, **options):
+    """The batched loop without tanh."""
+    return _seed_batched(x, W, U, b, activation, return_sequences, options,
+                         step=lambda x_t, h, W, U, b: x_t @ W.T + h @ U.T + b)
+
+
+def seed_options_transposed_recurrent(x, W, U, b, activation="tanh", return_sequences=False, **options):
+    """The batched loop, state multiplied by U.T (``h @ U``)."""
+    return _seed_batched(x, W, U, b, activation, return_sequences, options,
+                         step=lambda x_t, h, W, U, b: np.tanh(x_t @ W.T + h @ U + b))
+
+
+def seed_options_state_not_carried(x, W, U, b, activation="tanh", return_sequences=False, **options):
+    """The batched loop, state reset to zero at every step."""
+    return _seed_batched(x, W, U, b, activation, return_sequences, options,
+                         step=lambda x_t, h, W, U, b: np.tanh(x_t @ W.T + np.zeros_like(h) @ U.T + b))
+
+
+def seed_options_last_step_dropped(x, W, U, b, activation="tanh", return_sequences=False, **options):
+    """The batched loop over T - 1 steps."""
+    return _seed_batched(np.asarray(x)[:, :-1], W, U, b, activation, return_sequences, options,
+                         step=lambda x_t, h, W, U, b: np.tanh(x_t @ W.T + h @ U.T + b))
+
+
+SEED_STYLE_CORRECT = {"seed_rnn": seed_rnn, "seed_options_rnn": seed_options_rnn}
+
+#: Bug name -> (the no-options function, the function with declined options).
+SEED_STYLE_WRONG = {
+    "bias_after_tanh": (seed_bias_after_tanh, seed_options_bias_after_tanh),
+    "no_activation": (seed_no_activation, seed_options_no_activation),
+    "transposed_recurrent": (seed_transposed_recurrent, seed_options_transposed_recurrent),
+    "state_not_carried": (seed_state_not_carried, seed_options_state_not_carried),
+    "last_step_dropped": (seed_last_step_dropped, seed_options_last_step_dropped),
+}
