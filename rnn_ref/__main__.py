@@ -1,32 +1,30 @@
-"""Command line: ``python -m rnn_ref COMMAND ...``.
-
-Commands:
-  demo     Embedding -> SimpleRNN(100) -> Dense(1) in Keras and rebuilt in NumPy, side by side
-  report   sweep every property against Keras and write report/ (report.md, report.json, plots)
-  check    check your own SimpleRNN function against Keras, property by property
-  bench    time the harness and the NumPy model against compiled Keras
-"""
+"""Command line: ``python -m rnn_ref COMMAND ...`` (``python -m rnn_ref COMMAND --help`` for each)."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.util
 import sys
+from typing import NamedTuple
+
+
+class Command(NamedTuple):
+    module: str
+    help: str
+    needs: tuple  # what it imports beyond NumPy: the ``harness`` extra
+
 
 COMMANDS = {
-    "demo": "rnn_ref.demo",
-    "report": "rnn_ref.report",
-    "check": "rnn_ref.check",
-    "bench": "rnn_ref.bench",
-}
-
-
-#: What each command imports beyond NumPy: the ``harness`` extra.
-NEEDS = {
-    "demo": ("tensorflow", "keras"),
-    "report": ("tensorflow", "keras", "hypothesis", "matplotlib"),
-    "check": ("tensorflow", "keras", "hypothesis", "rich"),
-    "bench": ("tensorflow", "keras", "threadpoolctl"),
+    "demo": Command("rnn_ref.demo", "Embedding -> SimpleRNN(100) -> Dense(1) in Keras and rebuilt in NumPy, "
+                    "side by side", ("tensorflow", "keras")),
+    "report": Command("rnn_ref.report", "sweep every property against Keras and write report/ (report.md, "
+                      "report.json, plots); 'report compare OLD NEW' compares two runs",
+                      ("tensorflow", "keras", "hypothesis", "matplotlib")),
+    "check": Command("rnn_ref.check", "check your own SimpleRNN function against Keras, property by property",
+                     ("tensorflow", "keras", "hypothesis", "rich")),
+    "bench": Command("rnn_ref.bench", "time the harness and the NumPy model against compiled Keras",
+                     ("tensorflow", "keras", "threadpoolctl")),
 }
 
 
@@ -38,24 +36,29 @@ def missing(command: str) -> list[str]:
         except (ImportError, ValueError):  # a broken or blocked installation counts as absent
             return True
 
-    return [m for m in NEEDS.get(command, ()) if absent(m)]
+    return [m for m in COMMANDS[command].needs if absent(m)]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rnn_ref",
+                                description="A NumPy reference of Keras's SimpleRNN, checked against live Keras.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in COMMANDS.items():
+        # Each command parses its own arguments (and its own --help).
+        sub.add_parser(name, help=command.help, add_help=False)
+    return p
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command not in COMMANDS:
-        print(f"unknown command {command!r}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
-        return 2
-    lacking = missing(command)
+    args, rest = parser().parse_known_args(argv[:1])
+    rest += argv[1:]
+    lacking = missing(args.command)
     if lacking:
-        print(f"rnn_ref {command} needs the harness ({', '.join(lacking)} not installed): "
+        print(f"rnn_ref {args.command} needs the harness ({', '.join(lacking)} not installed): "
               "pip install 'rnn_ref[harness]', or pip install -e '.[harness]' in a checkout", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[command])
+    module = importlib.import_module(COMMANDS[args.command].module)
     return int(module.main(rest) or 0)
 
 

@@ -124,7 +124,8 @@ def sparse_plus(x):
     return _like(x, np.where(x <= -1, 0, np.where(x >= 1, x, np.square(x + 1) / 4)))
 
 
-_erfc = np.frompyfunc(math.erfc, 1, 1)
+#: The complementary error function, elementwise (NumPy has none).
+erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
 def gelu(x):
@@ -133,7 +134,7 @@ def gelu(x):
     # the negative tail, where 1 + erf(.) would cancel. NumPy has no erfc, so it
     # is evaluated elementwise in float64 by the standard library.
     x64 = np.asarray(x, dtype=np.float64)
-    return _like(x, 0.5 * x64 * _erfc(-x64 / math.sqrt(2.0)).astype(np.float64))
+    return _like(x, 0.5 * x64 * erfc(-x64 / math.sqrt(2.0)).astype(np.float64))
 
 
 def softmax(x):
@@ -186,6 +187,9 @@ ACTIVATIONS: dict[str, Activation] = {
     "softmax": softmax,
     "log_softmax": log_softmax,
 }
+
+#: Activations whose output is bounded, so a recurrence through them cannot overflow.
+BOUNDED = ("tanh", "sigmoid", "hard_sigmoid", "sparse_sigmoid", "softsign", "hard_tanh", "relu6")
 
 #: Activations that act on each element alone (softmax and log_softmax mix
 #: the units of one step).

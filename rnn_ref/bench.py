@@ -7,7 +7,7 @@ harness
     Property examples checked against Keras per second. One example is one
     ``Context.expect`` of the property harness: the candidate
     (``rnn_ref.simple_rnn``), the Keras oracle, the float64 reference, its
-    conditioning and the judge. The cached oracle (``KerasSimpleRNN``: each
+    conditioning and the judge. The cached oracle (``KerasOracle``: each
     configuration built and compiled once, batch and time sizes free) is
     timed against a naive harness that builds a fresh Keras ``SimpleRNN``
     layer, sets its weights and calls it eagerly for every example, on the
@@ -150,7 +150,7 @@ def _blas_threads(n):
 class NaiveKerasSimpleRNN:
     """The naive oracle: a fresh Keras ``SimpleRNN`` layer for every example,
     built, given the example's weights and called eagerly. Same call contract
-    as ``KerasSimpleRNN``."""
+    as ``KerasOracle``."""
 
     def __call__(self, inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh",
                  return_sequences=False, return_state=False, go_backwards=False, mask=None,
@@ -241,7 +241,7 @@ def _describe_case(case) -> dict:
 
 def _check_sequence(oracle, cases) -> dict:
     """Check every case with a fresh Context; return the seconds and what happened."""
-    from .harness.properties import Context, PropertyFailure  # noqa: PLC0415
+    from .harness.context import Context, PropertyFailure  # noqa: PLC0415
     from .simple_rnn import simple_rnn  # noqa: PLC0415
 
     timed = _Timed(oracle)
@@ -279,24 +279,24 @@ def bench_harness(size: dict, repeats: int, log) -> list[dict]:
       builds and compilations counted;
     * new configuration every example: nothing to reuse.
     """
-    from .harness.oracle import KerasSimpleRNN  # noqa: PLC0415
+    from .harness.oracle import KerasOracle  # noqa: PLC0415
 
     # Warm-up: TensorFlow's first eager op and first compiled function (one-off costs of the process).
     warm_up = harness_cases(dict(size, new_config_examples=1), new_config_every_example=True, seed=12345)
     for _ in range(2):
-        _check_sequence(KerasSimpleRNN(), warm_up)
+        _check_sequence(KerasOracle(), warm_up)
         _check_sequence(NaiveKerasSimpleRNN(), warm_up)
 
     shapes_vary = harness_cases(size, new_config_every_example=False, seed=0)
     new_every = harness_cases(size, new_config_every_example=True, seed=0)
-    warm = KerasSimpleRNN()
+    warm = KerasOracle()
     for _ in range(2):  # the same configurations on other shapes, twice: built and compiled
         _check_sequence(warm, harness_cases(size, new_config_every_example=False, seed=1))
 
     rows = (
         ("shapes vary, warm cache", shapes_vary, lambda: warm, True),
-        ("shapes vary, empty cache", shapes_vary, KerasSimpleRNN, False),
-        ("new configuration every example", new_every, KerasSimpleRNN, False),
+        ("shapes vary, empty cache", shapes_vary, KerasOracle, False),
+        ("new configuration every example", new_every, KerasOracle, False),
     )
     naive_runs: dict[int, list] = {}
     results = []

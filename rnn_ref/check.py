@@ -32,7 +32,6 @@ import argparse
 import difflib
 import json
 import math
-import os
 import sys
 import time
 import warnings
@@ -48,7 +47,6 @@ EPILOG = ("Exit status: 0 at least one property checked and none failed, 1 a pro
 
 
 def _versions() -> dict:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from .harness import oracle
 
     return oracle.versions()
@@ -222,7 +220,7 @@ def main(argv=None) -> int:
 
     warnings.filterwarnings("ignore", message="You are using a softmax over axis")
     versions = _versions()
-    from .harness.properties import Context
+    from .harness.context import Context
     from .harness.runner import run_property
 
     print(f"checking {args.target} (layout {args.layout}) against Keras {versions['keras']} "

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     if args.batch < 1 or args.steps < 1:
         parser.error("--batch and --steps must be at least 1")
 
-    from .model import from_keras  # noqa: PLC0415
+    from .keras_graph import from_keras  # noqa: PLC0415
 
     model = build_keras_model(args.steps, args.mask_zero, args.seed)
     ids, lengths = padded_tokens(args.batch, args.steps, args.seed)

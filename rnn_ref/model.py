@@ -1,27 +1,30 @@
 """A Keras model rebuilt as a chain of NumPy layers.
 
-    >>> np_model = rnn_ref.from_keras(keras_model)
+    >>> np_model = rnn_ref.from_keras(keras_model)   # built by rnn_ref.keras_graph
     >>> np_model(x)          # equals keras_model.predict(x)
     >>> np_model.summary()
 
 Letters: B batch, T time steps, D input features, U units, V vocabulary size,
 E embedding size, N and K the input and output features of a Dense layer.
 
-What is supported, and nothing else (anything else is refused with a
-ValueError that names the layer, never skipped):
+This module is what a rebuilt model is: the layers ``Embedding``,
+``SimpleRNN`` and ``Dense``, each holding NumPy arrays and calling the pure
+functions of rnn_ref, and ``NumpyModel``, which runs them in order. How
+one is read from a Keras model is in ``rnn_ref.keras_graph``; how one is
+saved and read as an ``.npz`` is in ``rnn_ref.npz``.
 
-* ``Sequential`` and functional models whose layers form one chain from one
-  ``Input`` to the output: each layer takes the previous layer's output;
-* layers ``InputLayer``, ``Embedding``, ``SimpleRNN`` and ``Dense``, with all
-  the options that change the forward pass (see each class below).
+Each layer class declares what the other modules need to know about it:
+``OPTIONS`` (option name -> default, as in the Keras config), ``WEIGHTS``
+(its weight arrays, in the order of Keras's ``layer.get_weights()``),
+``OPTIONAL`` (arrays that may be None) and ``STATE`` (arrays a stateful
+layer carries from one call to the next).
 
 Masks travel as in Keras. ``Embedding(mask_zero=True)`` emits ``ids != 0``;
 ``SimpleRNN`` consumes it and passes it on only with ``return_sequences``
 (unchanged, even with ``go_backwards``: Keras does not reverse it); ``Dense``
 passes it on without using it; an ``Embedding`` without ``mask_zero`` drops
-it. For each SimpleRNN, ``from_keras`` also reads from the Keras graph whether
-Keras feeds it a mask, and the NumPy model checks its own propagation against
-that at every call.
+it. A SimpleRNN rebuilt from Keras also knows whether Keras feeds it a mask
+(``mask_in``) and checks its own propagation against that at every call.
 
 Dtypes follow Keras too: the input is cast to the model input's dtype, and
 each layer computes in its compute dtype (a float32 layer casts float64
@@ -33,18 +36,23 @@ model, ``model.predict(x)`` is ``np_model(x.astype(np.float32))``.
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import shape as check_shape
 from .dense import dense
 from .embedding import compute_mask as embedding_mask
 from .embedding import embedding
+from .recurrence import CALL_OPTIONS
+from .simple_rnn import OPTIONS as simple_rnn_options
 from .simple_rnn import simple_rnn
 
-#: The Keras layer classes ``from_keras`` converts.
-SUPPORTED = ("InputLayer", "Embedding", "SimpleRNN", "Dense")
+#: The options of a SimpleRNN layer with their defaults: those of ``simple_rnn``
+#: (activation, return_sequences, return_state, go_backwards,
+#: zero_output_for_mask) without ``mask`` and ``initial_state``, which are
+#: arrays of each call, not options.
+SIMPLE_RNN_OPTIONS = {k: v for k, v in simple_rnn_options.items() if k not in CALL_OPTIONS}
 
 
 # ---------------------------------------------------------------------------
@@ -54,14 +62,69 @@ SUPPORTED = ("InputLayer", "Embedding", "SimpleRNN", "Dense")
 # ---------------------------------------------------------------------------
 
 
+class Layer:
+    """What every NumPy layer declares and shares.
+
+    OPTIONS : option name -> default. A str default is an activation name,
+        False a flag, None a flag that may also be unknown.
+    WEIGHTS : the weight arrays, in the order of Keras's ``layer.get_weights()``.
+    OPTIONAL : the arrays that may be None (``bias`` is None for ``use_bias=False``).
+    STATE : the arrays a stateful layer carries between calls (not weights).
+    NEEDS_SEQUENCE : the input must be a sequence (B, T, ...).
+    """
+
+    OPTIONS = {}
+    WEIGHTS = ()
+    OPTIONAL = ()
+    STATE = ()
+    NEEDS_SEQUENCE = False
+
+    def compute_mask(self, x, mask):
+        return mask  # passed on unchanged
+
+    def weights(self):
+        """The weight arrays by name, absent optional ones left out."""
+        return {k: getattr(self, k) for k in self.WEIGHTS if getattr(self, k) is not None}
+
+    def arrays(self):
+        """The weights, and the current state of a stateful layer: what ``save_npz`` writes."""
+        arrays = self.weights()
+        if getattr(self, "stateful", False):
+            arrays.update({k: getattr(self, k) for k in self.STATE if getattr(self, k) is not None})
+        return arrays
+
+    def options(self):
+        """The activation and the flags that are on (and "no bias"), as short words for ``summary``."""
+        words = [getattr(self, k) for k, default in self.OPTIONS.items() if isinstance(default, str)]
+        words += self.flags()
+        if "bias" in self.OPTIONAL and self.bias is None:
+            words.append("no bias")
+        return words
+
+    def flags(self):
+        """The names of the flags that are on."""
+        return [k for k, default in self.OPTIONS.items() if default is False and getattr(self, k)]
+
+    def check_input(self, features, sequence):
+        """Check the weights' shapes for an input of ``features`` features (None: not known).
+
+        ``sequence`` says whether the input is a sequence (B, T, ...) (None:
+        not known). Returns the same two for the output; raises ValueError.
+        """
+        raise NotImplementedError
+
+
 @dataclass(repr=False)
-class Embedding:
+class Embedding(Layer):
     """Keras ``Embedding``: ids (B, T) -> (B, T, E).
 
     embeddings : (V, E)
     mask_zero : emit the mask ``ids != 0`` (B, T) for the next layers.
     dtype : the compute dtype; the looked-up rows are cast to it.
     """
+
+    OPTIONS = {"mask_zero": False}
+    WEIGHTS = ("embeddings",)
 
     name: str
     embeddings: np.ndarray  # (V, E)
@@ -77,11 +140,9 @@ class Embedding:
     def compute_mask(self, ids, mask=None):
         return embedding_mask(ids) if self.mask_zero else None  # (B, T) or None
 
-    def weights(self):
-        return {"embeddings": self.embeddings}
-
-    def options(self):
-        return ["mask_zero"] if self.mask_zero else []
+    def check_input(self, features, sequence):
+        check_shape("embeddings", self.embeddings, "V, E", (None, None))
+        return self.embeddings.shape[1], True
 
     def __repr__(self):
         V, E = self.embeddings.shape
@@ -89,7 +150,7 @@ class Embedding:
 
 
 @dataclass(repr=False)
-class SimpleRNN:
+class SimpleRNN(Layer):
     """Keras ``SimpleRNN``: (B, T, D) -> (B, U), or (B, T, U) with ``return_sequences``.
 
     kernel : (D, U); recurrent_kernel : (U, U); bias : (U,) or None (``use_bias=False``)
@@ -100,6 +161,12 @@ class SimpleRNN:
         graph); None skips the check. ``unroll`` is not kept: Keras gives the
         same numbers either way (apart from the case ``from_keras`` warns about).
     """
+
+    OPTIONS = {**SIMPLE_RNN_OPTIONS, "stateful": False, "mask_in": None}
+    WEIGHTS = ("kernel", "recurrent_kernel", "bias")
+    OPTIONAL = ("bias", "state")
+    STATE = ("state",)
+    NEEDS_SEQUENCE = True
 
     name: str
     kernel: np.ndarray  # (D, U)
@@ -157,37 +224,40 @@ class SimpleRNN:
         if self.state is not None:
             self.state = np.zeros_like(self.state)
 
-    def weights(self):
-        w = {"kernel": self.kernel, "recurrent_kernel": self.recurrent_kernel}
-        if self.bias is not None:
-            w["bias"] = self.bias
-        return w
-
     def options(self):
-        flags = ["return_sequences", "return_state", "go_backwards", "zero_output_for_mask", "stateful"]
-        opts = [self.activation] + [f for f in flags if getattr(self, f)]
-        if self.bias is None:
-            opts.append("no bias")
-        if self.mask_in:
-            opts.append("masked")
-        return opts
+        return super().options() + (["masked"] if self.mask_in else [])
+
+    def check_input(self, features, sequence):
+        rk = self.recurrent_kernel
+        if rk.ndim != 2 or rk.shape[0] != rk.shape[1] or rk.shape[0] == 0:
+            raise ValueError(f"recurrent_kernel must be a square (U, U) array, got shape {rk.shape}")
+        U = rk.shape[0]
+        check_shape("kernel", self.kernel, "D, U", (features, U))
+        if self.bias is not None:
+            check_shape("bias", self.bias, "U", (U,))
+        if self.state is not None:
+            check_shape("state", self.state, "B, U", (None, U))
+        return U, self.return_sequences
 
     def __repr__(self):
         D, U = self.kernel.shape
-        flags = ["return_sequences", "return_state", "go_backwards", "zero_output_for_mask", "stateful"]
         args = [f"D={D}", f"U={U}", f"activation={self.activation!r}"]
-        args += [f"{f}=True" for f in flags if getattr(self, f)]
+        args += [f"{f}=True" for f in self.flags()]
         if self.bias is None:
             args.append("use_bias=False")
         return f"SimpleRNN({self.name!r}, {', '.join(args)})"
 
 
 @dataclass(repr=False)
-class Dense:
+class Dense(Layer):
     """Keras ``Dense``: (..., N) -> (..., K), on the last axis (so per step on (B, T, N)).
 
     kernel : (N, K); bias : (K,) or None. A mask passes through unchanged.
     """
+
+    OPTIONS = {"activation": "linear"}
+    WEIGHTS = ("kernel", "bias")
+    OPTIONAL = ("bias",)
 
     name: str
     kernel: np.ndarray  # (N, K)
@@ -199,18 +269,19 @@ class Dense:
         x = np.asarray(x).astype(self.dtype, copy=False)
         return dense(x, self.kernel, self.bias, self.activation)  # (..., K)
 
-    def compute_mask(self, x, mask):
-        return mask
-
-    def weights(self):
-        return {"kernel": self.kernel} if self.bias is None else {"kernel": self.kernel, "bias": self.bias}
-
-    def options(self):
-        return [self.activation] + ([] if self.bias is not None else ["no bias"])
+    def check_input(self, features, sequence):
+        check_shape("kernel", self.kernel, "N, K", (features, None))
+        if self.bias is not None:
+            check_shape("bias", self.bias, "K", (self.kernel.shape[1],))
+        return self.kernel.shape[1], sequence
 
     def __repr__(self):
         N, K = self.kernel.shape
         return f"Dense({self.name!r}, N={N}, K={K}, activation={self.activation!r})"
+
+
+#: The NumPy layer classes by name (the name a saved config uses).
+LAYERS = {cls.__name__: cls for cls in (Embedding, SimpleRNN, Dense)}
 
 
 # ---------------------------------------------------------------------------
@@ -290,232 +361,11 @@ class NumpyModel:
         return f"NumpyModel({self.name!r}, layers=[{inner}\n])"
 
 
-# ---------------------------------------------------------------------------
-# Conversion from Keras
-# ---------------------------------------------------------------------------
-
-
 def from_keras(model) -> NumpyModel:
-    """Rebuild a built Keras ``Sequential`` or functional model as a ``NumpyModel``.
+    """Rebuild a built Keras model as a ``NumpyModel``: ``rnn_ref.keras_graph.from_keras``.
 
-    The weights are copied (``layer.get_weights()``), and so is the current
-    state of stateful SimpleRNN layers, so the NumPy model continues from
-    where the Keras model is. Raises ValueError for anything outside the
-    supported chain (see the module docstring), naming the layer.
+    Kept here so that ``from rnn_ref.model import from_keras`` goes on working.
     """
-    import keras  # noqa: PLC0415  (only the conversion needs Keras)
+    from .keras_graph import from_keras as rebuild  # noqa: PLC0415  (keras_graph imports this module)
 
-    graph = _graph_of(model, keras)
-    (model_input,) = graph.inputs
-    if getattr(model_input, "sparse", False) or getattr(model_input, "ragged", False):
-        raise ValueError(f"model {model.name!r}: sparse or ragged inputs are not supported")
-    chain, outputs = _chain(graph, model_input, keras)
-
-    layers = []
-    for layer, node, is_last in chain:
-        if getattr(layer, "stateful", False) and sum(l is layer for l, _, _ in chain) > 1:
-            raise ValueError(f"stateful layer {layer.name!r} is used more than once; not supported")
-        layers.append(_convert(layer, node, is_last, keras))  # one per call of the layer
-    return NumpyModel(
-        layers=layers,
-        name=model.name,
-        input_dtype=np.dtype(model_input.dtype),
-        outputs=outputs,
-    )
-
-
-def _graph_of(model, keras):
-    """The functional graph Keras runs: the model itself, or a Sequential's inner one."""
-    if isinstance(model, keras.Sequential):
-        graph = getattr(model, "_functional", None)
-        if graph is None:
-            raise ValueError(
-                f"Sequential model {model.name!r} is not built: start it with keras.Input(...) "
-                "or call it once on data before from_keras"
-            )
-    elif isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
-        graph = model
-    else:
-        raise ValueError(
-            f"model {model.name!r} ({type(model).__name__}) is not a Sequential or functional model; "
-            "a subclassed model has no graph to read"
-        )
-    if len(graph.inputs) != 1:
-        raise ValueError(f"model {model.name!r} has {len(graph.inputs)} inputs; only one is supported")
-    return graph
-
-
-def _node_of(tensor):
-    op, node_index, tensor_index = tensor._keras_history
-    return op, op._inbound_nodes[node_index], tensor_index
-
-
-def _chain(graph, model_input, keras):
-    """Walk from the output back to the input; return [(layer, node, is_last)] and the output spec."""
-    flat_outputs = keras.tree.flatten(graph.output)
-    last_op, last_node, _ = _node_of(flat_outputs[0])
-    for t in flat_outputs:
-        op, node, _ = _node_of(t)
-        if node is not last_node:
-            raise ValueError(
-                f"model outputs come from layers {last_op.name!r} and {op.name!r}: only a chain "
-                "of layers ending in one layer is supported"
-            )
-    outputs = keras.tree.map_structure(lambda t: _node_of(t)[2], graph.output)
-
-    chain = []
-    node = last_node
-    while True:
-        layer = node.operation
-        kind = type(layer).__name__
-        if kind == "InputLayer" and isinstance(layer, keras.layers.InputLayer):
-            break
-        _check_supported(layer, keras)
-        data = _data_input(layer, node, keras)
-        chain.append((layer, node, not chain))
-        if data is model_input:
-            break
-        op, node, tensor_index = _node_of(data)
-        if tensor_index != 0:
-            raise ValueError(
-                f"layer {layer.name!r} ({kind}) takes output {tensor_index} of layer {op.name!r}; "
-                "only the main output of a layer can feed the next one"
-            )
-    if not chain:
-        raise ValueError("the model has no layers besides its input")
-    chain.reverse()
-    return chain, outputs
-
-
-def _check_supported(layer, keras):
-    kinds = {
-        "Embedding": keras.layers.Embedding,
-        "SimpleRNN": keras.layers.SimpleRNN,
-        "Dense": keras.layers.Dense,
-    }
-    kind = type(layer).__name__
-    # Exact classes only: a subclass may change the forward pass.
-    if kinds.get(kind) is not type(layer):
-        raise ValueError(
-            f"layer {getattr(layer, 'name', '?')!r} of class {kind} is not supported; "
-            f"supported layer classes: {', '.join(SUPPORTED)}"
-        )
-    if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
-        raise ValueError(f"layer {layer.name!r} ({kind}): LoRA and quantized layers are not supported")
-
-
-def _data_input(layer, node, keras):
-    """The one tensor ``layer`` was called on; refuse anything more (explicit masks, initial states)."""
-    kind = type(layer).__name__
-    args, kwargs = node.arguments.args, node.arguments.kwargs
-    if len(args) != 1 or not isinstance(args[0], keras.KerasTensor):
-        raise ValueError(f"layer {layer.name!r} ({kind}) must be called on one tensor, got {len(args)} arguments")
-    data = args[0]
-    for key, value in kwargs.items():
-        if key == "mask":
-            if value is not None and not _is_propagated_mask(value, data):
-                raise ValueError(
-                    f"layer {layer.name!r} ({kind}) was given an explicit mask; only the masks "
-                    "Keras propagates from Embedding(mask_zero=True) are supported"
-                )
-        elif key == "training":
-            if value:
-                raise ValueError(f"layer {layer.name!r} ({kind}) was called with training=True")
-        elif value is not None:
-            raise ValueError(f"layer {layer.name!r} ({kind}) was called with {key}=...; not supported")
-    return data
-
-
-def _is_propagated_mask(mask, data) -> bool:
-    """True for the mask Keras itself propagates from Embedding(mask_zero=True):
-    the data's own mask, or (in a model loaded from a file, where Keras records
-    it as a recomputed op) ``not_equal(ids, 0)`` on the ids of an Embedding
-    with mask_zero upstream of ``data``."""
-    propagated = getattr(data, "_keras_mask", None)
-    if propagated is None:
-        return False
-    if mask is propagated:
-        return True
-    op = getattr(getattr(mask, "_keras_history", None), "operation", None)
-    if type(op).__name__ != "NotEqual" or not getattr(op, "_inbound_nodes", None):
-        return False
-    args = op._inbound_nodes[0].arguments.args
-    if len(args) != 2 or not (isinstance(args[1], (int, float)) and args[1] == 0):
-        return False
-    return args[0] in _embedding_ids_upstream(data)
-
-
-def _embedding_ids_upstream(tensor):
-    """The id tensors of the Embedding(mask_zero=True) layers that ``tensor`` derives from."""
-    found, seen, todo = [], set(), [tensor]
-    while todo:
-        t = todo.pop()
-        history = getattr(t, "_keras_history", None)
-        if history is None or id(t) in seen:
-            continue
-        seen.add(id(t))
-        layer = history.operation
-        node = layer._inbound_nodes[history.node_index]
-        inputs = list(node.arguments.args)
-        if type(layer).__name__ == "Embedding" and getattr(layer, "mask_zero", False):
-            found.extend(inputs)
-        todo.extend(a for a in inputs if hasattr(a, "_keras_history"))
-    return found
-
-
-def _activation(layer, function, keras):
-    """The rnn_ref name of a Keras activation function; refuse custom ones."""
-    from .activations import ACTIVATIONS  # noqa: PLC0415
-
-    for name in ACTIVATIONS:
-        try:
-            if keras.activations.get(name) is function:
-                return name
-        except ValueError:  # a name this Keras version does not have
-            continue
-    raise ValueError(
-        f"layer {layer.name!r} ({type(layer).__name__}): activation {function!r} is not one of the "
-        f"Keras activations rnn_ref knows by name; known: {', '.join(sorted(ACTIVATIONS))}"
-    )
-
-
-def _convert(layer, node, is_last, keras):
-    kind = type(layer).__name__
-    dtype = np.dtype(layer.compute_dtype)
-    weights = [np.asarray(w) for w in layer.get_weights()]
-    if kind == "Embedding":
-        (embeddings,) = weights
-        return Embedding(layer.name, embeddings, mask_zero=bool(layer.mask_zero), dtype=dtype)
-    if kind == "Dense":
-        kernel, bias = (weights[0], weights[1]) if layer.use_bias else (weights[0], None)
-        return Dense(layer.name, kernel, bias, activation=_activation(layer, layer.activation, keras), dtype=dtype)
-    # SimpleRNN
-    cell = layer.cell
-    kernel, recurrent_kernel = weights[0], weights[1]
-    bias = weights[2] if cell.use_bias else None
-    mask_in = node.arguments.kwargs.get("mask") is not None
-    state = None
-    if layer.stateful and layer.states is not None:
-        state = np.asarray(layer.states[0].numpy(), dtype=dtype)  # (B, U)
-    rnn = SimpleRNN(
-        layer.name, kernel, recurrent_kernel, bias,
-        activation=_activation(layer, cell.activation, keras),
-        return_sequences=bool(layer.return_sequences),
-        # A state output that no later layer can reach changes nothing.
-        return_state=bool(layer.return_state) and is_last,
-        go_backwards=bool(layer.go_backwards),
-        zero_output_for_mask=bool(layer.zero_output_for_mask),
-        stateful=bool(layer.stateful),
-        dtype=dtype,
-        state=state,
-        mask_in=mask_in,
-    )
-    if layer.unroll and mask_in and rnn.go_backwards and rnn.zero_output_for_mask and rnn.return_sequences:
-        warnings.warn(
-            f"layer {layer.name!r}: with unroll=True, go_backwards, zero_output_for_mask, "
-            "return_sequences and a mask, Keras (TF backend) zeroes the outputs of the steps masked "
-            "in input order instead of processing order, unlike unroll=False; this NumPy model "
-            "follows unroll=False, so its outputs differ from the Keras model here",
-            stacklevel=3,
-        )
-    return rnn
+    return rebuild(model)

@@ -1,16 +1,17 @@
 """The catalogue catches plausible bugs, each with a small counterexample.
 
 A property that a wrong implementation also satisfies proves nothing; here
-each wrong variant from rnn_ref.harness.variants must fail the properties
+each mutant of rnn_ref.mutants must fail the properties
 that concern it, and the shrunk case must stay small.
 """
 
 import pytest
 
 from rnn_ref.harness.candidate import Adapted, probe
-from rnn_ref.harness.properties import PROPERTIES, Context
+from rnn_ref.harness.context import Context
+from rnn_ref.harness.properties import PROPERTIES
 from rnn_ref.harness.runner import run_property
-from rnn_ref.harness.variants import SEED_STYLE_CORRECT, SEED_STYLE_WRONG, WRONG
+from rnn_ref import mutants, variants
 
 pytestmark = pytest.mark.keras
 
@@ -39,10 +40,10 @@ def ctx():
     return Context()
 
 
-@pytest.mark.parametrize("variant, prop", EXPECTED)
-def test_wrong_variant_fails_with_a_small_case(variant, prop, ctx):
-    result = run_property(prop, WRONG[variant], ctx, max_examples=40, seed=1)
-    assert result.status == "FAIL", f"{variant} passed {prop} on {result.examples} examples"
+@pytest.mark.parametrize("mutant, prop", EXPECTED)
+def test_mutant_fails_with_a_small_case(mutant, prop, ctx):
+    result = run_property(prop, mutants.MUTANTS[mutant], ctx, max_examples=40, seed=1)
+    assert result.status == "FAIL", f"{mutant} passed {prop} on {result.examples} examples"
     sizes = dict(kv.split("=") for kv in result.case.split(";")[0].split()[:4])
     # Shrunk to a handful of steps and rows (every_activation_matches_keras pins
     # U = 10 by design, so units are only bounded where the strategy varies them).
@@ -60,9 +61,9 @@ def test_wrong_variant_fails_with_a_small_case(variant, prop, ctx):
 # report "unsupported" and exit 0) and catch each bug with a small case.
 
 @pytest.mark.parametrize("style", ["no_options", "declined_options"])
-@pytest.mark.parametrize("bug", list(SEED_STYLE_WRONG))
+@pytest.mark.parametrize("bug", list(mutants.SEED_STYLE))
 def test_seed_style_bug_fails_with_a_small_case(bug, style, ctx):
-    fn = SEED_STYLE_WRONG[bug][0 if style == "no_options" else 1]
+    fn = mutants.SEED_STYLE[bug][0 if style == "no_options" else 1]
     candidate = Adapted(fn, "textbook")
     found = probe(candidate)
     assert found.problem is None, found.problem
@@ -73,9 +74,9 @@ def test_seed_style_bug_fails_with_a_small_case(bug, style, ctx):
     assert "activation='tanh'" in result.case and "bias=None" not in result.case  # what the function handles
 
 
-@pytest.mark.parametrize("name", list(SEED_STYLE_CORRECT))
+@pytest.mark.parametrize("name", list(variants.SEED_STYLE))
 def test_seed_style_correct_function_is_checked_and_passes(name, ctx):
-    candidate = Adapted(SEED_STYLE_CORRECT[name], "textbook")
+    candidate = Adapted(variants.SEED_STYLE[name], "textbook")
     found = probe(candidate)
     assert found.problem is None, found.problem
     assert found.support.activation == ("tanh",) and found.support.use_bias == (True,)

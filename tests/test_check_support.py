@@ -84,7 +84,7 @@ def _checked(line: str) -> int:
 # -- the seeds' own style -------------------------------------------------------------
 
 def test_function_without_keywords_is_checked_one_sequence_at_a_time(capsys):
-    status, out, _ = run_check(capsys, "rnn_ref.harness.variants:seed_rnn", "--layout", "textbook",
+    status, out, _ = run_check(capsys, "rnn_ref.variants:seed_rnn", "--layout", "textbook",
                                 "--max-examples", "10")
     assert status == 0, out
     assert "called as seed_rnn(x, W, U, b), one sequence at a time" in out
@@ -96,7 +96,7 @@ def test_function_without_keywords_is_checked_one_sequence_at_a_time(capsys):
 
 
 def test_the_bias_after_tanh_bug_is_caught_with_a_one_step_case(capsys, tmp_path):
-    status, out, _ = run_check(capsys, "rnn_ref.harness.variants:seed_bias_after_tanh", "--layout", "textbook",
+    status, out, _ = run_check(capsys, "rnn_ref.mutants:seed_bias_after_tanh", "--layout", "textbook",
                                 "--repro-dir", tmp_path, "--property", "matches_keras,single_step_equals_dense")
     assert status == 1, out
     assert "minimal case: B=1 T=1 D=1 U=1" in out
@@ -104,11 +104,11 @@ def test_the_bias_after_tanh_bug_is_caught_with_a_one_step_case(capsys, tmp_path
     script = tmp_path / "repro_matches_keras.py"
     assert f"reproduce: python {script}" in out and (tmp_path / "repro_single_step_equals_dense.py").exists()
     text = script.read_text()
-    assert "load_candidate('rnn_ref.harness.variants:seed_bias_after_tanh', layout='textbook')" in text
+    assert "load_candidate('rnn_ref.mutants:seed_bias_after_tanh', layout='textbook')" in text
 
 
 def test_reproduction_prints_a_small_case_and_fails_again(capsys, tmp_path, monkeypatch):
-    run_check(capsys, "rnn_ref.harness.variants:seed_no_activation", "--layout", "textbook",
+    run_check(capsys, "rnn_ref.mutants:seed_no_activation", "--layout", "textbook",
                "--repro-dir", tmp_path, "--property", "matches_keras")
     monkeypatch.chdir(ROOT)
     script = (tmp_path / "repro_matches_keras.py").read_text()
@@ -119,7 +119,7 @@ def test_reproduction_prints_a_small_case_and_fails_again(capsys, tmp_path, monk
 
 
 def test_the_wrong_layout_gets_a_hint(capsys):
-    status, _, err = run_check(capsys, "rnn_ref.harness.variants:seed_rnn")
+    status, _, err = run_check(capsys, "rnn_ref.variants:seed_rnn")
     assert status == 2
     assert "cannot be called" in err and "did you mean --layout textbook?" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 2
@@ -200,7 +200,7 @@ def test_textbook_arrays_are_copies_too():
         return np.zeros(U.shape[0], x.dtype)
 
     from rnn_ref.harness.cases import make_case
-    from rnn_ref.harness.properties import CandidateError
+    from rnn_ref.harness.context import CandidateError
 
     case = make_case(B=1, T=2, D=2, U=3)
     with pytest.raises(CandidateError, match="modified its argument 'W' in place"):

@@ -12,8 +12,8 @@ import pytest
 
 import rnn_ref
 from rnn_ref.harness.cases import make_case
-from rnn_ref.harness.oracle import KerasSimpleRNN
-from rnn_ref.harness.properties import KNOWN_KERAS_DEVIATIONS
+from rnn_ref.harness.oracle import KerasOracle
+from rnn_ref.harness.context import KNOWN_KERAS_DEVIATIONS
 
 pytestmark = pytest.mark.keras
 
@@ -55,7 +55,7 @@ def test_unrolled_go_backwards_zeroes_the_wrong_steps():
     """unroll=True with go_backwards, zero_output_for_mask and a mask zeroes outputs by
     the mask in input order while the outputs are in processing order
     (upstream keras-team/keras#17596). The reference follows unroll=False."""
-    oracle = KerasSimpleRNN()
+    oracle = KerasOracle()
     case = make_case(B=2, T=4, D=3, U=5, seed=7, go_backwards=True, zero_output_for_mask=True,
                      return_sequences=True)
     mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=bool)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import warnings
 
 import hypothesis
@@ -36,11 +35,11 @@ import numpy as np
 import pytest
 from hypothesis import given, note, settings, strategies as st
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
 layers = keras.layers
 
 import rnn_ref  # noqa: E402
+from rnn_ref.harness.cases import orthogonal  # noqa: E402
 from rnn_ref.model import NumpyModel  # noqa: E402
 
 pytestmark = pytest.mark.keras
@@ -62,8 +61,7 @@ few = settings(max_examples=EXAMPLES, deadline=None)
 def random_weight(name, shape, dtype, rng):
     """A random weight for a Keras variable called ``name`` (asymmetric, biases non-zero)."""
     if name == "recurrent_kernel":  # (U, U): RADIUS times a random (non-symmetric) orthogonal matrix
-        q, r = np.linalg.qr(rng.standard_normal(shape))
-        w = RADIUS * q * np.sign(np.diag(r))
+        w = orthogonal(rng, shape[0], RADIUS)
     elif name == "kernel":  # (D, U): pre-activations of order 1
         w = rng.standard_normal(shape) / np.sqrt(shape[0])
     elif name == "bias":

@@ -34,18 +34,17 @@ magnitude below the O(1e-2) differences a wrong formula makes.
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 import numpy as np
 import pytest
 from hypothesis import assume, event, given, note, strategies as st
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 pytest.importorskip("keras")
 
 import rnn_ref  # noqa: E402
-from rnn_ref.harness.oracle import KerasSimpleRNN  # noqa: E402
+from rnn_ref.harness.cases import orthogonal  # noqa: E402
+from rnn_ref.harness.oracle import KerasOracle  # noqa: E402
 
 pytestmark = pytest.mark.keras
 
@@ -67,7 +66,7 @@ ACT64 = {
 
 @pytest.fixture(scope="module")
 def keras_rnn():
-    return KerasSimpleRNN()
+    return KerasOracle()
 
 
 # ---------------------------------------------------------------------------
@@ -239,8 +238,7 @@ SIZES = [(2, 4), (3, 5), (4, 3)]  # (D, U)
 def moderate_weights(rng, D, U):
     limit = np.sqrt(6.0 / (D + U))
     kernel = rng.uniform(0.3, 1.0, (D, U)) * limit * rng.choice([-1, 1], (D, U))  # no zeros
-    q, r = np.linalg.qr(rng.normal(size=(U, U)))
-    recurrent = 0.9 * q * np.sign(np.diag(r))
+    recurrent = orthogonal(rng, U, 0.9)
     bias = rng.uniform(0.1, 0.6, U) * rng.choice([-1, 1], U)  # non-zero
     return kernel.astype(F32), recurrent.astype(F32), bias.astype(F32)
 

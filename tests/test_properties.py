@@ -8,7 +8,8 @@ import pytest
 from hypothesis import example, given, note
 
 import rnn_ref
-from rnn_ref.harness.properties import PROPERTIES, Context, case_of
+from rnn_ref.harness.context import Context
+from rnn_ref.harness.properties import PROPERTIES, case_of
 
 
 @pytest.fixture(scope="module")

@@ -24,16 +24,10 @@ import pytest
 import rnn_ref
 from rnn_ref.__main__ import main as cli
 from rnn_ref.harness import tolerance
-from rnn_ref.report import (
-    SCHEMA_VERSION,
-    KerasTally,
-    Tally,
-    ToleranceTable,
-    budget_rule,
-    report_run,
-    summary,
-    write_markdown,
-)
+from rnn_ref.harness.tally import SCHEMA_VERSION, KerasTally, Tally, ToleranceTable, fmt, jsonable
+from rnn_ref.harness.tolerance import budget_rule
+from rnn_ref.report.markdown import write_markdown
+from rnn_ref.report.results import report_run, summary
 
 PROP = "matches_keras"
 
@@ -274,3 +268,103 @@ def test_overflowed_results_are_reported_apart_in_json_and_markdown(tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| | | rnn_ref |"))
     assert row.split("|")[3:8] == [" rnn_ref ", " 2 ", " 0 ", " 1 ", " 1e-07 "], row
     assert "inf" not in md.split("## Per property")[1].split("## Environment")[0]
+
+
+# -- the layout of the report package and its shared pieces ----------------------------------------
+
+def test_the_budget_rule_is_worded_once_in_tolerance():
+    named, numbered = tolerance.budget_rule_text(values=False), tolerance.budget_rule_text()
+    assert named.startswith("budget = FACTOR * ") and "FLOOR_ULPS * u * sqrt(D + U + 1)" in named
+    assert numbered.startswith(f"budget = {tolerance.FACTOR:g} * ")
+    assert f"+ {tolerance.FLOOR_ULPS:g} * u * sqrt(D + U + 1)" in numbered
+    rule = budget_rule()
+    assert rule["rule"].startswith(named + "; conditioning = ")
+    assert (rule["FACTOR"], rule["FLOOR_ULPS"]) == (tolerance.FACTOR, tolerance.FLOOR_ULPS)
+
+
+def test_report_md_shows_the_rule_of_its_report_json(tmp_path):
+    data = _markdown_data(_table())
+    data["budget_rule"] = {**budget_rule(), "rule": "budget = a rule; b = a clause"}
+    write_markdown(tmp_path / "report.md", data)
+    block = (tmp_path / "report.md").read_text().split("## The budget rule")[1].split("```")[1]
+    assert block.splitlines()[1:3] == ["budget = a rule", "  b = a clause"]
+    assert f"FACTOR = {tolerance.FACTOR:g}" in block
+
+
+def test_the_pytest_summary_states_the_budget_rule(tmp_path):
+    (tmp_path / "test_one.py").write_text(textwrap.dedent("""
+        from rnn_ref.harness.tolerance import Verdict
+
+        def test_one(tolerance_recorder):
+            tolerance_recorder("matches_keras", Verdict(ok=True, label="output", dtype="float32"))
+    """))
+    here = str(Path(rnn_ref.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "rnn_ref.harness.pytest_plugin", "-p", "no:cacheprovider"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert tolerance.budget_rule_text() in r.stdout, r.stdout
+
+
+def test_json_helpers_write_non_finite_numbers_as_strings():
+    data = jsonable({"a": [np.float32(1.5), math.inf, -math.inf], "b": (np.int64(3), math.nan), "c": "x"})
+    assert data == {"a": [1.5, "inf", "-inf"], "b": [3, "nan"], "c": "x"}
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+    assert [fmt(x) for x in (None, 0, 0.0, 7, 1.23456e-7, "inf", "n/a")] == ["-", "0", "0", "7", "1.23e-07", "inf", "n/a"]
+
+
+def _imports(path: Path):
+    """(module as written, imported names) of every import statement in ``path``."""
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            yield "." * node.level + (node.module or ""), [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, []
+
+
+PACKAGE = Path(rnn_ref.__file__).parent
+
+
+def test_the_harness_does_not_import_the_report():
+    for path in sorted((PACKAGE / "harness").glob("*.py")):
+        for module, names in _imports(path):
+            assert not module.startswith(("rnn_ref.report", "..report")), f"{path.name} imports {module}"
+            assert not (module == ".." and "report" in names), f"{path.name} imports rnn_ref.report"
+
+
+def test_no_private_name_is_imported_across_modules():
+    paths = [*(PACKAGE / "report").glob("*.py"), PACKAGE / "harness" / "tally.py",
+             PACKAGE / "harness" / "pytest_plugin.py", Path(__file__), Path(__file__).with_name("test_tolerance.py")]
+    for path in paths:
+        for module, names in _imports(path):
+            private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+            assert not private, f"{path.name} imports {', '.join(private)} from {module}; expected public names only"
+
+
+def test_report_modules_stay_small_and_the_template_ships():
+    for path in (PACKAGE / "report").glob("*.py"):
+        assert len(path.read_text().splitlines()) < 500, f"{path.name} has grown past 500 lines"
+    assert (PACKAGE / "report" / "template.md").is_file()
+    pyproject = (PACKAGE.parent / "pyproject.toml")
+    if pyproject.is_file():  # a checkout, not an installed copy
+        tomllib = pytest.importorskip("tomllib")
+        data = tomllib.loads(pyproject.read_text())
+        assert "template.md" in data["tool"]["setuptools"]["package-data"]["rnn_ref.report"]
+
+
+def test_report_and_compare_are_subcommands_of_one_parser(capsys):
+    from rnn_ref.report import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["compare"])
+    assert e.value.code == 2
+    assert "OLD.json, NEW.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli(["report", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "report compare OLD.json NEW.json" in out and "--quick" in out

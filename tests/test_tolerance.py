@@ -18,9 +18,10 @@ from rnn_ref import simple_rnn
 from rnn_ref.__main__ import main as cli
 from rnn_ref.harness import tolerance
 from rnn_ref.harness.cases import BOUNDED, MASK_PATTERNS, cases, make_case
-from rnn_ref.harness.properties import Context, PropertyFailure
-from rnn_ref.harness.variants import scaled_output
-from rnn_ref.report import implementations, needed_factor
+from rnn_ref.harness.context import Context, PropertyFailure
+from rnn_ref.mutants import scaled_output
+from rnn_ref.harness.tally import needed_factor
+from rnn_ref.report.sweeps import implementations
 
 IMPLEMENTATIONS = implementations()  # rnn_ref + the correct variants
 

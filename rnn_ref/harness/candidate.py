@@ -34,12 +34,12 @@ import numpy as np
 
 from ..activations import ACTIVATIONS
 from .cases import DEFAULTS, MASK_PATTERNS, Support, feature, make_case
-from .properties import CandidateError
-from .runner import CandidateRaised, CaseTimeout, describe_exception, guarded
+from .context import CandidateError
+from .spec import SIMPLE_RNN
+from .guard import CandidateRaised, CaseTimeout, describe_exception, guarded
 
 #: Keras's option names and defaults: the keywords a candidate may take.
-OPTIONS = dict(activation="tanh", return_sequences=False, return_state=False, go_backwards=False,
-               mask=None, initial_state=None, zero_output_for_mask=False)
+OPTIONS = SIMPLE_RNN.options
 
 #: Each layout's positional arrays, as shown to users.
 LAYOUTS = {

@@ -16,14 +16,11 @@ from typing import NamedTuple
 import numpy as np
 from hypothesis import strategies as st
 
-from ..activations import ACTIVATIONS, ELEMENTWISE
+from ..activations import ACTIVATIONS, BOUNDED, ELEMENTWISE
+from .spec import SIMPLE_RNN
 
-#: Activations whose output is bounded, so the recurrence cannot overflow.
-BOUNDED = ("tanh", "sigmoid", "hard_sigmoid", "sparse_sigmoid", "softsign", "hard_tanh", "relu6")
-
-OPTION_NAMES = (
-    "activation", "return_sequences", "return_state", "go_backwards", "zero_output_for_mask",
-)
+#: The options of a case that go to the layer (mask and initial_state are arrays of the case).
+OPTION_NAMES = SIMPLE_RNN.layer_options
 
 
 class Case(NamedTuple):
@@ -211,12 +208,11 @@ def make_case(
     """
     rng = np.random.default_rng(seed)
     limit = np.sqrt(6.0 / (D + U))
-    q, r = np.linalg.qr(rng.normal(size=(U, U)))
-    q *= np.sign(np.diag(r))  # Haar-distributed orthogonal matrix
+    recurrent = orthogonal(rng, U, gain)  # drawn first, so that a case rebuilds from its seed
     case = Case(
         inputs=rng.uniform(-input_scale, input_scale, size=(B, T, D)),
         kernel=rng.uniform(-limit, limit, size=(D, U)),
-        recurrent_kernel=gain * q,
+        recurrent_kernel=recurrent,
         bias=rng.normal(0, 0.5, size=U) if use_bias else None,
         mask=_mask(rng, B, T, mask_pattern),
         initial_state=rng.normal(0, 0.5, size=(B, U)) if initial_state else None,
@@ -230,6 +226,13 @@ def make_case(
         mask_pattern=mask_pattern,
     )
     return case.astype(dtype)
+
+
+def orthogonal(rng: np.random.Generator, U: int, gain: float = 1.0) -> np.ndarray:
+    """``gain`` times a random orthogonal (U, U) matrix, Haar-distributed and not
+    symmetric: a recurrent kernel whose spectral radius is ``gain``."""
+    q, r = np.linalg.qr(rng.normal(size=(U, U)))
+    return gain * (q * np.sign(np.diag(r)))
 
 
 @st.composite

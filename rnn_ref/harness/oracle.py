@@ -1,6 +1,6 @@
-"""Live Keras as the oracle, with the same call contract as ``rnn_ref.simple_rnn``.
+"""Live Keras as the oracle, with the same call contract as a layer spec's reference.
 
-Building a ``SimpleRNN`` layer and tracing its call costs tens of
+Building a Keras layer and tracing its call costs tens of
 milliseconds, so each configuration (units, input size, dtype, options) is
 built once, and compiled once with unknown batch and time sizes when it is
 used a second time (a configuration met once runs eagerly, as tracing costs
@@ -15,11 +15,9 @@ are Keras, and the budget of ``tolerance.judge`` is far wider than one ulp.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from .spec import SIMPLE_RNN, LayerSpec
 
 
 def _keras():
@@ -34,7 +32,8 @@ def versions() -> dict:
 
 
 def as_batch(inputs, mask=None, initial_state=None):
-    """Give one sequence (T, D) a batch axis, as a Keras layer needs.
+    """Give one sequence (T, D) a batch axis, as a Keras layer needs (``initial_state``
+    may be one array or a list of one per state).
 
     Returns ``(x (B, T, D), mask, initial_state, unbatched, dtype)``, dtype being
     the Keras dtype name of the computation (integers compute in float32)."""
@@ -43,19 +42,23 @@ def as_batch(inputs, mask=None, initial_state=None):
     if unbatched:
         x = x[None]
         mask = None if mask is None else np.asarray(mask)[None]
-        initial_state = None if initial_state is None else np.asarray(initial_state)[None]
+        if isinstance(initial_state, (list, tuple)):
+            initial_state = [np.asarray(s)[None] for s in initial_state]
+        elif initial_state is not None:
+            initial_state = np.asarray(initial_state)[None]
     dtype = x.dtype.name if x.dtype.kind == "f" else "float32"
     return x, mask, initial_state, unbatched, dtype
 
 
-class KerasSimpleRNN:
-    """Callable like ``rnn_ref.simple_rnn``, computed by a real Keras layer.
+class KerasOracle:
+    """Callable like the spec's reference function, computed by a real Keras layer.
 
     Extra keyword ``unroll`` selects Keras's unrolled loop (it needs a fixed T,
     so each T gets its own build).
     """
 
-    def __init__(self):
+    def __init__(self, spec: LayerSpec = SIMPLE_RNN):
+        self.spec = spec
         self._cache: dict[tuple, tuple] = {}
         self.builds = 0
         self.calls = 0
@@ -64,31 +67,18 @@ class KerasSimpleRNN:
         if key in self._cache:
             return self._cache[key]
         keras, tf = _keras()
-        (D, U, activation, use_bias, return_sequences, return_state, go_backwards,
-         zero_output_for_mask, unroll, dtype, has_mask, has_state, T) = key
-        layer = keras.layers.SimpleRNN(
-            U,
-            activation=activation,
-            use_bias=use_bias,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            zero_output_for_mask=zero_output_for_mask,
-            unroll=unroll,
-            dtype=dtype,
-        )
+        D, U, options, unroll, dtype, has_mask, n_states, T = key
+        layer = getattr(keras.layers, self.spec.keras_class)(U, **dict(options), unroll=unroll, dtype=dtype)
         layer.build((None, T, D))
         signature = [tf.TensorSpec((None, T, D), dtype)]
         if has_mask:
             signature.append(tf.TensorSpec((None, T), tf.bool))
-        if has_state:
-            signature.append(tf.TensorSpec((None, U), dtype))
+        signature += [tf.TensorSpec((None, U), dtype)] * n_states
 
         def eager(x, *extra):
             extra = list(extra)
             mask = extra.pop(0) if has_mask else None
-            state = [extra.pop(0)] if has_state else None
-            return layer(x, mask=mask, initial_state=state, training=False)
+            return layer(x, mask=mask, initial_state=extra or None, training=False)
 
         compiled = tf.function(eager, input_signature=signature, reduce_retracing=True)
         uses = [0]
@@ -103,64 +93,51 @@ class KerasSimpleRNN:
         self.builds += 1
         return layer, run
 
-    def __call__(
-        self,
-        inputs,
-        kernel,
-        recurrent_kernel,
-        bias=None,
-        *,
-        activation="tanh",
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        mask=None,
-        initial_state=None,
-        zero_output_for_mask=False,
-        unroll=False,
-    ):
+    def __call__(self, inputs, *weights, unroll=False, **kwargs):
+        spec = self.spec
+        kwargs.update(zip(spec.weights, weights))
+        activation = kwargs.get("activation", "tanh")
         if not isinstance(activation, str) and activation is not None:
             raise TypeError("the Keras oracle takes activation names only")
-        x, mask, initial_state, unbatched, dtype = as_batch(inputs, mask, initial_state)
+        initial_state = kwargs.get("initial_state")
+        if initial_state is not None and not isinstance(initial_state, (list, tuple)):
+            initial_state = [initial_state]
+        x, mask, states, unbatched, dtype = as_batch(inputs, kwargs.get("mask"), initial_state)
         B, T, D = x.shape
-        U = np.shape(recurrent_kernel)[0]
-        key = (D, U, activation, bias is not None, bool(return_sequences), bool(return_state),
-               bool(go_backwards), bool(zero_output_for_mask), bool(unroll), dtype,
-               mask is not None, initial_state is not None, T if unroll else None)
+        U = spec.units(kwargs)
+        options = tuple(sorted((k, v if isinstance(v, str) or v is None else bool(v))
+                               for k, v in spec.keras_kwargs(kwargs).items()))
+        key = (D, U, options, bool(unroll), dtype, mask is not None, 0 if states is None else len(states),
+               T if unroll else None)
         layer, run = self._layer(key)
-        weights = [kernel, recurrent_kernel] + ([bias] if bias is not None else [])
-        for var, value in zip(layer.weights, weights):
+        for var, value in zip(layer.weights, spec.weight_values(kwargs)):
             var.assign(np.asarray(value, dtype=dtype))
         args = [x.astype(dtype)]
         if mask is not None:
             args.append(np.asarray(mask).astype(bool))
-        if initial_state is not None:
-            args.append(np.asarray(initial_state, dtype=dtype))
+        args += [np.asarray(s, dtype=dtype) for s in states or ()]
         self.calls += 1
         out = run(*args)
-        if return_state:
-            output, state = (o.numpy() for o in out)
-            return (output[0], state[0]) if unbatched else (output, state)
-        output = out.numpy()
-        return output[0] if unbatched else output
+        parts = [o.numpy() for o in out] if kwargs.get("return_state") else [out.numpy()]
+        parts = [p[0] for p in parts] if unbatched else parts
+        return tuple(parts) if kwargs.get("return_state") else parts[0]
 
-    def stateful_chunks(self, inputs, kernel, recurrent_kernel, bias, chunks, *, activation="tanh"):
+    def stateful_chunks(self, inputs, *weights, chunks, activation="tanh"):
         """Feed ``inputs`` (B, T, D) to a stateful Keras layer in chunks of the given
-        lengths; return each call's outputs (B, t_i, U) and states (B, U)."""
+        lengths; return each call's outputs (B, t_i, U) and final states (B, U)."""
         keras, tf = _keras()
+        spec = self.spec
+        kwargs = dict(zip(spec.weights, weights), activation=activation, return_sequences=True, return_state=True)
         x = np.asarray(inputs)
         B, T, D = x.shape
-        U = np.shape(recurrent_kernel)[0]
-        layer = keras.layers.SimpleRNN(
-            U, activation=activation, use_bias=bias is not None, stateful=True,
-            return_sequences=True, return_state=True, dtype=x.dtype.name,
-        )
+        layer = getattr(keras.layers, spec.keras_class)(
+            spec.units(kwargs), **spec.keras_kwargs(kwargs), stateful=True, dtype=x.dtype.name)
         layer.build((B, None, D))
-        layer.set_weights([kernel, recurrent_kernel] + ([bias] if bias is not None else []))
+        layer.set_weights(spec.weight_values(kwargs))
         outputs, states, start = [], [], 0
         for n in chunks:
-            out, state = layer(x[:, start:start + n])
-            outputs.append(out.numpy())
-            states.append(state.numpy())
+            out = layer(x[:, start:start + n])
+            outputs.append(out[0].numpy())
+            states.append(tuple(s.numpy() for s in out[1:]))
             start += n
         return outputs, states

@@ -1,14 +1,14 @@
 """The property catalogue: what it means to compute what Keras computes.
 
 Each property is defined once, as a function of a candidate implementation
-(anything with ``rnn_ref.simple_rnn``'s contract) and a drawn case. The test
-suite applies the catalogue to ``rnn_ref.simple_rnn``; ``python -m rnn_ref
-check`` applies the same catalogue to a user's function.
+(anything with the contract of a layer spec's reference function) and a
+drawn case. The test suite applies the catalogue to the reference itself;
+``python -m rnn_ref check`` applies the same catalogue to a user's function.
 
 Every result the candidate returns is judged against the float64 reference
-and live Keras with the budget of ``tolerance.judge``; relations between two
-of the candidate's own results (last step vs plain output, chunks vs one
-sequence, ...) are checked on top, within the sum of the two budgets.
+and live Keras (``context.Context``); relations between two of the
+candidate's own results (last step vs plain output, chunks vs one sequence,
+...) are checked on top, within the sum of the two budgets.
 """
 
 from __future__ import annotations
@@ -22,168 +22,9 @@ from hypothesis import strategies as st
 from .. import ACTIVATIONS
 from ..activations import ELEMENTWISE
 from ..dense import dense
-from ..simple_rnn import simple_rnn
-from . import tolerance
-from .cases import BOUNDED, DEFAULTS, FULL, MASK_PATTERNS, Case, Support, cases, feature, make_case
-from .oracle import KerasSimpleRNN
-
-
-def _tf_float64_gelu(x):
-    """GELU as TensorFlow 2.21 computes it in float64: its constant 1/sqrt(2) is
-    rounded to float32 first (tf.nn.gelu casts a Python float through a float32
-    tensor), so exact-GELU results are off by up to 5.0e-9
-    (tests/test_keras_quirks.py pins this)."""
-    from ..activations import _erfc
-
-    c = float(np.float32(0.7071067811865476))
-    x = np.asarray(x, dtype=np.float64)
-    return 0.5 * x * _erfc(-x * c).astype(np.float64)
-
-
-def _tf_float64_leaky_relu(x):
-    """leaky_relu as TensorFlow 2.21 computes it in float64: the slope 0.2 is
-    rounded to float32 (0.200000003), a relative error of 1.5e-8 on negative inputs."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.where(x >= 0, x, float(np.float32(0.2)) * x)
-
-
-#: (activation, dtype) -> what Keras computes instead of the exact formula.
-#: Keras is checked against the reference run with this activation; the
-#: candidate is still judged against the exact float64 truth, with Keras's
-#: deviation counted in its budget (so copying Keras's behaviour also passes).
-KNOWN_KERAS_DEVIATIONS = {
-    ("gelu", "float64"): _tf_float64_gelu,
-    ("leaky_relu", "float64"): _tf_float64_leaky_relu,
-}
-
-
-class PropertyFailure(AssertionError):
-    """A property does not hold; ``verdicts`` carry the figures."""
-
-    def __init__(self, message: str, verdicts=()):
-        super().__init__(message)
-        self.verdicts = list(verdicts)
-
-
-class CandidateError(AssertionError):
-    """The candidate misbehaved: wrong structure, shape or dtype, or changed its inputs."""
-
-
-@dataclass
-class Judged:
-    """A candidate result with its budget, for relations between results."""
-
-    value: np.ndarray
-    budget: np.ndarray
-
-
-class Context:
-    """Runs a candidate on cases and judges its results against truth and Keras."""
-
-    def __init__(self, oracle: KerasSimpleRNN | None = None, *, record: Callable | None = None,
-                 support: Support = FULL):
-        self.oracle = oracle or KerasSimpleRNN()
-        self.record = record  # called with each Verdict (for tolerance reports)
-        self.property = ""
-        self.support = support  # what the candidate handles: properties stay inside it
-
-    # -- running the candidate ------------------------------------------------
-    def call(self, candidate, case: Case, **overrides):
-        kw = case.kwargs(**overrides)
-        # Writable C-contiguous copies (a view such as x[:, ::-1] is refused by
-        # torch.from_numpy and others); comparing them with the case's own
-        # arrays afterwards shows a change in place.
-        passed = {k: np.array(v, order="C") if isinstance(v, np.ndarray) else v for k, v in kw.items()}
-        with np.errstate(all="ignore"):  # overflow in explosive cases is judged, not warned
-            out = candidate(**passed)
-        for k, v in kw.items():
-            if isinstance(v, np.ndarray) and not np.array_equal(passed[k], v, equal_nan=True):
-                raise CandidateError(f"the candidate modified its argument {k!r} in place")
-        return _check_structure(out, kw, case)
-
-    # -- judging --------------------------------------------------------------
-    def expect(self, candidate, case: Case, label: str = "output", *, unroll=False, **overrides):
-        """Call the candidate on ``case`` (with option overrides) and judge every
-        returned array; return them as ``Judged`` (a tuple with return_state)."""
-        got = self.call(candidate, case, **overrides)
-        kw = case.kwargs(**overrides)
-        keras = self.oracle(**kw, unroll=unroll)
-        kw64 = {k: v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
-                for k, v in kw.items()}
-        with np.errstate(all="ignore"):
-            truth = simple_rnn(**kw64)
-            deviant = KNOWN_KERAS_DEVIATIONS.get((kw["activation"], case.dtype.name))
-            keras_truth = truth if deviant is None else simple_rnn(**{**kw64, "activation": deviant})
-            rng = np.random.default_rng(case.seed)
-            spread = tolerance.conditioning(simple_rnn, kw64, case.dtype, rng=rng)
-        return self._judge_all(label, got, keras, truth, keras_truth, spread, case, kw)
-
-    def _judge_all(self, label, got, keras, truth, keras_truth, spread, case, kw):
-        parts = ("output", "final_state") if kw["return_state"] else ("output",)
-        as_t = lambda o: o if isinstance(o, tuple) else (o,)  # noqa: E731
-        results, verdicts = [], []
-        batched = np.ndim(kw["inputs"]) == 3
-        m = case.shape["D"] + case.shape["U"] + 1
-        for name, g, k, t, kt, s in zip(parts, as_t(got), as_t(keras), as_t(truth), as_t(keras_truth), as_t(spread)):
-            seq = name == "output" and kw["return_sequences"]
-            time_axis = (1 if batched else 0) if seq else None
-            part = (name if label == "output" else f"{label}, {name}") if len(parts) > 1 else label
-            v = tolerance.judge(part, g, k, t, s,
-                                case.dtype, m=m, time_axis=time_axis, keras_truth=kt)
-            verdicts.append(v)
-            if self.record:
-                self.record(self.property, v)
-            results.append(Judged(np.asarray(g), v.budget))
-        bad = [v for v in verdicts if not v.ok]
-        if bad:
-            raise PropertyFailure("\n".join(v.summary() for v in bad), verdicts)
-        return tuple(results) if len(results) > 1 else results[0]
-
-    def relate(self, label: str, a: Judged, b: Judged, *, where=None):
-        """a and b must agree within the sum of their budgets (at ``where``)."""
-        with np.errstate(all="ignore"):
-            err = tolerance._abs_err(a.value, b.value, np.asarray(a.value).dtype)
-        allowed = a.budget + b.budget
-        bad = err > allowed
-        if where is not None:
-            bad &= where
-        if np.any(bad):
-            i = tuple(int(j) for j in np.argwhere(bad)[0])
-            raise PropertyFailure(
-                f"{label}: differ at {i}: {float(a.value[i])!r} vs {float(b.value[i])!r} "
-                f"(|diff| {float(err[i]):.3g} > {float(allowed[i]):.3g}); {int(bad.sum())} elements differ"
-            )
-
-    def exactly(self, label: str, values: np.ndarray, expected, where):
-        """values must equal expected exactly at ``where`` (e.g. zeros at padded steps)."""
-        bad = where & ~np.isclose(values, expected, rtol=0, atol=0, equal_nan=True)
-        if np.any(bad):
-            i = tuple(int(j) for j in np.argwhere(bad)[0])
-            raise PropertyFailure(f"{label}: at {i} got {float(values[i])!r}, expected {float(np.broadcast_to(expected, values.shape)[i])!r}")
-
-
-def _check_structure(out, kw, case: Case):
-    B, T, D = kw["inputs"].shape if np.ndim(kw["inputs"]) == 3 else (None, *np.shape(kw["inputs"]))
-    U = np.shape(kw["recurrent_kernel"])[0]
-    lead = () if B is None else (B,)
-    want_out = lead + ((T, U) if kw["return_sequences"] else (U,))
-    if kw["return_state"]:
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise CandidateError(f"with return_state=True the candidate must return (output, final_state), got {type(out).__name__}")
-        parts = [("output", out[0], want_out), ("final_state", out[1], lead + (U,))]
-    else:
-        if isinstance(out, (tuple, list)):
-            raise CandidateError(f"with return_state=False the candidate must return one array, got a {type(out).__name__} of {len(out)}")
-        parts = [("output", out, want_out)]
-    result = []
-    for name, arr, shape in parts:
-        arr = np.asarray(arr)
-        if arr.shape != shape:
-            raise CandidateError(f"{name} has shape {arr.shape}, expected {shape} for {case.describe()}")
-        if arr.dtype != case.dtype:
-            raise CandidateError(f"{name} has dtype {arr.dtype}, expected {case.dtype} (the dtype of the inputs)")
-        result.append(arr)
-    return tuple(result) if len(result) > 1 else result[0]
+from .cases import BOUNDED, DEFAULTS, FULL, MASK_PATTERNS, Case, Support, feature, make_case
+from .context import Context, Judged
+from .spec import SIMPLE_RNN, LayerSpec
 
 
 class Unsupported(Exception):
@@ -240,6 +81,7 @@ class Property:
     needs: dict = field(default_factory=dict)
     wrap: Callable | None = None
     anchor: dict | None = field(default_factory=dict)
+    layers: tuple = ("SimpleRNN",)  # the layers (spec names) the property applies to
 
     def values(self, support: Support = FULL) -> dict:
         """The values each dimension is drawn from for a candidate with ``support``;
@@ -259,10 +101,12 @@ class Property:
                 raise Unsupported("needs " + " and ".join(feature(dim, v) for v in missing))
         return values
 
-    def strategy_for(self, support: Support = FULL) -> st.SearchStrategy:
+    def strategy_for(self, support: Support = FULL, spec: LayerSpec = SIMPLE_RNN) -> st.SearchStrategy:
         """What ``check`` takes, drawn inside ``support`` (raises Unsupported)."""
+        if spec.name not in self.layers:
+            raise Unsupported(f"does not apply to {spec.name}")
         values = self.values(support)
-        strategy = cases(**self.shapes, **{dim: _choice(v) for dim, v in values.items()})
+        strategy = spec.cases(**self.shapes, **{dim: _choice(v) for dim, v in values.items()})
         return self.wrap(strategy) if self.wrap else strategy
 
     @property
@@ -326,7 +170,7 @@ def every_activation_matches_keras(ctx: Context, f, case: Case):
     """Every Keras activation name gives Keras's result."""
     for name in (a for a in ACTIVATIONS if a in ctx.support.activation):
         # Unbounded activations are run with a contracting recurrent kernel.
-        gain = case.gain if name in ("tanh", "sigmoid", "softsign", "hard_sigmoid", "hard_tanh") else min(case.gain, 0.5)
+        gain = case.gain if name in BOUNDED else min(case.gain, 0.5)
         c = case._replace(recurrent_kernel=case.recurrent_kernel * (gain / case.gain), gain=gain, activation=name)
         ctx.expect(f, c, f"activation={name!r}")
 
@@ -421,7 +265,7 @@ def stateful_chunks_equal_one_sequence(ctx: Context, f, drawn):
     case, chunks = drawn
     whole_out, whole_state = ctx.expect(f, case, "whole sequence")
     keras_outs, keras_states = ctx.oracle.stateful_chunks(
-        case.inputs, case.kernel, case.recurrent_kernel, case.bias, chunks, activation=case.activation)
+        case.inputs, case.kernel, case.recurrent_kernel, case.bias, chunks=chunks, activation=case.activation)
     state, start = None, 0
     for n, k_out, k_state in zip(chunks, keras_outs, keras_states):
         piece = case._replace(inputs=case.inputs[:, start:start + n], initial_state=state)

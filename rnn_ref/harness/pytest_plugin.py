@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from . import tolerance
+from .tally import SCHEMA_VERSION, KerasTally, ToleranceTable, fmt, jsonable
 
 _TABLE = pytest.StashKey()
 _NAME = "candidate"  # the implementation's name in the table: whatever the tests pass to Context
@@ -40,8 +41,6 @@ def pytest_addoption(parser):
 
 def _table(config):
     if _TABLE not in config.stash:
-        from ..report import ToleranceTable
-
         config.stash[_TABLE] = ToleranceTable(primary=_NAME)
     return config.stash[_TABLE]
 
@@ -71,8 +70,6 @@ def pytest_testnodedown(node, error):
     """xdist controller: merge a worker's table."""
     data = getattr(node, "workeroutput", {}).get("tolerance_table")
     if data:
-        from ..report import ToleranceTable
-
         _table(node.config).merge(ToleranceTable.from_json(json.loads(data)))
 
 
@@ -97,23 +94,19 @@ def hypothesis_run(config) -> dict:
 
 
 def _report(table, config) -> dict:
-    from ..report import SCHEMA_VERSION, _sanitize, budget_rule
-
-    return _sanitize({"schema_version": SCHEMA_VERSION, "kind": "pytest", **hypothesis_run(config),
-                      "budget_rule": budget_rule(), **table.to_json()})
+    return jsonable({"schema_version": SCHEMA_VERSION, "kind": "pytest", **hypothesis_run(config),
+                     "budget_rule": tolerance.budget_rule(), **table.to_json()})
 
 
 def pytest_terminal_summary(terminalreporter, config):
     table = config.stash.get(_TABLE, None)
     if table is None or not table.impl:
         return
-    from ..report import KerasTally, _fmt
-
     tr = terminalreporter
     tr.section("tolerance")
     tr.write_line(
-        f"|result - float64 reference| of the candidate and of Keras; budget = {tolerance.FACTOR:g} * "
-        f"max(Keras error, conditioning) + {tolerance.FLOOR_ULPS:g} u sqrt(D+U+1) (rnn_ref/harness/tolerance.py)")
+        f"|result - float64 reference| of the candidate and of Keras; {tolerance.budget_rule_text()} "
+        "(rnn_ref/harness/tolerance.py)")
     head = ("property", "dtype", "verdicts", "failed", "overflowed", "max abs", "max rel", "max ulps",
             "Keras abs", "Keras rel", "Keras ulps", "err/budget")
     rows = []
@@ -122,8 +115,8 @@ def pytest_terminal_summary(terminalreporter, config):
         if t is None:
             continue
         k = table.keras.get((prop, dtype), KerasTally())
-        rows.append((prop, dtype, str(t.verdicts), str(t.failed), str(t.overflowed), _fmt(t.max_abs),
-                     _fmt(t.max_rel), _fmt(t.max_ulps), _fmt(k.max_abs), _fmt(k.max_rel), _fmt(k.max_ulps),
+        rows.append((prop, dtype, str(t.verdicts), str(t.failed), str(t.overflowed), fmt(t.max_abs),
+                     fmt(t.max_rel), fmt(t.max_ulps), fmt(k.max_abs), fmt(k.max_rel), fmt(k.max_ulps),
                      f"{t.max_budget_ratio:.3f}"))
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     line = lambda r: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731

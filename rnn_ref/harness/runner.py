@@ -6,56 +6,26 @@ verdict, the minimal case and a reproduction. ``python -m rnn_ref check``
 and the tolerance report are built on it; the test suite runs the same
 properties through pytest.
 
-The candidate is called through a guard that tells its faults from the
-checker's own:
-
-* an exception raised inside the candidate becomes ``CandidateRaised`` (a
-  ``CandidateError``), so the property fails with the exception named;
-  ``NotImplementedError`` passes through and marks the example as declined;
-* with ``case_timeout`` the candidate's own time on one case (all its calls
-  for that case; Keras and the reference are not counted) is limited, and
-  a case that runs over stops the property at once, without shrinking
-  (every shrinking step could take the full limit again).
+The candidate is called through ``guard.guarded``, which tells its faults
+from the checker's own; a case that runs over the time limit stops the
+property at once, without shrinking (every shrinking step could take the
+full limit again). A failure comes with ``reproduction.reproduction``.
 """
 
 from __future__ import annotations
 
 import math
-import signal
-import sysconfig
-import threading
 import time
-import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.errors import Flaky
 
-from . import tolerance
-from .cases import Support, features_of
-from .properties import PROPERTIES, CandidateError, Context, PropertyFailure, Unsupported, case_of
-
-
-_WRAPPER_FILES = {__file__, __file__.replace("runner.py", "properties.py"),
-                  __file__.replace("runner.py", "candidate.py"), str(Path(__file__).parent.parent / "check.py")}
-_LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
-
-
-class CaseTimeout(Exception):
-    """The candidate took longer than the per-case limit."""
-
-
-class CandidateRaised(CandidateError):
-    """The candidate raised an exception other than NotImplementedError."""
-
-
-class _Alarm(BaseException):
-    # Raised by SIGALRM inside the candidate. A BaseException, so that a
-    # candidate's own ``except Exception`` cannot swallow it.
-    pass
+from .cases import Support
+from .guard import CaseTimeout, describe_exception, guarded
+from .context import CandidateError, Context, PropertyFailure
+from .properties import PROPERTIES, Unsupported, case_of
+from .reproduction import option_overrides, reproduction
 
 
 class _Stop(BaseException):
@@ -88,83 +58,6 @@ class PropertyResult:
         d = {k: v for k, v in self.__dict__.items() if k != "drawn"}
         d["checked"] = self.checked
         return d
-
-
-@contextmanager
-def _time_limit(seconds: float | None, exc=None):
-    """Raise ``exc`` (default CaseTimeout) in the main thread after ``seconds``
-    (POSIX only; elsewhere, or off the main thread, there is no limit)."""
-    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
-        yield
-        return
-
-    def _raise(signum, frame):
-        if exc is None:
-            raise CaseTimeout(f"the candidate took longer than {seconds:g} s on one case")
-        raise exc
-
-    old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def describe_exception(e: BaseException) -> str:
-    """``TypeError: message (at file.py:12)``, naming the innermost frame of the
-    code that raised it: library frames (NumPy, the standard library) and the
-    checker's own call wrappers are skipped when there is another."""
-    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename not in _WRAPPER_FILES]
-    own = [f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
-    tb = own or frames
-    where = f" (at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}{where}"
-
-
-def guarded(candidate, case_timeout: float | None = None, state: dict | None = None):
-    """``candidate`` wrapped as described in the module docstring.
-
-    ``state["candidate_seconds"]`` accumulates the candidate's time; reset it
-    to 0 at the start of a case. ``state["last_kwargs"]`` is the last call's
-    keyword arguments.
-    """
-    state = {"candidate_seconds": 0.0} if state is None else state
-    state.setdefault("candidate_seconds", 0.0)
-
-    def call(*args, **kwargs):
-        state["last_kwargs"] = kwargs
-        remaining = None
-        if case_timeout:
-            remaining = case_timeout - state["candidate_seconds"]
-            if remaining <= 0:
-                raise CaseTimeout(f"the candidate took longer than {case_timeout:g} s on one case")
-        start = time.perf_counter()
-        try:
-            with _time_limit(remaining, _Alarm()):
-                out = candidate(*args, **kwargs)
-        except _Alarm:
-            raise CaseTimeout(f"the candidate took longer than {case_timeout:g} s on one case") from None
-        except (NotImplementedError, CandidateError):
-            raise  # declined, or misbehaviour the adapter already named
-        except (Exception, SystemExit) as e:  # noqa: BLE001  (anything the candidate raises is its fault)
-            raise CandidateRaised(f"the candidate raised {describe_exception(e)}") from e
-        finally:
-            state["candidate_seconds"] += time.perf_counter() - start
-        if "coverage" in state:
-            state["coverage"] |= features_of(kwargs)
-        for part in out if isinstance(out, (tuple, list)) else (out,):
-            try:
-                np.asarray(part)
-            except Exception as e:  # noqa: BLE001
-                raise CandidateError(f"the candidate returned something that is not an array: {describe_exception(e)}") from None
-        return out
-
-    call.__name__ = getattr(candidate, "__name__", "candidate")
-    call.__wrapped__ = candidate
-    return call
 
 
 def _size(drawn) -> tuple:
@@ -207,7 +100,7 @@ def run_property(
     ctx.property = name
     ctx.support = support = support or ctx.support
     try:
-        strategy = prop.strategy_for(support)
+        strategy = prop.strategy_for(support, ctx.spec)
     except Unsupported as e:
         return PropertyResult(name, "unsupported", message=str(e))
     state = {"examples": 0, "declined": 0, "failed": 0, "unsupported": {}, "last": None,
@@ -293,8 +186,8 @@ def run_property(
             name, "FAIL" if faulty else "error", seconds=seconds,
             message=_message(error),
             case=case.describe() if case is not None else "",
-            reproduction=_reproduction(name, drawn, target=target, layout=layout,
-                                       overrides=_option_overrides(case, last_kwargs, error)),
+            reproduction=reproduction(name, drawn, target=target, layout=layout,
+                                       overrides=option_overrides(case, last_kwargs, error)),
             verdicts=[v.to_dict() for v in getattr(error, "verdicts", [])],
             note=state["stop"] or "", drawn=drawn, **counts,
         )
@@ -322,122 +215,6 @@ def _message(e: BaseException) -> str:
     if isinstance(e, (CandidateError, CaseTimeout)):
         return str(e)
     return f"checker error (not the candidate's fault?): {describe_exception(e)}"
-
-
-OPTIONS = ("activation", "return_sequences", "return_state", "go_backwards", "zero_output_for_mask")
-
-
-def _option_overrides(case, last_kwargs, error) -> dict:
-    """Options of the candidate's last call that differ from the case's own, when
-    that call is the one judged (a failure with verdicts)."""
-    if case is None or not last_kwargs or not getattr(error, "verdicts", None):
-        return {}
-    own = case.kwargs()
-    return {k: last_kwargs[k] for k in OPTIONS
-            if k in last_kwargs and isinstance(last_kwargs[k], (str, bool)) and last_kwargs[k] != own[k]}
-
-
-#: A reproduction prints the case's arrays when they hold at most this many numbers.
-SMALL_CASE = 64
-
-
-def _reproduction(name: str, case, *, target: str | None = None, layout: str = "keras",
-                  overrides: dict | None = None) -> str:
-    """A script that rebuilds the case (``case``: a Case, or what the property
-    drew) and runs the candidate, Keras and the float64 reference on it, then
-    the property itself. With ``target`` it imports the candidate from there."""
-    if case is None:
-        return ""
-    drawn = case
-    case = case_of(drawn)
-    lines = [case.snippet().rstrip("\n")]
-    arg = "case"
-    if drawn is not case:
-        extras = ", ".join(repr(_plain(x)) for x in drawn[1:])
-        lines.append(f"drawn = (case, {extras})  # the case and what the property drew with it")
-        arg = "drawn"
-    arrays = {k: v for k, v in case.kwargs().items() if isinstance(v, np.ndarray)}
-    if sum(v.size for v in arrays.values()) <= SMALL_CASE:
-        lines += ["import numpy as np",
-                  "with np.printoptions(precision=9, suppress=False):",
-                  "    for name, value in case.kwargs().items():",
-                  "        if isinstance(value, np.ndarray):",
-                  "            print(f'{name} = {value!r}')"]
-    if target is None:
-        load = "candidate = your_function  # the function under test, called like rnn_ref.simple_rnn"
-        support = ""
-    else:
-        layout_arg = "" if layout == "keras" else f", layout={layout!r}"
-        load = (f"candidate = load_candidate({target!r}{layout_arg})  # run from the directory the check ran in; "
-                "it probes what the function handles")
-        support = "support=candidate.support"
-    opts = "".join(f", {k}={v!r}" for k, v in (overrides or {}).items())
-    lines += [
-        "import os",
-        'os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")',
-        *(["from rnn_ref.harness.candidate import load_candidate"] if target is not None else []),
-        "from rnn_ref.harness.properties import PROPERTIES, Context",
-        "from rnn_ref.harness.runner import compare",
-        load,
-        f"compare(candidate, case{opts})  # candidate vs Keras vs float64 truth, worst element",
-        "try:",
-        f"    PROPERTIES[{name!r}].check(Context({support}), candidate, {arg})",
-        f"    print({name + ' holds on this case'!r})",
-        "except AssertionError as failure:",
-        f"    print({name + ' fails:'!r}, failure)",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _plain(x):
-    """Drawn extras as plain Python (lists of ints) for the reproduction."""
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, (list, tuple)):
-        return type(x)(_plain(v) for v in x)
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
-def compare(candidate, case, *, oracle=None, file=None, **overrides) -> str:
-    """Run ``candidate``, Keras and the float64 reference on ``case`` (with option
-    overrides); print and return, for each returned array, the element where the
-    candidate is furthest from the truth."""
-    from ..simple_rnn import simple_rnn
-    from .oracle import KerasSimpleRNN
-
-    kw = case.kwargs(**overrides)
-    head = f"{case.describe()}" + "".join(f"; {k}={v!r}" for k, v in overrides.items())
-    lines = [head]
-    try:
-        with np.errstate(all="ignore"):
-            got = candidate(**kw)
-    except Exception as e:  # noqa: BLE001
-        lines.append(f"  the candidate raised {describe_exception(e)}")
-        got = None
-    if got is not None:
-        keras = (oracle or KerasSimpleRNN())(**kw)
-        with np.errstate(all="ignore"):
-            truth = simple_rnn(**case.astype("float64").kwargs(**overrides))
-        parts = ("output", "final_state") if kw["return_state"] else ("output",)
-        as_t = lambda o: tuple(o) if isinstance(o, (tuple, list)) else (o,)  # noqa: E731
-        if len(as_t(got)) != len(parts):
-            lines.append(f"  the candidate returned {len(as_t(got))} arrays, expected {len(parts)} ({', '.join(parts)})")
-        for part, g, k, t in zip(parts, as_t(got), as_t(keras), as_t(truth)):
-            g = np.asarray(g)
-            if g.shape != t.shape or g.dtype != case.dtype:
-                lines.append(f"  {part}: candidate {g.dtype}{g.shape}, expected {case.dtype}{t.shape}")
-                continue
-            err = tolerance._abs_err(g, t, case.dtype)  # non-finite values agree only with the same
-            i = tuple(int(j) for j in np.unravel_index(int(np.argmax(err)), err.shape)) if err.size else ()
-            lines.append(
-                f"  {part}{list(i)}: candidate {float(g[i])!r}, Keras {float(k[i])!r}, "
-                f"float64 truth {float(t[i])!r}; max |candidate - truth| = {float(err[i]):.3g}"
-            )
-    text = "\n".join(lines)
-    print(text, file=file)
-    return text
 
 
 def run_all(candidate, names=None, *, progress=None, **kw) -> list[PropertyResult]:

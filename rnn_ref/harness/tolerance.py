@@ -60,6 +60,28 @@ PERTURB_ULPS = 2.0
 PERTURB_RUNS = 3
 
 
+def budget_rule_text(values: bool = True) -> str:
+    """The budget rule in one line: with the numbers of FACTOR and FLOOR_ULPS
+    (``values=True``), or with their names."""
+    factor, floor = (f"{FACTOR:g}", f"{FLOOR_ULPS:g}") if values else ("FACTOR", "FLOOR_ULPS")
+    return (f"budget = {factor} * max over units and steps <= t of max(Keras error, conditioning) "
+            f"+ {floor} * u * sqrt(D + U + 1) * max(1, |truth|)")
+
+
+def budget_rule() -> dict:
+    """The constants of the budget and the rule in words, as report.json and
+    ``pytest --tolerance-report`` record them (their ``budget_rule`` field)."""
+    return {
+        "FACTOR": FACTOR,
+        "FLOOR_ULPS": FLOOR_ULPS,
+        "PERTURB_ULPS": PERTURB_ULPS,
+        "PERTURB_RUNS": PERTURB_RUNS,
+        "rule": (f"{budget_rule_text(values=False)}; conditioning = largest move of the float64 reference "
+                 "over PERTURB_RUNS runs with every input and weight perturbed by PERTURB_ULPS * u (relative); "
+                 "u = 2^-24 (float32), 2^-53 (float64)"),
+    }
+
+
 def roundoff(dtype) -> float:
     """Unit roundoff u of a float dtype (half the spacing at 1)."""
     return float(np.finfo(dtype).eps) / 2
@@ -121,7 +143,7 @@ def _envelope(err: np.ndarray, time_axis: int | None) -> np.ndarray:
     return np.broadcast_to(env, err.shape)
 
 
-def _abs_err(a: np.ndarray, truth: np.ndarray, dtype=np.float64) -> np.ndarray:
+def abs_err(a: np.ndarray, truth: np.ndarray, dtype=np.float64) -> np.ndarray:
     """|a - truth|, where the truth is first rounded to ``dtype`` to decide
     non-finite agreement: a value beyond the dtype's range is +-inf there, and
     an inf or NaN agrees only with the same inf or with NaN (error 0); any
@@ -144,7 +166,7 @@ def ulps(a: np.ndarray, truth: np.ndarray, dtype) -> np.ndarray:
     with np.errstate(over="ignore"):
         spacing = np.spacing(np.abs(np.where(np.isfinite(t), t, 0)).astype(dtype)).astype(np.float64)
         spacing = np.maximum(spacing, np.finfo(dtype).smallest_normal)
-    return _abs_err(a, t, dtype) / spacing
+    return abs_err(a, t, dtype) / spacing
 
 
 def judge(
@@ -171,10 +193,10 @@ def judge(
         return Verdict(False, label, dtype.name, reason=f"shape {candidate.shape}, expected {truth.shape}")
     u = roundoff(dtype)
     truth = np.asarray(truth, dtype=np.float64)
-    e_c = _abs_err(candidate, truth, dtype)
-    e_k = _abs_err(keras, truth, dtype)
+    e_c = abs_err(candidate, truth, dtype)
+    e_k = abs_err(keras, truth, dtype)
     overflowed = _overflowed(truth, keras, dtype)
-    e_k_model = e_k if keras_truth is None else _abs_err(keras, keras_truth, dtype)
+    e_k_model = e_k if keras_truth is None else abs_err(keras, keras_truth, dtype)
     scale = np.maximum(1.0, np.abs(np.where(np.isfinite(truth), truth, 0.0)))
     floor = FLOOR_ULPS * u * np.sqrt(m) * scale
     s_env = _envelope(np.asarray(spread, dtype=np.float64), time_axis)
@@ -244,22 +266,28 @@ def conditioning(fn, kwargs: dict, dtype, *, rng: np.random.Generator):
     base = _as_tuple(fn(**kwargs))
     spread = [np.zeros(b.shape) for b in base]
     for _ in range(PERTURB_RUNS):
-        kw = dict(kwargs)
-        for name in ("inputs", "kernel", "recurrent_kernel", "bias", "initial_state"):
-            a = kw.get(name)
-            if a is not None:
-                a = np.asarray(a, dtype=np.float64)
-                kw[name] = a * (1 + PERTURB_ULPS * u * rng.standard_normal(a.shape))
+        kw = {name: _perturbed(value, u, rng) for name, value in kwargs.items()}
         with np.errstate(all="ignore"):
             moved = _as_tuple(fn(**kw))
         # Rounded to the dtype: a perturbed run that overflows the dtype where
         # the base run does not gives an infinite spread (no budget can tell a
         # correct overflow from a wrong one there).
         moved = [np.asarray(mv, dtype=np.float64).astype(dtype) for mv in moved]
-        spread = [np.maximum(s, _abs_err(mv, b, dtype)) for s, mv, b in zip(spread, moved, base)]
+        spread = [np.maximum(s, abs_err(mv, b, dtype)) for s, mv, b in zip(spread, moved, base)]
     # Where the float64 run itself overflowed, there is nothing to measure.
     spread = [np.where(np.isfinite(b), s, 0.0) for s, b in zip(spread, base)]
     return tuple(spread) if len(spread) > 1 else spread[0]
+
+
+def _perturbed(value, u, rng):
+    """A floating array (or a list of them, e.g. several initial states) with each
+    element moved by PERTURB_ULPS * u relative; anything else (masks, options) unchanged."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_perturbed(v, u, rng) for v in value)
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        a = value.astype(np.float64)
+        return a * (1 + PERTURB_ULPS * u * rng.standard_normal(a.shape))
+    return value
 
 
 def _as_tuple(out):

@@ -1,0 +1,88 @@
+"""What the harness needs to know about a recurrent layer, in one place.
+
+The oracle, the conditioning, the judge, the properties and ``check`` take a
+``LayerSpec`` instead of naming a layer: the reference function, the Keras
+layer it mirrors, the names and shapes of its weights, its states, its
+options, and how many products one output sums (for the rounding floor).
+Adding a layer to the harness means writing its reference (a cell for
+``rnn_ref.recurrence``) and one spec here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pkgutil
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..recurrence import CALL_OPTIONS
+from ..simple_rnn import simple_rnn
+
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A recurrent layer as the harness sees it.
+
+    ``weights`` are the reference's weight arguments in the order of the
+    Keras layer's ``weights`` (the bias last, absent with ``use_bias=False``);
+    ``shapes(D, U)`` gives their shapes; ``states`` names what
+    ``return_state=True`` returns after the output; ``products(D, U)`` is the
+    length of the dot products behind one output element (the rounding
+    floor's ``m``); ``layouts`` are the weight layouts ``check`` accepts.
+    """
+
+    name: str
+    reference: Callable
+    keras_class: str
+    weights: tuple
+    shapes: Callable[[int, int], dict]
+    states: tuple
+    products: Callable[[int, int], int]
+    layouts: tuple = ("keras",)
+    case_strategy: str = ""
+
+    def cases(self, **strategies):
+        """The layer's case strategy, with some dimensions drawn from ``strategies``."""
+        return pkgutil.resolve_name(self.case_strategy)(**strategies)
+
+    @property
+    def options(self) -> dict:
+        """The reference's keyword options and their defaults."""
+        params = inspect.signature(self.reference).parameters.values()
+        return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+
+    @property
+    def layer_options(self) -> tuple:
+        """Options that go to the Keras layer's constructor (the others go to its call)."""
+        return tuple(o for o in self.options if o not in CALL_OPTIONS)
+
+    def units(self, kwargs: dict) -> int:
+        """U of a call's arguments."""
+        return int(np.shape(kwargs[self.weights[1]])[0])
+
+    def weight_values(self, kwargs: dict) -> list:
+        """The weights of a call, in the Keras layer's order (no bias when it is None)."""
+        return [kwargs[w] for w in self.weights if kwargs.get(w) is not None]
+
+    def keras_kwargs(self, kwargs: dict) -> dict:
+        """The Keras constructor's arguments for a call of the reference."""
+        return {**{o: kwargs.get(o, d) for o, d in self.options.items() if o in self.layer_options},
+                "use_bias": kwargs.get("bias") is not None}
+
+
+SIMPLE_RNN = LayerSpec(
+    name="SimpleRNN",
+    reference=simple_rnn,
+    keras_class="SimpleRNN",
+    weights=("kernel", "recurrent_kernel", "bias"),
+    shapes=lambda D, U: {"kernel": (D, U), "recurrent_kernel": (U, U), "bias": (U,)},
+    states=("final_state",),
+    products=lambda D, U: D + U + 1,  # x_t @ kernel + h @ recurrent_kernel + bias
+    layouts=("keras", "textbook", "torch"),
+    case_strategy="rnn_ref.harness.cases:cases",
+)
+
+LAYERS = {SIMPLE_RNN.name: SIMPLE_RNN}

@@ -1,0 +1,196 @@
+"""Mutants: implementations of SimpleRNN with one plausible bug each.
+
+The checker must catch each with a small counterexample
+(tests/test_catches_bugs.py): in Keras's layout with every option, and in
+the seeds' style (textbook layout, tanh only, one sequence at a time or a
+batched loop that declines most options), whose correct versions are in
+``rnn_ref.variants``. ``python -m rnn_ref check rnn_ref.mutants:NAME`` shows
+what a failure looks like.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .simple_rnn import simple_rnn
+from .variants import seed_batched, seed_loop
+
+
+def scaled_output(scale):
+    """Correct except for a relative error ``scale`` on every result."""
+    def f(*args, **kw):
+        out = simple_rnn(*args, **kw)
+        if isinstance(out, tuple):
+            return tuple((o * (1 + scale)).astype(o.dtype) for o in out)
+        return (out * (1 + scale)).astype(out.dtype)
+    f.__name__ = f"scaled_output_{scale:g}"
+    return f
+
+
+def transposed_recurrent_kernel(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Uses ``recurrent_kernel.T``: the textbook ``U @ h`` with U = recurrent_kernel."""
+    return simple_rnn(inputs, kernel, np.asarray(recurrent_kernel).T, bias, **kw)
+
+
+def missing_activation(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Ignores the activation (the scalar recurrence of the seed)."""
+    return simple_rnn(inputs, kernel, recurrent_kernel, bias, **{**kw, "activation": "linear"})
+
+
+def ignores_mask(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Drops the mask, as converters that pass masking through do."""
+    return simple_rnn(inputs, kernel, recurrent_kernel, bias, **{**kw, "mask": None})
+
+
+def backwards_output_in_input_order(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Re-reverses go_backwards sequences (ONNX's order, not Keras's)."""
+    out = simple_rnn(inputs, kernel, recurrent_kernel, bias, **kw)
+    if not (kw.get("go_backwards") and kw.get("return_sequences")):
+        return out
+    flip = lambda o: np.ascontiguousarray(o[..., ::-1, :])  # noqa: E731
+    return (flip(out[0]), out[1]) if isinstance(out, tuple) else flip(out)
+
+
+def ignores_initial_state(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Always starts from zeros (so stateful chunks restart too)."""
+    return simple_rnn(inputs, kernel, recurrent_kernel, bias, **{**kw, "initial_state": None})
+
+
+def masked_output_is_state(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """At a padded step outputs the carried state: before the first valid step that is
+    the initial state, not zero (Keras's JAX and NumPy backends do this)."""
+    mask, h0 = kw.get("mask"), kw.get("initial_state")
+    if mask is None or h0 is None or kw.get("zero_output_for_mask"):
+        return simple_rnn(inputs, kernel, recurrent_kernel, bias, **kw)
+    out = simple_rnn(inputs, kernel, recurrent_kernel, bias, **{**kw, "return_sequences": True, "return_state": True})
+    seq, state = out
+    m = np.asarray(mask, dtype=bool)
+    if kw.get("go_backwards"):
+        m = m[..., ::-1]
+    before_first = np.cumsum(m, axis=-1) == 0  # (B, T) or (T,)
+    seq = np.where(before_first[..., None], np.expand_dims(np.asarray(h0, seq.dtype), -2), seq).astype(seq.dtype)
+    result = seq if kw.get("return_sequences") else seq[..., -1, :]
+    return (result, state) if kw.get("return_state") else result
+
+
+def final_state_is_first_step(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Returns the state after the first step as the final state."""
+    if not kw.get("return_state"):
+        return simple_rnn(inputs, kernel, recurrent_kernel, bias, **kw)
+    out, _ = simple_rnn(inputs, kernel, recurrent_kernel, bias, **kw)
+    first = {**kw, "return_sequences": False, "return_state": False}
+    x = np.asarray(inputs)
+    step = x[..., -1:, :] if kw.get("go_backwards") else x[..., :1, :]
+    if first.get("mask") is not None:
+        first["mask"] = np.asarray(first["mask"])[..., -1:] if kw.get("go_backwards") else np.asarray(first["mask"])[..., :1]
+    first["go_backwards"] = False
+    return out, simple_rnn(step, kernel, recurrent_kernel, bias, **first)
+
+
+def last_output_one_step_early(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Without return_sequences, returns the output of step T-2 (an off-by-one loop)."""
+    if kw.get("return_sequences") or np.shape(inputs)[-2] < 2:
+        return simple_rnn(inputs, kernel, recurrent_kernel, bias, **kw)
+    out = simple_rnn(inputs, kernel, recurrent_kernel, bias, **{**kw, "return_sequences": True})
+    if isinstance(out, tuple):
+        return out[0][..., -2, :], out[1]
+    return out[..., -2, :]
+
+
+def one_sequence_as_a_batch(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Reads one sequence (T, D) as T sequences of one step each."""
+    x = np.asarray(inputs)
+    if x.ndim != 2:
+        return simple_rnn(inputs, kernel, recurrent_kernel, bias, **kw)
+    kw = {**kw, "mask": None, "initial_state": None, "return_sequences": False}
+    out = simple_rnn(x[:, None, :], kernel, recurrent_kernel, bias, **kw)  # (T, U) or ((T, U), (T, U))
+    return (out[0][-1], out[1][-1]) if isinstance(out, tuple) else out[-1]
+
+
+def bias_as_array(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Converts the bias with ``np.asarray(bias, dtype)`` unconditionally: None becomes NaN."""
+    dtype = np.asarray(inputs).dtype
+    b = np.broadcast_to(np.asarray(bias, dtype=dtype), (np.shape(recurrent_kernel)[0],))
+    return simple_rnn(inputs, kernel, recurrent_kernel, b, **kw)
+
+
+MUTANTS = {
+    "scaled_output_1e-4": scaled_output(1e-4),
+    "transposed_recurrent_kernel": transposed_recurrent_kernel,
+    "missing_activation": missing_activation,
+    "ignores_mask": ignores_mask,
+    "backwards_output_in_input_order": backwards_output_in_input_order,
+    "ignores_initial_state": ignores_initial_state,
+    "masked_output_is_state": masked_output_is_state,
+    "final_state_is_first_step": final_state_is_first_step,
+    "last_output_one_step_early": last_output_one_step_early,
+    "one_sequence_as_a_batch": one_sequence_as_a_batch,
+    "bias_as_array": bias_as_array,
+}
+
+
+# -- the seeds' style ---------------------------------------------------------------
+
+def seed_bias_after_tanh(x, W, U, b):
+    """Adds the bias after the activation."""
+    return seed_loop(x, W, U, b, step=lambda x_t, h, W, U, b: np.tanh(W @ x_t + U @ h) + b)
+
+
+def seed_no_activation(x, W, U, b):
+    """Leaves the activation out (the seed's scalar recurrence)."""
+    return seed_loop(x, W, U, b, step=lambda x_t, h, W, U, b: W @ x_t + U @ h + b)
+
+
+def seed_transposed_recurrent(x, W, U, b):
+    """Multiplies the state by U.T."""
+    return seed_loop(x, W, U, b, step=lambda x_t, h, W, U, b: np.tanh(W @ x_t + U.T @ h + b))
+
+
+def seed_state_not_carried(x, W, U, b):
+    """Starts every step from a zero state."""
+    return seed_loop(x, W, U, b, step=lambda x_t, h, W, U, b: np.tanh(W @ x_t + U @ np.zeros_like(h) + b))
+
+
+def seed_last_step_dropped(x, W, U, b):
+    """Stops one step early (``range(len(x) - 1)``)."""
+    return seed_loop(x[:-1], W, U, b, step=lambda x_t, h, W, U, b: np.tanh(W @ x_t + U @ h + b))
+
+
+def seed_options_bias_after_tanh(x, W, U, b, activation="tanh", return_sequences=False, **options):
+    """The batched loop, bias added after tanh."""
+    return seed_batched(x, W, U, b, activation, return_sequences, options,
+                        step=lambda x_t, h, W, U, b: np.tanh(x_t @ W.T + h @ U.T) + b)
+
+
+def seed_options_no_activation(x, W, U, b, activation="tanh", return_sequences=False, **options):
+    """The batched loop without tanh."""
+    return seed_batched(x, W, U, b, activation, return_sequences, options,
+                        step=lambda x_t, h, W, U, b: x_t @ W.T + h @ U.T + b)
+
+
+def seed_options_transposed_recurrent(x, W, U, b, activation="tanh", return_sequences=False, **options):
+    """The batched loop, state multiplied by U.T (``h @ U``)."""
+    return seed_batched(x, W, U, b, activation, return_sequences, options,
+                        step=lambda x_t, h, W, U, b: np.tanh(x_t @ W.T + h @ U + b))
+
+
+def seed_options_state_not_carried(x, W, U, b, activation="tanh", return_sequences=False, **options):
+    """The batched loop, state reset to zero at every step."""
+    return seed_batched(x, W, U, b, activation, return_sequences, options,
+                        step=lambda x_t, h, W, U, b: np.tanh(x_t @ W.T + np.zeros_like(h) @ U.T + b))
+
+
+def seed_options_last_step_dropped(x, W, U, b, activation="tanh", return_sequences=False, **options):
+    """The batched loop over T - 1 steps."""
+    return seed_batched(np.asarray(x)[:, :-1], W, U, b, activation, return_sequences, options,
+                        step=lambda x_t, h, W, U, b: np.tanh(x_t @ W.T + h @ U.T + b))
+
+
+#: Bug name -> (the no-options function, the function with declined options).
+SEED_STYLE = {
+    "bias_after_tanh": (seed_bias_after_tanh, seed_options_bias_after_tanh),
+    "no_activation": (seed_no_activation, seed_options_no_activation),
+    "transposed_recurrent": (seed_transposed_recurrent, seed_options_transposed_recurrent),
+    "state_not_carried": (seed_state_not_carried, seed_options_state_not_carried),
+    "last_step_dropped": (seed_last_step_dropped, seed_options_last_step_dropped),
+}

@@ -1,0 +1,177 @@
+"""report.md: the report for people, rendered from the report.json contents
+into ``template.md`` (string.Template placeholders; the tables are built here)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from ..harness.tally import fmt
+
+#: One caption per plot of ``plots.PLOTS``.
+CAPTIONS = {
+    "error_vs_length": "Error of the output at step T against T (log grid, one return_sequences run of "
+                       "length 512). Well-conditioned: errors stay at a few ulps. Chaotic: every "
+                       "implementation's error grows like exp(lambda_1 T) with the conditioning, and "
+                       "the budget follows.",
+    "error_vs_spectral_radius": "Largest error over T = 200 steps against the spectral radius of "
+                                "recurrent_kernel, with the largest Lyapunov exponent of the trajectory: "
+                                "errors leave the roundoff level where lambda_1 turns positive.",
+    "ulp_histograms": "Top: every output element of the well-conditioned tanh sweep, in ulps from the "
+                      "truth. Bottom: the largest ulp distance of every judged result of the property sweep.",
+    "budget_vs_error": "Each judged result of the property sweep at its element closest to the budget: "
+                       "error against budget. Points under the solid line pass; points under the dotted "
+                       "line would pass with FACTOR = 1.",
+}
+
+OVERFLOWED = (
+    "{total} results of {primary} overflowed ({everyone} over all implementations): the truth (the float64 "
+    "reference rounded to the case's dtype) or Keras's result holds +-inf or NaN. Unbounded activations do this: "
+    "an `exponential` recurrence passes float32's largest value (3.4e38) within a few dozen steps and float64's "
+    "(1.8e308) soon after, and NaN follows (inf - inf, 0 * inf). Such a result is still judged element by element "
+    "(an inf agrees only with the same inf, the finite elements keep their budget) and counted in verdicts, "
+    "failed and err/budget. Its max abs, max rel and max ulps are left out of the max columns: they mix "
+    "infinite errors with the finite elements next to the overflow, whose values are so large that a "
+    "relative error of 1e-13 is an absolute error of 1e120, and ulps past the dtype's range are "
+    "undefined. The max columns show the results that stayed in range; the **overflowed** column counts "
+    "the others. The other implementations see the same truth and Keras, so they overflow on the same "
+    "results."
+)
+
+
+def template() -> Template:
+    """The text of report.md with its placeholders (``rnn_ref/report/template.md``)."""
+    return Template(resources.files(__package__).joinpath("template.md").read_text(encoding="utf-8"))
+
+
+def write_markdown(path: Path, data: dict) -> None:
+    """Write report.md to ``path`` from ``data``, the contents of a report.json."""
+    s, env, summ = data["settings"], data["environment"], data["summary"]
+    length, radius = data["sweeps"]["length"], data["sweeps"]["spectral_radius"]
+    text = template().substitute(
+        created=data["created"], max_examples=s["max_examples"], seed=s["seed"], quick=", quick" if s["quick"] else "",
+        keras=env["keras"], tensorflow=env["tensorflow"], numpy=env["numpy"], python=env["python"],
+        longdouble_bits=env["longdouble_mantissa_bits"], wide_gain=f"{s['wide_gain'][1]:g}",
+        budget_rule=budget_rule_block(data["budget_rule"]),
+        examples=summ["examples"], verdicts=summ["verdicts"], overflowed=summ.get("overflowed", 0),
+        failed_examples=summ["failed_examples"], summary_table=summary_table(summ),
+        overflowed_results=overflowed_section(data),
+        plots="\n\n".join(f"### {key.replace('_', ' ')}\n\n![{key}]({fname})\n\n{CAPTIONS[key]}"
+                          for key, fname in data["plots"].items()),
+        length_T=length["T"], length_seeds=length["seeds"], length_table=length_table(length),
+        radius_T=radius["T"], radius_seeds=radius["seeds"], radius_table=radius_table(radius),
+        properties="\n\n".join(property_section(prop, p) for prop, p in data["properties"].items()),
+        environment="\n".join(f"| {k} | {v} |" for k, v in env.items()),
+        seconds=", ".join(f"{k} {v:.1f}" for k, v in data["seconds"].items()),
+    )
+    path.write_text(text + "\n")
+
+
+def budget_rule_block(rule: dict) -> str:
+    """The rule as report.json words it (one clause a line), then its constants."""
+    first, *rest = rule["rule"].split("; ")
+    constants = ", ".join(f"{k} = {rule[k]:g}" for k in ("FACTOR", "FLOOR_ULPS", "PERTURB_ULPS", "PERTURB_RUNS")
+                          if k in rule)
+    return "\n".join([first, *(f"  {clause}" for clause in rest), f"  {constants}"])
+
+
+def summary_table(summ: dict) -> str:
+    rows = ["| implementation | judged results | failed examples | max err/budget | needed FACTOR | closest case |",
+            "|---|---:|---:|---:|---:|---|"]
+    for n, d in summ["by_implementation"].items():
+        rows.append(f"| {n} | {d['verdicts']} | {d['failed_examples']} | {fmt(d['max_budget_ratio'])} | "
+                    f"{fmt(d['needed_factor'])} | {d['closest'] or '-'} |")
+    return "\n".join(rows)
+
+
+def overflowed_section(data: dict) -> str:
+    """The body of "Overflowed results": what they are, where they were met."""
+    primary = data.get("primary", "rnn_ref")
+    rows = []
+    for prop, p in data["properties"].items():
+        for dtype, e in p["by_dtype"].items():
+            d = e["implementations"].get(primary, {})
+            n, nk = d.get("overflowed", 0), e["keras"].get("overflowed", 0)
+            if n or nk:
+                rows.append((prop, dtype, n, d.get("verdicts", 0), d.get("overflowed_case", "")))
+    if not rows:
+        return "No result overflowed: the truth and Keras stayed finite in every judged result."
+    total = sum(r[2] for r in rows)
+    everyone = data.get("summary", {}).get("overflowed", total)
+    lines = [OVERFLOWED.format(total=total, primary=primary, everyone=everyone), "",
+             f"| property | dtype | overflowed ({primary}) | of verdicts | first case; result |",
+             "|---|---|---:|---:|---|"]
+    lines += [f"| {prop} | {dtype} | {n} | {v} | {case or '-'} |" for prop, dtype, n, v, case in rows]
+    return "\n".join(lines)
+
+
+def _largest(values) -> float:
+    """The largest of a list of report.json numbers ("inf" and "nan" included)."""
+    return max(float(v) for v in values)
+
+
+def length_table(length: dict) -> str:
+    """Per regime and dtype: the largest error of each implementation, with the first step above 1e-2."""
+    first = next(iter(next(iter(length["regimes"].values()))["by_dtype"].values()))
+    names = list(first["max_error"])
+    rows = ["| regime | dtype | lambda_1 | " + " | ".join(names) + " | conditioning | budget |",
+            "|---|---|---:|" + "---:|" * (len(names) + 2)]
+    for regime, reg in length["regimes"].items():
+        for dtype, d in reg["by_dtype"].items():
+            fa = d["first_step_above_1e-2"]
+
+            def cell(n, e):
+                return fmt(_largest(e)) + (f" (t={fa[n]})" if fa.get(n) else "")
+
+            rows.append(f"| {regime} (gain {reg['gain']:g}) | {dtype} | {d['lyapunov']:+.3f} | "
+                        + " | ".join(cell(n, d["max_error"][n]) for n in names)
+                        + f" | {cell('conditioning', d['conditioning'])} | {fmt(_largest(d['budget']))} |")
+    return "\n".join(rows)
+
+
+def radius_table(radius: dict) -> str:
+    """Per gain: the largest error of Keras and rnn_ref, the conditioning and the budget, both dtypes."""
+    rows = ["| gain | lambda_1 | " + " | ".join(
+                f"{dt} {c}" for dt in ("float32", "float64") for c in ("Keras", "rnn_ref", "conditioning", "budget"))
+            + " |",
+            "|---:|---:|" + "---:|" * 8]
+    for i, g in enumerate(radius["gain"]):
+        cells = []
+        for dt in ("float32", "float64"):
+            d = radius["by_dtype"][dt]
+            cells += [fmt(d["max_error"]["keras"][i]), fmt(d["max_error"].get("rnn_ref", ["-"] * (i + 1))[i]),
+                      fmt(d["conditioning"][i]), fmt(d["budget_at_worst"][i])]
+        rows.append(f"| {g:g} | {float(radius['by_dtype']['float32']['lyapunov'][i]):+.3f} | "
+                    + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _maxima(d: dict) -> str:
+    """The max abs, max rel and max ulps cells of a tally: "-" when every verdict overflowed."""
+    if d["verdicts"] and d.get("overflowed", 0) >= d["verdicts"]:
+        return "- | - | -"
+    return " | ".join(fmt(d[f]) for f in ("max_abs", "max_rel", "max_ulps"))
+
+
+def property_section(prop: str, p: dict) -> str:
+    """One property: its doc, a row for Keras and each implementation per dtype, and its failures."""
+    rows = ["| dtype | examples | who | verdicts | failed | overflowed | max abs | max rel | max ulps | err/budget "
+            "| needed FACTOR |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    fails = []
+    for dtype, e in p["by_dtype"].items():
+        k = e["keras"]
+        rows.append(f"| {dtype} | {e['examples'] if e['examples'] is not None else '-'} | Keras | {k['verdicts']} | "
+                    f"- | {k.get('overflowed', 0)} | {_maxima(k)} | - | - |")
+        for n, d in e["implementations"].items():
+            rows.append(f"| | | {n} | {d['verdicts']} | {d['failed_examples']} | {d.get('overflowed', 0)} | "
+                        f"{_maxima(d)} | {fmt(d['max_budget_ratio'])} | {fmt(d['needed_factor'])} |")
+        fails += [(dtype, f) for f in e["failures"]]
+    blocks = [f"### {prop}", p["doc"], "\n".join(rows)]
+    if fails:
+        blocks.append("Failures:")
+        for dtype, f in fails:
+            msg = f["message"].strip().replace("\n", "\n    ")
+            blocks.append(f"- {dtype}, {f['implementation']}: `{f['case']}`\n\n    {msg}")
+    return "\n\n".join(blocks)

@@ -1,0 +1,182 @@
+"""The report's figures (matplotlib, PNG): error against sequence length and
+against spectral radius, ulp histograms, and error against budget."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..harness import tolerance
+from .sweeps import ULP_EDGES, WIDE_GAIN, histogram
+
+#: The plots of a report: name -> file name in the output directory.
+PLOTS = {
+    "error_vs_length": "error_vs_length.png",
+    "error_vs_spectral_radius": "error_vs_spectral_radius.png",
+    "ulp_histograms": "ulp_histograms.png",
+    "budget_vs_error": "budget_vs_error.png",
+}
+
+COLORS = {"keras": "black", "rnn_ref": "tab:blue", "float64_inside": "tab:green",
+          "fused_product": "tab:orange", "per_sample_textbook": "tab:red"}
+
+
+def write_plots(out: Path, length: dict, radius: dict, points: list) -> None:
+    """Draw every plot of PLOTS into the directory ``out``."""
+    plot_length(length, out / PLOTS["error_vs_length"])
+    plot_radius(radius, out / PLOTS["error_vs_spectral_radius"])
+    plot_ulp_histograms(length, points, out / PLOTS["ulp_histograms"])
+    plot_budget(points, out / PLOTS["budget_vs_error"])
+
+
+def _arr(values) -> np.ndarray:
+    """A list of report.json numbers ("inf" and "nan" included) as a float64 array."""
+    return np.array([float(v) for v in values], dtype=np.float64)
+
+
+def _pos(a: np.ndarray, lo: float) -> np.ndarray:
+    """Values for a log axis: zeros are drawn at ``lo``."""
+    return np.where(a > 0, a, lo)
+
+
+def plot_length(length: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    regimes = list(length["regimes"])
+    fig, axes = plt.subplots(len(regimes), 2, figsize=(11, 4 * len(regimes)), squeeze=False)
+    t = np.array(length["t"])
+    for r, regime in enumerate(regimes):
+        reg = length["regimes"][regime]
+        for c, dtype in enumerate(("float32", "float64")):
+            ax = axes[r][c]
+            d = reg["by_dtype"][dtype]
+            lo = tolerance.roundoff(dtype) * 1e-2
+            for n, e in d["max_error"].items():
+                ax.plot(t, _pos(_arr(e), lo), "o-", ms=3, color=COLORS.get(n), label=n,
+                        lw=2.2 if n == "keras" else 1.2, alpha=0.9)
+            ax.plot(t, _pos(_arr(d["conditioning"]), lo), "--", color="gray", label="conditioning s")
+            ax.plot(t, _pos(_arr(d["budget"]), lo), ":", color="purple", lw=2, label="budget (rnn_ref)")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("sequence length T (error of the output at step T)")
+            ax.set_ylabel("max |result - truth|")
+            ax.set_title(f"{dtype}, {regime} (gain {reg['gain']:g}, lambda_1 {d['lyapunov']:+.3f})", fontsize=10)
+            ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"Error against sequence length (tanh, B={length['B']} D={length['D']} U={length['U']}, "
+                 f"max over {length['seeds']} seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_radius(radius: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    g = np.array(radius["gain"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for c, dtype in enumerate(("float32", "float64")):
+        ax = axes[c]
+        d = radius["by_dtype"][dtype]
+        lo = tolerance.roundoff(dtype) * 1e-2
+        for n, e in d["max_error"].items():
+            ax.plot(g, _pos(_arr(e), lo), "o-", ms=3, color=COLORS.get(n), label=n, lw=2.2 if n == "keras" else 1.2)
+        ax.plot(g, _pos(_arr(d["conditioning"]), lo), "--", color="gray", label="conditioning s")
+        ax.plot(g, _pos(_arr(d["budget_at_worst"]), lo), ":", color="purple", lw=2, label="budget at worst element")
+        ax.set_yscale("log")
+        ax.set_xlabel("spectral radius of recurrent_kernel (gain)")
+        ax.set_ylabel(f"max |result - truth| over T={radius['T']}")
+        ax.set_title(dtype)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    ax = axes[2]
+    for dtype, style in (("float32", "o-"), ("float64", "s--")):
+        ax.plot(g, _arr(radius["by_dtype"][dtype]["lyapunov"]), style, ms=3, label=dtype)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlabel("spectral radius of recurrent_kernel (gain)")
+    ax.set_ylabel("largest Lyapunov exponent (per step)")
+    ax.set_title("chaos: lambda_1 > 0")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle(f"Error against spectral radius (tanh, T={radius['T']}, max over {radius['seeds']} seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_ulp_histograms(length: dict, points: list, path: Path, primary: str = "rnn_ref") -> None:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+    h = length["ulp_histogram"]
+    for c, dtype in enumerate(("float32", "float64")):
+        per = {n: np.array(v, dtype=float) for n, v in h["counts"].get(dtype, {}).items()}
+        _bars(axes[0][c], per, "fraction of elements",
+              f"{dtype}: every output element, {h['regime']} tanh sweep (ulps from the truth)")
+        rows = [p for p in points if p[1] == dtype]
+        series = {"keras": [p[5] for p in rows if p[0] == primary]}
+        for p in rows:
+            series.setdefault(p[0], []).append(p[4])
+        per = {n: np.array(histogram(np.array(v, dtype=float)), dtype=float) for n, v in series.items()}
+        _bars(axes[1][c], per, "fraction of judged results",
+              f"{dtype}: max ulps of each judged result, property sweep (gain up to {WIDE_GAIN[1]:g})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _bars(ax, counts: dict, ylabel: str, title: str) -> None:
+    """Grouped bars of the fraction of each series in each ulp bin."""
+    width = 0.8 / max(1, len(counts))
+    for k, (n, c) in enumerate(counts.items()):
+        x = np.arange(len(c)) + (k - (len(counts) - 1) / 2) * width
+        ax.bar(x, c / max(1.0, c.sum()), width=width, color=COLORS.get(n), label=n)
+    ax.set_xticks(np.arange(len(ULP_EDGES) - 1))
+    ax.set_xticklabels(_bin_labels(), rotation=45, fontsize=7)
+    if any(c.sum() > 0 for c in counts.values()):
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("ulps from the truth")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def _bin_labels() -> list[str]:
+    """Labels of the histogram bins [lo, hi); below 0.5 ulp is correctly rounded."""
+    lab = lambda x: f"{x:g}" if x < 2**16 else f"2^{int(math.log2(x))}"  # noqa: E731
+    e = ULP_EDGES
+    return [f"[{lab(lo)}, {lab(hi)})" for lo, hi in zip(e[:-2], e[1:-1])] + [f">= {lab(e[-2])}"]
+
+
+def plot_budget(points: list, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+    for c, dtype in enumerate(("float32", "float64")):
+        ax = axes[c]
+        rows = [p for p in points if p[1] == dtype and math.isfinite(p[3]) and p[3] > 0]
+        if rows:
+            lo = min(p[3] for p in rows) * 1e-3
+            names = list(dict.fromkeys(p[0] for p in rows))
+            for n in names:
+                b = np.array([p[3] for p in rows if p[0] == n])
+                e = np.array([p[2] for p in rows if p[0] == n])
+                e = np.where(np.isfinite(e), e, b.max() * 10)
+                ax.scatter(b, np.maximum(e, lo), s=8, alpha=0.5, color=COLORS.get(n), label=n)
+            hi = max(max(p[3] for p in rows), max(p[2] for p in rows if math.isfinite(p[2])))
+            ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="error = budget")
+            ax.plot([lo, hi], [lo / tolerance.FACTOR, hi / tolerance.FACTOR], "k:", lw=1,
+                    label=f"error = budget / FACTOR ({tolerance.FACTOR:g})")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.legend(fontsize=8)
+        ax.set_xlabel("budget at the element closest to its budget")
+        ax.set_ylabel("|result - truth| there (zeros drawn at the bottom)")
+        ax.set_title(f"{dtype}: every judged result of the property sweep (fails above the line)", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
