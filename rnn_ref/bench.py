@@ -499,7 +499,7 @@ def main(argv=None) -> int:
                         help="tiny sizes, to check that the benchmark runs (the figures mean nothing)")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
-    repeats = args.repeats or size["repeats"]
+    repeats = size["repeats"] if args.repeats is None else args.repeats
     if repeats < 1:
         parser.error("--repeats must be at least 1")
 

@@ -148,10 +148,11 @@ def test_machine_reports_the_thread_pools_threadpoolctl_sees(run):
     assert all("numpy_1_blas_thread" in e for e in result["pipeline"])
 
 
-def test_command_line_rejects_a_negative_repeat_count(capsys):
+@pytest.mark.parametrize("repeats", ["-1", "0"])
+def test_command_line_rejects_a_repeat_count_below_one(capsys, repeats):
     from rnn_ref.__main__ import main
 
     with pytest.raises(SystemExit) as exc:
-        main(["bench", "--quick", "--repeats", "-1"])
+        main(["bench", "--quick", "--repeats", repeats])
     assert exc.value.code == 2
     assert "--repeats must be at least 1" in capsys.readouterr().err

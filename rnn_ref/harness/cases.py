@@ -86,18 +86,17 @@ class Case(NamedTuple):
             f"gain={self.gain:.3g} seed={self.seed}; " + ", ".join(opts)
         )
 
+    def params(self, **changes) -> dict:
+        """The arguments of ``make_case`` that rebuild this case (with ``changes``)."""
+        return {**self.shape, "dtype": self.dtype.name, "seed": self.seed, "gain": self.gain,
+                "activation": self.activation, "use_bias": self.bias is not None,
+                "mask_pattern": self.mask_pattern, "initial_state": self.initial_state is not None,
+                **{n: getattr(self, n) for n in OPTION_NAMES[1:]}, **changes}
+
     def snippet(self) -> str:
         """Python that rebuilds this case with rnn_ref's generator."""
-        s = self.shape
-        return (
-            "from rnn_ref.harness.cases import make_case\n"
-            f"case = make_case(B={s['B']}, T={s['T']}, D={s['D']}, U={s['U']}, "
-            f"dtype={self.dtype.name!r}, seed={self.seed}, gain={self.gain!r}, "
-            f"activation={self.activation!r}, use_bias={self.bias is not None}, "
-            f"mask_pattern={self.mask_pattern!r}, initial_state={self.initial_state is not None}, "
-            f"return_sequences={self.return_sequences}, return_state={self.return_state}, "
-            f"go_backwards={self.go_backwards}, zero_output_for_mask={self.zero_output_for_mask})\n"
-        )
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"from rnn_ref.harness.cases import make_case\ncase = make_case({args})\n"
 
 
 def features_of(kwargs: dict) -> set:

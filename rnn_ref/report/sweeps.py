@@ -75,14 +75,7 @@ def regain(drawn, gain: float):
     case = case_of(drawn)
     if case.activation not in BOUNDED:
         return drawn
-    s = case.shape
-    new = make_case(
-        B=s["B"], T=s["T"], D=s["D"], U=s["U"], dtype=case.dtype.name, seed=case.seed, gain=gain,
-        activation=case.activation, use_bias=case.bias is not None, mask_pattern=case.mask_pattern,
-        initial_state=case.initial_state is not None, return_sequences=case.return_sequences,
-        return_state=case.return_state, go_backwards=case.go_backwards,
-        zero_output_for_mask=case.zero_output_for_mask,
-    )
+    new = make_case(**case.params(gain=gain))
     if not (np.array_equal(new.inputs, case.inputs) and _same(new.mask, case.mask)):
         # Not a make_case case (a property built its own arrays): scale the kernel.
         new = case._replace(recurrent_kernel=(case.recurrent_kernel * (gain / case.gain)).astype(case.dtype),
