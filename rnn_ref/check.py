@@ -225,8 +225,7 @@ def main(argv=None) -> int:
 
     print(f"checking {args.target} (layout {args.layout}) against Keras {versions['keras']} "
           f"(TensorFlow {versions['tensorflow']})")
-    print(f"called as {candidate.call_text()}"
-          + (", one sequence at a time" if candidate.one_row_at_a_time else ""))
+    print(f"called as {candidate.call_text()}" + "".join(f"; {a}" for a in candidate.adaptations()))
     for line in found.declined_lines():
         print(f"declined: {line}")
     print(f"{len(names)} properties, {max_examples} examples each, seed {args.seed}, "
@@ -302,7 +301,7 @@ def main(argv=None) -> int:
             "target": args.target, "layout": args.layout, "max_examples": max_examples, "seed": args.seed,
             "case_timeout": args.case_timeout, "versions": versions, "exit_status": status,
             "seconds": total, "counts": counts, "interrupted": interrupted,
-            "called_as": candidate.call_text(), "one_row_at_a_time": candidate.one_row_at_a_time,
+            "called_as": candidate.call_text(), "adaptations": candidate.adaptations(),
             "declined": found.declined, "support": found.support._asdict(),
             "checked": checked, "not_checked": not_checked,
             "results": [{**r.to_dict(), "doc": PROPERTIES[r.name].doc} for r in results],

@@ -155,4 +155,15 @@ def seed_options_rnn(x, W, U, b, activation="tanh", return_sequences=False, **op
                         step=lambda x_t, h, W, U, b: np.tanh(x_t @ W.T + h @ U.T + b))
 
 
-SEED_STYLE = {"seed_rnn": seed_rnn, "seed_options_rnn": seed_options_rnn}
+def seed_rnn_states(x, W, U, b):
+    """Correct, as the U/W/V answers write it: every state of one sequence x (T, D),
+    computed in float64 from ``h = np.zeros(U)`` whatever the inputs' dtype."""
+    h = np.zeros(U.shape[0])
+    states = []
+    for x_t in x:
+        h = np.tanh(W @ x_t + U @ h + b)
+        states.append(h)
+    return np.array(states)  # (T, U)
+
+
+SEED_STYLE = {"seed_rnn": seed_rnn, "seed_options_rnn": seed_options_rnn, "seed_rnn_states": seed_rnn_states}

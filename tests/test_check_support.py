@@ -87,12 +87,35 @@ def test_function_without_keywords_is_checked_one_sequence_at_a_time(capsys):
     status, out, _ = run_check(capsys, "rnn_ref.variants:seed_rnn", "--layout", "textbook",
                                 "--max-examples", "10")
     assert status == 0, out
-    assert "called as seed_rnn(x, W, U, b), one sequence at a time" in out
+    assert "called as seed_rnn(x, W, U, b); one sequence at a time" in out
     assert "declined: bias=None: TypeError" in out  # b added unconditionally: declined, not failed
     assert result_line(out, "matches_keras").startswith("pass") and _checked(result_line(out, "matches_keras")) == 11
     assert result_line(out, "mask_matches_keras").startswith("unsupported")
     assert "checked: tanh; float32, float64; bias;" in out
     assert "no masks" in next(ln for ln in out.splitlines() if ln.startswith("not checked: "))
+
+
+def seed_states_bias_after_tanh(x, W, U, b):
+    """Every state of one sequence, in float64, with the bias after tanh."""
+    h, states = np.zeros(U.shape[0]), []
+    for x_t in x:
+        h = np.tanh(W @ x_t + U @ h) + b
+        states.append(h)
+    return np.array(states)
+
+
+def test_a_function_returning_every_state_in_float64_is_read_as_such(capsys):
+    status, out, _ = run_check(capsys, "rnn_ref.variants:seed_rnn_states", "--layout", "textbook",
+                               "--max-examples", "10")
+    assert status == 0, out
+    called = next(ln for ln in out.splitlines() if ln.startswith("called as"))
+    assert "one sequence at a time" in called and "returns every step's output" in called
+    assert "rounded to the inputs' dtype" in called
+    # return_sequences is its own output now: the last-step property is checked too
+    assert result_line(out, "return_sequences_last_step_is_output").startswith("pass")
+    status, out, _ = run_check(capsys, f"{HERE}:seed_states_bias_after_tanh", "--layout", "textbook",
+                               "--property", "matches_keras")
+    assert status == 1 and "minimal case: B=1 T=1 D=1 U=1" in out, out
 
 
 def test_the_bias_after_tanh_bug_is_caught_with_a_one_step_case(capsys, tmp_path):

@@ -177,12 +177,17 @@ class Adapted:
 
     With ``one_row_at_a_time`` a batch is passed one sequence (T, D) at a
     time and the results stacked, for functions written for one sequence.
+    With ``sequence_output`` the function, which takes no ``return_sequences``,
+    returns every step's output, and its last step is the output for
+    ``return_sequences=False``. With ``round_output`` a result in a wider
+    dtype than the inputs (float64 for float32) is rounded to the inputs' dtype.
     """
 
     def __init__(self, fn, layout: str = "keras", *, one_row_at_a_time: bool = False):
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
         self.fn, self.layout, self.one_row_at_a_time = fn, layout, one_row_at_a_time
+        self.sequence_output = self.round_output = False
         self.signature = sig = Signature.of(fn)
         self.__name__ = getattr(fn, "__name__", "candidate")
         self.__wrapped__ = fn
@@ -205,14 +210,27 @@ class Adapted:
                 raise TypeError(f"unknown option {name!r}")
             if self.accepts(name):
                 opts[name] = value
-            elif not _is_default(name, value):
+            elif not _is_default(name, value) and not (name == "return_sequences" and self.sequence_output):
                 raise NotImplementedError(f"{self.__name__}() has no parameter {name!r}")
         if bias is not None and not self.has_bias:
             raise NotImplementedError(f"{self.__name__}() takes no bias")
         weights = to_layout(self.layout, kernel, recurrent_kernel, bias)[:len(self.names) - 1]
         if self.one_row_at_a_time and np.ndim(inputs) == 3:
-            return self._rows(inputs, weights, opts)
-        return self._once(inputs, weights, opts)
+            out = self._rows(inputs, weights, opts)
+        else:
+            out = self._once(inputs, weights, opts)
+        return self._adjusted(out, np.asarray(inputs).dtype, options.get("return_sequences", False))
+
+    def _adjusted(self, out, dtype, return_sequences):
+        """The output as the catalogue expects it, after the adaptations the probe chose."""
+        if not (self.sequence_output or self.round_output):
+            return out
+        parts = list(out) if isinstance(out, (tuple, list)) else [out]
+        if self.sequence_output and not return_sequences:
+            parts[0] = np.asarray(parts[0])[..., -1, :]  # the last step's output
+        if self.round_output:
+            parts = [np.asarray(p).astype(dtype) for p in parts]
+        return tuple(parts) if isinstance(out, (tuple, list)) else parts[0]
 
     def _once(self, inputs, weights, opts):
         sources = {n: a for n, a in zip(self.names, [inputs, *weights])}
@@ -239,6 +257,18 @@ class Adapted:
         except ValueError as e:
             raise CandidateError(f"the candidate returned arrays of different shapes for different rows: {e}") from None
         return stacked if isinstance(rows[0], (tuple, list)) else stacked[0]
+
+    def adaptations(self) -> list[str]:
+        """How the function is called and read, beyond passing the arrays."""
+        out = []
+        if self.one_row_at_a_time:
+            out.append("one sequence at a time")
+        if self.sequence_output:
+            out.append("it returns every step's output: the last step is its output without return_sequences")
+        if self.round_output:
+            out.append("it returns a wider dtype than its inputs: results are rounded to the inputs' dtype "
+                       "before they are judged")
+        return out
 
     def call_text(self) -> str:
         """How the function is called, for messages: ``rnn(x, W, U, b)``."""
@@ -291,7 +321,7 @@ def probe(candidate: Adapted, timeout: float | None = None) -> Probe:
     def attempt(case, **overrides) -> str | None:
         try:
             with np.errstate(all="ignore"):
-                fn(**case.kwargs(**overrides))
+                outputs.append(fn(**case.kwargs(**overrides)))
         except NotImplementedError as e:
             return f"NotImplementedError: {e}" if str(e) else "NotImplementedError"
         except CandidateRaised as e:
@@ -302,7 +332,7 @@ def probe(candidate: Adapted, timeout: float | None = None) -> Probe:
             return None  # it ran, and misbehaved: the properties report that, it is no reason to decline
         return None
 
-    declined = {}
+    declined, outputs = {}, []
     why = attempt(base)
     if why is not None and not candidate.one_row_at_a_time:
         if attempt(base, inputs=base.inputs[0]) is None:
@@ -311,6 +341,7 @@ def probe(candidate: Adapted, timeout: float | None = None) -> Probe:
             why = attempt(base)
     if why is not None:
         return Probe(Support(), declined, problem=why, hint=_layout_hint(candidate, timeout))
+    _adapt_output(candidate, outputs[-1], base)
 
     ok = {dim: [value] for dim, value in DEFAULTS.items()}
 
@@ -342,6 +373,18 @@ def probe(candidate: Adapted, timeout: float | None = None) -> Probe:
     check("unbatched", True, inputs=base.inputs[0])
     ordered = {dim: tuple(v for v in getattr(Support(), dim) if v in ok[dim]) for dim in ok}
     return Probe(Support(**ordered), declined)
+
+
+def _adapt_output(candidate: Adapted, out, case) -> None:
+    """Look at the default call's result: a function without ``return_sequences`` that
+    returns every step's output, or one that computes in float64 for float32 inputs,
+    is adapted (and says so), not failed on every property for that alone."""
+    first = np.asarray(out[0] if isinstance(out, (tuple, list)) else out)
+    B, T, U = case.shape["B"], case.shape["T"], case.shape["U"]
+    if first.shape == (B, T, U) and not candidate.accepts("return_sequences"):
+        candidate.sequence_output = True
+    if first.dtype.kind == "f" and first.dtype.itemsize > case.dtype.itemsize:
+        candidate.round_output = True
 
 
 def _layout_hint(candidate: Adapted, timeout) -> str:
