@@ -5,8 +5,11 @@
 """
 
 from .activations import ACTIVATIONS
+from .bidirectional import bidirectional
 from .dense import dense
 from .embedding import embedding
+from .gru import gru
+from .lstm import lstm
 from .simple_rnn import simple_rnn
 
 # Not lazy like from_keras: importing the submodule rnn_ref.load later would
@@ -14,7 +17,8 @@ from .simple_rnn import simple_rnn
 # imports Keras only when it reads a .keras file, so this stays cheap.
 from .load import load, save_npz
 
-__all__ = ["ACTIVATIONS", "dense", "embedding", "simple_rnn", "from_keras", "load", "save_npz"]
+__all__ = ["ACTIVATIONS", "dense", "embedding", "simple_rnn", "lstm", "gru", "bidirectional",
+           "from_keras", "load", "save_npz"]
 __version__ = "0.1.0"
 
 

@@ -41,6 +41,17 @@ class Cell(Protocol):
         """x_t (B, G), states [(B, U), ...] -> output (B, U), new states."""
 
 
+def input_projection(x: np.ndarray, kernel: np.ndarray, bias) -> np.ndarray:
+    """x (B, T, D) @ kernel (D, G) + bias (G,) for every step at once, time-major
+    (T, B, G), so that step t reads one contiguous block."""
+    B, T, _ = x.shape
+    x_proj = np.empty((T, B, kernel.shape[1]), dtype=x.dtype)  # (T, B, G)
+    np.matmul(x, kernel, out=x_proj.transpose(1, 0, 2))
+    if bias is not None:
+        x_proj += bias
+    return x_proj
+
+
 def batched_inputs(inputs) -> tuple[np.ndarray, bool]:
     """``inputs`` as a float array (B, T, D), and whether it was one sequence (T, D)."""
     x = _checks.float_array("inputs", inputs)

@@ -105,15 +105,9 @@ class SimpleRNNCell:
         self._z = None
 
     def project(self, x):
-        """x (B, T, D) -> x @ kernel + bias for every step, time-major (T, B, U), so that
-        step t reads one contiguous block."""
-        B, T, _ = x.shape
-        x_proj = np.empty((T, B, self.units), dtype=x.dtype)  # (T, B, U)
-        np.matmul(x, self.kernel, out=x_proj.transpose(1, 0, 2))
-        if self.bias is not None:
-            x_proj += self.bias
-        self._z = np.empty((B, self.units), dtype=x.dtype)  # one step's pre-activation, reused
-        return x_proj
+        """x (B, T, D) -> x @ kernel + bias for every step, time-major (T, B, U)."""
+        self._z = np.empty((x.shape[0], self.units), dtype=x.dtype)  # one step's pre-activation, reused
+        return recurrence.input_projection(x, self.kernel, self.bias)  # (T, B, U)
 
     def step(self, x_t, states):
         """x_t = x_t @ kernel + bias (B, U), states [h_{t-1} (B, U)] -> h_t, [h_t]."""
