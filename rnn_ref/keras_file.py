@@ -4,10 +4,12 @@
 
 The archive's ``config.json`` is checked first: a ``Lambda`` layer or any
 custom object (a class or function that is not part of Keras) is refused,
-because rebuilding it means running Python code. Only then is the model
-read with ``keras.saving.load_model(path, safe_mode=True, compile=False)``
-and converted with ``rnn_ref.from_keras``, which refuses the layers it does
-not support.
+because rebuilding it means running Python code; so is one inside the
+layers a ``Bidirectional`` wraps (named ``'wrapper/wrapped'`` in the
+message). Only then is the model read with
+``keras.saving.load_model(path, safe_mode=True, compile=False)`` and
+converted with ``rnn_ref.from_keras``, which refuses the layers it does not
+support.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def refuse_code(path, config) -> None:
                 if key == "layers" and isinstance(value, list):
                     for item in value:
                         walk(item, _layer_name(item))
+                elif key in _WRAPPED_KEYS and isinstance(value, dict):
+                    walk(value, f"{layer}/{_layer_name(value)}")  # a wrapper's layers: 'bidi/forward_lstm'
                 else:
                     walk(value, layer)
         elif isinstance(node, list):
@@ -76,6 +80,10 @@ def refuse_code(path, config) -> None:
                 walk(value, layer)
 
     walk(config, config.get("config", {}).get("name", "?") if isinstance(config, dict) else "?")
+
+
+#: The config keys of a wrapper (Bidirectional) that hold the configs of the layers it wraps.
+_WRAPPED_KEYS = ("layer", "backward_layer")
 
 
 def _is_keras(module) -> bool:

@@ -9,20 +9,32 @@ ValueError that names the layer, never skipped):
 * ``Sequential`` and functional models whose layers form one chain from one
   ``Input`` to the output: each layer takes the previous layer's output;
 * layers ``InputLayer`` and those in ``KERAS_LAYERS`` (``Embedding``,
-  ``SimpleRNN``, ``Dense``), exact classes, with all the options that change
-  the forward pass.
+  ``SimpleRNN``, ``Dense``, ``LSTM``, ``GRU``, ``Bidirectional`` around a
+  SimpleRNN, LSTM or GRU), exact classes, with all the options that change
+  the forward pass. Accepted and not kept, because Keras gives the same
+  numbers at inference with any value: ``dropout``, ``recurrent_dropout``,
+  ``implementation``, ``unroll`` (but see the warning below), ``use_cudnn``,
+  initializers, regularizers and constraints.
 
-``KERAS_LAYERS`` holds one entry per Keras layer class: the NumPy layer of
-``rnn_ref.model`` it becomes, the options read from it and what else is
-read (for a SimpleRNN: its current state and whether Keras feeds it a mask).
-The weights come from ``layer.get_weights()``, named in order by the NumPy
-layer's ``WEIGHTS``. Supporting another layer class means adding its NumPy
-layer to ``rnn_ref.model`` and one entry here.
+``KERAS_LAYERS`` holds one entry per Keras layer class: the NumPy layer it
+becomes, the options read from it and what else is read (for a recurrent
+layer: its current states and whether Keras feeds it a mask; for a
+Bidirectional: its two wrapped layers, forward then backward). The weights
+come from ``layer.get_weights()``, named in order by the NumPy layer's
+``WEIGHTS``. Supporting another layer class means adding its NumPy layer
+(``rnn_ref.model``, ``rnn_ref.recurrent_layers``) and one entry here.
 
-Masks: for each SimpleRNN, the walker reads from the Keras graph whether
-Keras feeds it a mask, and the NumPy model checks its own propagation
-against that at every call. Only the masks Keras propagates from
-``Embedding(mask_zero=True)`` are supported; an explicit mask is refused.
+Masks: for each recurrent layer, the walker reads from the Keras graph
+whether Keras feeds it a mask, and the NumPy model checks its own
+propagation against that at every call. Only the masks Keras propagates
+from ``Embedding(mask_zero=True)`` are supported; an explicit mask is
+refused.
+
+With ``unroll=True``, ``go_backwards``, ``zero_output_for_mask``,
+``return_sequences`` and a mask (so also in a masked ``Bidirectional`` with
+``return_sequences`` and ``unroll=True``: its backward layer is such a
+layer), Keras's TensorFlow backend zeroes the wrong steps; the NumPy model
+follows ``unroll=False`` and ``from_keras`` warns.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ import numpy as np
 
 from ._tf import keras_and_tf
 from .activations import ACTIVATIONS
-from .model import SIMPLE_RNN_OPTIONS, Dense, Embedding, NumpyModel, SimpleRNN
+from .model import GRU, LSTM, Bidirectional, Dense, Embedding, NumpyModel, SimpleRNN
 
 
 @dataclass(frozen=True)
@@ -45,12 +57,13 @@ class KerasLayer:
     numpy_layer : the NumPy layer class. Its ``WEIGHTS`` name the arrays of
         ``layer.get_weights()`` in order (``bias`` only when the Keras layer
         has ``use_bias``).
-    options : the Keras attributes copied to the NumPy layer: an activation
-        as its Keras name, a flag as a bool (as the NumPy layer's
-        ``OPTIONS`` defaults say).
-    extra : ``extra(layer, node, is_last, dtype)`` returns further
+    options : the Keras attributes copied to the NumPy layer, as the NumPy
+        layer's ``OPTIONS`` defaults say (``rnn_ref.layer_base``): an
+        activation as its Keras name, a flag as a bool, a choice as it is.
+    extra : ``extra(layer, node, is_last, keras)`` returns further
         arguments of the NumPy layer, read from the layer or its place in
-        the graph; None if there are none.
+        the graph (``node`` is None for a layer wrapped in a Bidirectional);
+        None if there are none.
     """
 
     numpy_layer: type
@@ -58,35 +71,80 @@ class KerasLayer:
     extra: Callable | None = None
 
 
-def _simple_rnn_extra(layer, node, is_last, dtype):
-    """A SimpleRNN's current state (B, U) if stateful, whether Keras feeds it a mask,
-    and ``return_state`` only where a later layer could see it."""
-    mask_in = node.arguments.kwargs.get("mask") is not None
-    state = None
+def _recurrent_extra(layer, node, is_last, keras):
+    """A recurrent layer's current states (B, U) each if stateful, whether Keras feeds it
+    a mask, and ``return_state`` only where a later layer could see it."""
+    cls = KERAS_LAYERS[type(layer).__name__].numpy_layer
+    mask_in = None if node is None else node.arguments.kwargs.get("mask") is not None
+    states = {}
     if layer.stateful and layer.states is not None:
-        state = np.asarray(layer.states[0].numpy(), dtype=dtype)  # (B, U)
-    if layer.unroll and mask_in and layer.go_backwards and layer.zero_output_for_mask and layer.return_sequences:
+        dtype = np.dtype(layer.compute_dtype)
+        states = {k: np.asarray(v.numpy(), dtype=dtype) for k, v in zip(cls.STATE, layer.states)}  # (B, U)
+    if mask_in and layer.go_backwards and layer.zero_output_for_mask and layer.return_sequences:
+        _warn_unroll(layer, layer)
+    return {
+        # A state output that no later layer can reach changes nothing.
+        "return_state": bool(layer.return_state) and is_last,
+        "mask_in": mask_in,
+        **states,
+    }
+
+
+def _bidirectional_extra(layer, node, is_last, keras):
+    """The two wrapped layers, forward then backward, and whether Keras feeds the wrapper a mask."""
+    where = f"layer {layer.name!r} (Bidirectional)"
+    wrapped = (layer.forward_layer, layer.backward_layer)
+    for sub in wrapped:
+        if type(sub).__name__ not in WRAPPED:
+            raise ValueError(f"{where} wraps a layer of class {type(sub).__name__}; rnn_ref supports "
+                             f"Bidirectional around {', '.join(WRAPPED)}")
+        _check_supported(sub, keras)
+    if layer.forward_layer.go_backwards:
+        raise ValueError(f"{where}: its forward layer has go_backwards=True (a backward_layer was given with "
+                         "go_backwards=False); rnn_ref supports the forward layer going forwards")
+    if layer.merge_mode is None and not is_last:
+        raise ValueError(f"{where}: merge_mode=None returns the pair (forward, backward), which only the last "
+                         "layer of the chain may return; use a merge mode or make it the last layer")
+    if np.dtype(layer.compute_dtype) != np.dtype(layer.forward_layer.compute_dtype):
+        raise ValueError(f"{where} computes in {layer.compute_dtype}, its wrapped layer in "
+                         f"{layer.forward_layer.compute_dtype}; rnn_ref supports one dtype for both")
+    mask_in = node.arguments.kwargs.get("mask") is not None
+    if mask_in and layer.return_sequences:  # the backward layer: go_backwards, zero_output_for_mask forced
+        _warn_unroll(layer, layer.backward_layer)
+    forward, backward = (_convert(sub, None, is_last, keras) for sub in wrapped)
+    return {"forward": forward, "backward": backward, "mask_in": mask_in}
+
+
+def _warn_unroll(layer, recurrent):
+    """Warn when Keras's unrolled loop zeroes other steps than the loop the NumPy model follows."""
+    if recurrent.unroll:
         warnings.warn(
             f"layer {layer.name!r}: with unroll=True, go_backwards, zero_output_for_mask, "
             "return_sequences and a mask, Keras (TF backend) zeroes the outputs of the steps masked "
             "in input order instead of processing order, unlike unroll=False; this NumPy model "
             "follows unroll=False, so its outputs differ from the Keras model here",
-            stacklevel=4,  # the caller of from_keras
+            stacklevel=5,  # the caller of from_keras
         )
-    return {
-        # A state output that no later layer can reach changes nothing.
-        "return_state": bool(layer.return_state) and is_last,
-        "state": state,
-        "mask_in": mask_in,
-    }
+
+
+def _attributes(cls):
+    """The options of NumPy layer ``cls`` read as attributes of the Keras layer: all of its
+    ``OPTIONS`` (Keras's names) but ``mask_in``, which the graph says."""
+    return tuple(k for k in cls.OPTIONS if k != "mask_in")
 
 
 #: The Keras layer classes ``from_keras`` converts, by class name.
 KERAS_LAYERS = {
-    "Embedding": KerasLayer(Embedding, options=("mask_zero",)),
-    "SimpleRNN": KerasLayer(SimpleRNN, options=(*SIMPLE_RNN_OPTIONS, "stateful"), extra=_simple_rnn_extra),
-    "Dense": KerasLayer(Dense, options=("activation",)),
+    "Embedding": KerasLayer(Embedding, options=_attributes(Embedding)),
+    "SimpleRNN": KerasLayer(SimpleRNN, options=_attributes(SimpleRNN), extra=_recurrent_extra),
+    "Dense": KerasLayer(Dense, options=_attributes(Dense)),
+    "LSTM": KerasLayer(LSTM, options=_attributes(LSTM), extra=_recurrent_extra),
+    "GRU": KerasLayer(GRU, options=_attributes(GRU), extra=_recurrent_extra),
+    "Bidirectional": KerasLayer(Bidirectional, options=_attributes(Bidirectional), extra=_bidirectional_extra),
 }
+
+#: The Keras classes a Bidirectional may wrap.
+WRAPPED = tuple(cls.__name__ for cls in Bidirectional.WRAPS)
 
 #: Every Keras layer class a model may hold.
 SUPPORTED = ("InputLayer", *KERAS_LAYERS)
@@ -95,8 +153,8 @@ SUPPORTED = ("InputLayer", *KERAS_LAYERS)
 def from_keras(model) -> NumpyModel:
     """Rebuild a built Keras ``Sequential`` or functional model as a ``NumpyModel``.
 
-    The weights are copied (``layer.get_weights()``), and so is the current
-    state of stateful SimpleRNN layers, so the NumPy model continues from
+    The weights are copied (``layer.get_weights()``), and so are the current
+    states of stateful recurrent layers, so the NumPy model continues from
     where the Keras model is. Raises ValueError for anything outside the
     supported chain (see the module docstring), naming the layer.
     """
@@ -125,16 +183,25 @@ def _convert(layer, node, is_last, keras):
     """The NumPy layer for one call (``node``) of a supported Keras layer."""
     entry = KERAS_LAYERS[type(layer).__name__]
     cls = entry.numpy_layer
-    dtype = np.dtype(layer.compute_dtype)
     args = dict.fromkeys(cls.OPTIONAL)  # absent arrays are None
-    names = [w for w in cls.WEIGHTS if w != "bias" or layer.use_bias]
-    args.update(zip(names, (np.asarray(w) for w in layer.get_weights())))
+    if cls.WEIGHTS:
+        names = [w for w in cls.WEIGHTS if w != "bias" or layer.use_bias]
+        weights = layer.get_weights()
+        if len(weights) != len(names):
+            raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has {len(weights)} weights; "
+                             f"expected {len(names)}: {', '.join(names)}")
+        args.update(zip(names, (np.asarray(w) for w in weights)))
     for key in entry.options:
-        value = getattr(layer, key)
-        args[key] = _activation(layer, value, keras) if isinstance(cls.OPTIONS[key], str) else bool(value)
+        value, default = getattr(layer, key), cls.OPTIONS[key]
+        if isinstance(default, str):
+            args[key] = _activation(layer, value, keras)
+        elif isinstance(default, tuple):
+            args[key] = value  # a choice: Keras has checked it
+        else:
+            args[key] = bool(value)
     if entry.extra is not None:
-        args.update(entry.extra(layer, node, is_last, dtype))
-    return cls(name=layer.name, dtype=dtype, **args)
+        args.update(entry.extra(layer, node, is_last, keras))
+    return cls(name=layer.name, dtype=np.dtype(layer.compute_dtype), **args)
 
 
 def _activation(layer, function, keras):

@@ -7,24 +7,26 @@
 Letters: B batch, T time steps, D input features, U units, V vocabulary size,
 E embedding size, N and K the input and output features of a Dense layer.
 
-This module is what a rebuilt model is: the layers ``Embedding``,
-``SimpleRNN`` and ``Dense``, each holding NumPy arrays and calling the pure
-functions of rnn_ref, and ``NumpyModel``, which runs them in order. How
-one is read from a Keras model is in ``rnn_ref.keras_graph``; how one is
-saved and read as an ``.npz`` is in ``rnn_ref.npz``.
+This module is what a rebuilt model is: the layers ``Embedding`` and
+``Dense`` (here), ``SimpleRNN``, ``LSTM``, ``GRU`` and ``Bidirectional``
+(``rnn_ref.recurrent_layers``), each holding NumPy arrays and calling the
+pure functions of rnn_ref, and ``NumpyModel``, which runs them in order.
+How one is read from a Keras model is in ``rnn_ref.keras_graph``; how one
+is saved and read as an ``.npz`` is in ``rnn_ref.npz``.
 
-Each layer class declares what the other modules need to know about it:
-``OPTIONS`` (option name -> default, as in the Keras config), ``WEIGHTS``
-(its weight arrays, in the order of Keras's ``layer.get_weights()``),
-``OPTIONAL`` (arrays that may be None) and ``STATE`` (arrays a stateful
-layer carries from one call to the next).
+Each layer class declares what the other modules need to know about it
+(``rnn_ref.layer_base.Layer``): ``OPTIONS`` (option name -> default, as in
+the Keras config), ``WEIGHTS`` (its weight arrays, in the order of Keras's
+``layer.get_weights()``), ``OPTIONAL`` (arrays that may be None) and
+``STATE`` (arrays a stateful layer carries from one call to the next).
 
 Masks travel as in Keras. ``Embedding(mask_zero=True)`` emits ``ids != 0``;
-``SimpleRNN`` consumes it and passes it on only with ``return_sequences``
-(unchanged, even with ``go_backwards``: Keras does not reverse it); ``Dense``
-passes it on without using it; an ``Embedding`` without ``mask_zero`` drops
-it. A SimpleRNN rebuilt from Keras also knows whether Keras feeds it a mask
-(``mask_in``) and checks its own propagation against that at every call.
+a recurrent layer consumes it and passes it on only with
+``return_sequences`` (unchanged, even with ``go_backwards``: Keras does not
+reverse it); ``Dense`` passes it on without using it; an ``Embedding``
+without ``mask_zero`` drops it. A recurrent layer rebuilt from Keras also
+knows whether Keras feeds it a mask (``mask_in``) and checks its own
+propagation against that at every call.
 
 Dtypes follow Keras too: the input is cast to the model input's dtype, and
 each layer computes in its compute dtype (a float32 layer casts float64
@@ -44,74 +46,11 @@ from ._checks import shape as check_shape
 from .dense import dense
 from .embedding import compute_mask as embedding_mask
 from .embedding import embedding
-from .recurrence import CALL_OPTIONS
-from .simple_rnn import OPTIONS as simple_rnn_options
-from .simple_rnn import simple_rnn
+from .layer_base import Layer
+from .recurrent_layers import GRU, LSTM, Bidirectional, SimpleRNN
 
-#: The options of a SimpleRNN layer with their defaults: those of ``simple_rnn``
-#: (activation, return_sequences, return_state, go_backwards,
-#: zero_output_for_mask) without ``mask`` and ``initial_state``, which are
-#: arrays of each call, not options.
-SIMPLE_RNN_OPTIONS = {k: v for k, v in simple_rnn_options.items() if k not in CALL_OPTIONS}
-
-
-# ---------------------------------------------------------------------------
-# The NumPy layers. Each holds its weights as NumPy arrays and calls the pure
-# function of rnn_ref. ``__call__(x, mask)`` computes the output and
-# ``compute_mask(x, mask)`` the mask the next layer receives, as in Keras.
-# ---------------------------------------------------------------------------
-
-
-class Layer:
-    """What every NumPy layer declares and shares.
-
-    OPTIONS : option name -> default. A str default is an activation name,
-        False a flag, None a flag that may also be unknown.
-    WEIGHTS : the weight arrays, in the order of Keras's ``layer.get_weights()``.
-    OPTIONAL : the arrays that may be None (``bias`` is None for ``use_bias=False``).
-    STATE : the arrays a stateful layer carries between calls (not weights).
-    NEEDS_SEQUENCE : the input must be a sequence (B, T, ...).
-    """
-
-    OPTIONS = {}
-    WEIGHTS = ()
-    OPTIONAL = ()
-    STATE = ()
-    NEEDS_SEQUENCE = False
-
-    def compute_mask(self, x, mask):
-        return mask  # passed on unchanged
-
-    def weights(self):
-        """The weight arrays by name, absent optional ones left out."""
-        return {k: getattr(self, k) for k in self.WEIGHTS if getattr(self, k) is not None}
-
-    def arrays(self):
-        """The weights, and the current state of a stateful layer: what ``save_npz`` writes."""
-        arrays = self.weights()
-        if getattr(self, "stateful", False):
-            arrays.update({k: getattr(self, k) for k in self.STATE if getattr(self, k) is not None})
-        return arrays
-
-    def options(self):
-        """The activation and the flags that are on (and "no bias"), as short words for ``summary``."""
-        words = [getattr(self, k) for k, default in self.OPTIONS.items() if isinstance(default, str)]
-        words += self.flags()
-        if "bias" in self.OPTIONAL and self.bias is None:
-            words.append("no bias")
-        return words
-
-    def flags(self):
-        """The names of the flags that are on."""
-        return [k for k, default in self.OPTIONS.items() if default is False and getattr(self, k)]
-
-    def check_input(self, features, sequence):
-        """Check the weights' shapes for an input of ``features`` features (None: not known).
-
-        ``sequence`` says whether the input is a sequence (B, T, ...) (None:
-        not known). Returns the same two for the output; raises ValueError.
-        """
-        raise NotImplementedError
+__all__ = ["Layer", "Embedding", "Dense", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "LAYERS",
+           "NumpyModel", "from_keras"]
 
 
 @dataclass(repr=False)
@@ -150,105 +89,6 @@ class Embedding(Layer):
 
 
 @dataclass(repr=False)
-class SimpleRNN(Layer):
-    """Keras ``SimpleRNN``: (B, T, D) -> (B, U), or (B, T, U) with ``return_sequences``.
-
-    kernel : (D, U); recurrent_kernel : (U, U); bias : (U,) or None (``use_bias=False``)
-    return_state : return ``(output, final_state)``, final_state (B, U).
-    stateful : start each call from the previous call's final state
-        (``state``, (B, U); None means zeros); ``reset_state()`` zeroes it.
-    mask_in : whether Keras feeds this layer a mask (read from the Keras
-        graph); None skips the check. ``unroll`` is not kept: Keras gives the
-        same numbers either way (apart from the case ``from_keras`` warns about).
-    """
-
-    OPTIONS = {**SIMPLE_RNN_OPTIONS, "stateful": False, "mask_in": None}
-    WEIGHTS = ("kernel", "recurrent_kernel", "bias")
-    OPTIONAL = ("bias", "state")
-    STATE = ("state",)
-    NEEDS_SEQUENCE = True
-
-    name: str
-    kernel: np.ndarray  # (D, U)
-    recurrent_kernel: np.ndarray  # (U, U)
-    bias: np.ndarray | None  # (U,)
-    activation: str = "tanh"
-    return_sequences: bool = False
-    return_state: bool = False
-    go_backwards: bool = False
-    zero_output_for_mask: bool = False
-    stateful: bool = False
-    dtype: np.dtype = np.dtype("float32")
-    state: np.ndarray | None = None  # (B, U), only used when stateful
-    mask_in: bool | None = None
-
-    def __call__(self, x, mask=None):
-        if self.mask_in is not None and self.mask_in != (mask is not None):
-            given = "a mask" if mask is not None else "no mask"
-            raise RuntimeError(
-                f"layer {self.name!r} (SimpleRNN) received {given}, but Keras "
-                f"{'feeds it a mask' if self.mask_in else 'feeds it none'}: the mask propagation "
-                "of this model does not match the Keras graph"
-            )
-        x = np.asarray(x).astype(self.dtype, copy=False)  # Keras casts inputs to the compute dtype
-        if x.ndim != 3:
-            # In a model the batch axis is always there (Keras refuses (T, D) too).
-            raise ValueError(f"layer {self.name!r} (SimpleRNN) expects inputs of shape (B, T, D), got {x.shape}")
-        initial_state = None
-        if self.stateful and self.state is not None:
-            if self.state.shape[0] != x.shape[0]:
-                raise ValueError(
-                    f"layer {self.name!r} is stateful with batch size {self.state.shape[0]}, "
-                    f"got a batch of {x.shape[0]}; call reset_state() first to change it"
-                )
-            initial_state = self.state  # (B, U)
-        output, final_state = simple_rnn(
-            x, self.kernel, self.recurrent_kernel, self.bias,
-            activation=self.activation,
-            return_sequences=self.return_sequences,
-            return_state=True,
-            go_backwards=self.go_backwards,
-            mask=mask,
-            initial_state=initial_state,
-            zero_output_for_mask=self.zero_output_for_mask,
-        )  # (B, U) or (B, T, U); (B, U)
-        if self.stateful:
-            self.state = final_state
-        return (output, final_state) if self.return_state else output
-
-    def compute_mask(self, x, mask):
-        return mask if self.return_sequences else None  # (B, T) or None, never reversed
-
-    def reset_state(self):
-        """Zero the stored state (keeps its batch size, as Keras does)."""
-        if self.state is not None:
-            self.state = np.zeros_like(self.state)
-
-    def options(self):
-        return super().options() + (["masked"] if self.mask_in else [])
-
-    def check_input(self, features, sequence):
-        rk = self.recurrent_kernel
-        if rk.ndim != 2 or rk.shape[0] != rk.shape[1] or rk.shape[0] == 0:
-            raise ValueError(f"recurrent_kernel must be a square (U, U) array, got shape {rk.shape}")
-        U = rk.shape[0]
-        check_shape("kernel", self.kernel, "D, U", (features, U))
-        if self.bias is not None:
-            check_shape("bias", self.bias, "U", (U,))
-        if self.state is not None:
-            check_shape("state", self.state, "B, U", (None, U))
-        return U, self.return_sequences
-
-    def __repr__(self):
-        D, U = self.kernel.shape
-        args = [f"D={D}", f"U={U}", f"activation={self.activation!r}"]
-        args += [f"{f}=True" for f in self.flags()]
-        if self.bias is None:
-            args.append("use_bias=False")
-        return f"SimpleRNN({self.name!r}, {', '.join(args)})"
-
-
-@dataclass(repr=False)
 class Dense(Layer):
     """Keras ``Dense``: (..., N) -> (..., K), on the last axis (so per step on (B, T, N)).
 
@@ -281,7 +121,7 @@ class Dense(Layer):
 
 
 #: The NumPy layer classes by name (the name a saved config uses).
-LAYERS = {cls.__name__: cls for cls in (Embedding, SimpleRNN, Dense)}
+LAYERS = {cls.__name__: cls for cls in (Embedding, SimpleRNN, Dense, LSTM, GRU, Bidirectional)}
 
 
 # ---------------------------------------------------------------------------
@@ -298,7 +138,8 @@ class NumpyModel:
     input_dtype : the model input's dtype; ``x`` is cast to it first, as Keras does.
     outputs : which outputs of the last layer come back, in the structure
         ``model.predict`` returns them: an int indexes the last layer's outputs
-        (``(output, final_state)`` for a SimpleRNN with ``return_state``);
+        (``(output, *states)`` of a recurrent layer with ``return_state``,
+        ``(forward, backward, ...)`` of a Bidirectional with merge_mode None);
         lists, tuples and dicts of ints are kept; None returns the last
         layer's result as it is.
     """
@@ -320,9 +161,9 @@ class NumpyModel:
         return self._select(x)
 
     def reset_state(self):
-        """Zero the state of every stateful SimpleRNN (the Keras ``layer.reset_state()``)."""
+        """Zero the states of every stateful layer (the Keras ``layer.reset_state()``)."""
         for layer in self.layers:
-            if isinstance(layer, SimpleRNN):
+            if getattr(layer, "stateful", False):
                 layer.reset_state()
 
     def _select(self, result):

@@ -16,7 +16,9 @@ The format
      "outputs": null,                 # optional, see below
      "layers": [
        {"class": "Embedding", "name": "embedding", "mask_zero": true},
-       {"class": "SimpleRNN", "name": "rnn", "activation": "tanh", "return_sequences": false},
+       {"class": "Bidirectional", "name": "bi", "merge_mode": "concat",
+        "layer": {"class": "LSTM", "return_sequences": true}},
+       {"class": "GRU", "name": "gru", "reset_after": true},
        {"class": "Dense", "name": "head", "activation": "sigmoid"}
      ]}
 
@@ -26,10 +28,18 @@ class of ``rnn_ref.model`` lists its own in ``OPTIONS``):
 * every layer: ``name`` (default ``layer{i}``), ``dtype`` (the compute
   dtype, default ``"float32"``);
 * ``Embedding``: ``mask_zero`` (false);
-* ``SimpleRNN``: ``activation`` ("tanh"), ``return_sequences``,
-  ``return_state``, ``go_backwards``, ``zero_output_for_mask``, ``stateful``
-  (all false), ``mask_in`` (whether the layer receives a mask: true, false,
-  or null to skip that check; default null);
+* ``SimpleRNN``, ``LSTM``, ``GRU``: ``activation`` ("tanh"),
+  ``return_sequences``, ``return_state``, ``go_backwards``,
+  ``zero_output_for_mask``, ``stateful`` (all false), ``mask_in`` (whether
+  the layer receives a mask: true, false, or null to skip that check;
+  default null); ``LSTM`` and ``GRU`` also ``recurrent_activation``
+  ("sigmoid"), ``GRU`` also ``reset_after`` (true);
+* ``Bidirectional``: ``merge_mode`` ("concat", "sum", "mul", "ave" or null;
+  default "concat"), ``mask_in`` (as above), and ``layer`` (required): the
+  wrapped layer, ``{"class": "SimpleRNN" | "LSTM" | "GRU", ...}`` with that
+  class's keys except ``name``, ``dtype`` and those the wrapper sets
+  (``go_backwards``, ``zero_output_for_mask``, ``mask_in``); both directions
+  have these options;
 * ``Dense``: ``activation`` ("linear").
 
 Unknown keys are refused (a misspelt option must not be ignored).
@@ -42,16 +52,26 @@ class lists its own in ``WEIGHTS`` and ``STATE``):
 * ``SimpleRNN``: ``kernel`` (D, U), ``recurrent_kernel`` (U, U), ``bias`` (U,)
   (absent: no bias, Keras's ``use_bias=False``), ``state`` (B, U) (only for
   a stateful layer, optional: its current state);
+* ``LSTM``: ``kernel`` (D, 4U), ``recurrent_kernel`` (U, 4U), ``bias`` (4U,)
+  (gate blocks i, f, c, o; bias optional), ``state_h`` and ``state_c``
+  (B, U) (stateful only, optional, both or neither);
+* ``GRU``: ``kernel`` (D, 3U), ``recurrent_kernel`` (U, 3U), ``bias`` (2, 3U)
+  with ``reset_after`` (row 0 input, row 1 recurrent), else (3U,) (gate
+  blocks z, r, h; optional), ``state`` (B, U) (stateful only, optional);
+* ``Bidirectional``: the wrapped layer's arrays once per direction, named
+  ``layer{i}_forward_{weight}`` and ``layer{i}_backward_{weight}``
+  (``layer{i}_forward_kernel``, ..., ``layer{i}_backward_state_c``);
 * ``Dense``: ``kernel`` (N, K), ``bias`` (K,) (absent: no bias).
 
 Weights are cast to the layer's dtype. The chain is checked when the file is
 read: each layer's input features equal the previous layer's output
-features, a SimpleRNN receives a sequence, and only the last layer may
-return its state.
+features, a recurrent layer receives a sequence, and only the last layer may
+return several arrays (``return_state``, or a Bidirectional's merge_mode null).
 
 ``outputs`` selects what the model returns from the last layer's results
-(``(output, final_state)`` for a SimpleRNN with ``return_state``): null for
-the result as it is, an int index, a list of them, ``{"tuple": [...]}`` or
+(``(output, *states)`` for a recurrent layer with ``return_state``, ``(forward,
+backward, *states)`` for a Bidirectional with merge_mode null): null for the
+result as it is, an int index, a list of them, ``{"tuple": [...]}`` or
 ``{"dict": {"key": ...}}`` (nested as needed).
 """
 
@@ -65,6 +85,7 @@ import numpy as np
 from ._checks import float_array
 from .activations import get as get_activation
 from .keras_graph import from_keras
+from .layer_base import option_default
 from .model import LAYERS, NumpyModel
 
 FORMAT = "rnn_ref.npz"
@@ -87,10 +108,12 @@ def save_npz(model, path) -> None:
         kind = type(layer).__name__
         if LAYERS.get(kind) is not type(layer):
             raise ValueError(f"layer {i} ({kind}) cannot be saved; supported: {', '.join(LAYERS)}")
-        entry = {"class": kind, "name": layer.name, "dtype": np.dtype(layer.dtype).name}
-        for key in layer.OPTIONS:
-            value = getattr(layer, key)
-            entry[key] = value if value is None or isinstance(value, str) else bool(value)
+        entry = {"class": kind, "name": layer.name, "dtype": np.dtype(layer.dtype).name,
+                 **_options_of(layer, layer.OPTIONS)}
+        if hasattr(layer, "DIRECTIONS"):  # a wrapper: the options its layers share
+            wrapped = getattr(layer, layer.DIRECTIONS[0])
+            entry["layer"] = {"class": type(wrapped).__name__,
+                              **_options_of(wrapped, layer.wrapped_options(type(wrapped)))}
         layers.append(entry)
         for name, value in layer.arrays().items():
             arrays[f"layer{i}_{name}"] = np.asarray(value)
@@ -106,6 +129,12 @@ def save_npz(model, path) -> None:
         np.savez(f, config=np.array(json.dumps(config)), **arrays)
 
 
+def _options_of(layer, keys):
+    """The values of the options ``keys`` of ``layer``, as JSON values."""
+    values = {key: getattr(layer, key) for key in keys}
+    return {k: v if v is None or isinstance(v, str) else bool(v) for k, v in values.items()}
+
+
 def load_npz(path) -> NumpyModel:
     """Read an ``.npz`` in the format above as a NumpyModel; ValueError says what is wrong in it."""
     arrays = _read_arrays(path)
@@ -115,7 +144,7 @@ def load_npz(path) -> NumpyModel:
         raise ValueError(f"{path}: config 'layers' must be a non-empty list of layer objects")
 
     layers = [_read_layer(path, i, cfg, arrays) for i, cfg in enumerate(layer_configs)]
-    expected = [f"layer{i}_{w}" for i, layer in enumerate(layers) for w in layer.WEIGHTS + layer.STATE]
+    expected = [f"layer{i}_{w}" for i, layer in enumerate(layers) for w in layer.array_names()]
     extra = sorted(set(arrays) - set(expected))
     if extra:
         raise ValueError(
@@ -130,7 +159,7 @@ def load_npz(path) -> NumpyModel:
         layers=layers,
         name=str(config.get("name", "model")),
         input_dtype=input_dtype,
-        outputs=_decode_outputs(path, config.get("outputs")),
+        outputs=_decode_outputs(path, config.get("outputs"), layers[-1].output_count()),
     )
 
 
@@ -185,43 +214,77 @@ def _read_layer(path, i, cfg, arrays):
             f"{path}: layers[{i}] has class {kind!r}, which is not supported; supported: {', '.join(LAYERS)}"
         )
     cls = LAYERS[kind]
-    unknown = set(cfg) - _COMMON - set(cls.OPTIONS)
-    if unknown:
-        raise ValueError(
-            f"{path}: layers[{i}] ({kind}) has unknown keys {sorted(unknown)}; "
-            f"known: {sorted(_COMMON | set(cls.OPTIONS))}"
-        )
+    wrapper = hasattr(cls, "DIRECTIONS")
+    known = _COMMON | set(cls.OPTIONS) | ({"layer"} if wrapper else set())  # "layer": the wrapped layer's config
+    _refuse_unknown(f"{path}: layers[{i}] ({kind})", cfg, known)
     name = cfg.get("name", f"layer{i}")
     where = f"{path}: layers[{i}] ({kind} {name!r})"
     dtype = _float_dtype(where, "dtype", cfg.get("dtype", "float32"))
+    args = _layer_args(where, cls, cls.OPTIONS, cfg, arrays, f"layer{i}_", dtype)
+    if wrapper:
+        args.update(_wrapped_layers(where, cls, name, cfg.get("layer"), arrays, f"layer{i}_", dtype))
+    try:
+        return cls(name=name, dtype=dtype, **args)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def _wrapped_layers(where, cls, name, cfg, arrays, prefix, dtype):
+    """The layers of a wrapper (one per direction), from its ``layer`` config and arrays."""
+    names = [c.__name__ for c in cls.WRAPS]
+    kind = cfg.get("class") if isinstance(cfg, dict) else None
+    if kind not in names:
+        raise ValueError(f"{where}: 'layer' must be the wrapped layer's config, {{\"class\": ...}} with class "
+                         f"one of {', '.join(names)}; got {cfg!r}")
+    inner = LAYERS[kind]
+    options = {k: inner.OPTIONS[k] for k in cls.wrapped_options(inner)}
+    _refuse_unknown(f"{where}: layer ({kind})", cfg, {"class"} | set(options))
+    layers = {}
+    for d in cls.DIRECTIONS:
+        args = _layer_args(f"{where}: {d} layer", inner, options, cfg, arrays, f"{prefix}{d}_", dtype)
+        layers[d] = inner(name=f"{d}_{name}", dtype=dtype, **args)
+    return layers
+
+
+def _refuse_unknown(where, cfg, known):
+    unknown = set(cfg) - known
+    if unknown:
+        raise ValueError(f"{where} has unknown keys {sorted(unknown)}; known: {sorted(known)}")
+
+
+def _layer_args(where, cls, options, cfg, arrays, prefix, dtype):
+    """The options (checked) and the arrays named ``{prefix}{weight}`` (cast to ``dtype``) of a ``cls``."""
     args = dict.fromkeys(cls.OPTIONAL)  # absent arrays are None
-    for key, default in cls.OPTIONS.items():
-        args[key] = _option(where, key, default, cfg.get(key, default))
+    for key, spec in options.items():
+        args[key] = _option(where, key, spec, cfg.get(key, option_default(spec)))
     for w in cls.WEIGHTS + cls.STATE:
-        key = f"layer{i}_{w}"
+        key = f"{prefix}{w}"
         if key in arrays:
             try:
                 args[w] = float_array(key, arrays[key], dtype)
             except TypeError as e:
-                raise ValueError(f"{path}: {e}") from None
+                raise ValueError(f"{where}: {e}") from None
         elif w not in cls.OPTIONAL:
             raise ValueError(f"{where}: missing the weight array {key!r}")
     if any(args[w] is not None for w in cls.STATE) and not args.get("stateful"):
         raise ValueError(f"{where}: has a state array but is not stateful")
-    return cls(name=name, dtype=dtype, **args)
+    return args
 
 
-def _option(where, key, default, value):
-    """An option's value, checked against the kind its default says: an activation name, a flag,
-    or (default None) a flag that may be null."""
-    if isinstance(default, str):
+def _option(where, key, spec, value):
+    """An option's value, checked against the kind its declaration says (``rnn_ref.layer_base``):
+    an activation name, a flag, a flag that may be null, or one of a tuple of values."""
+    if isinstance(spec, tuple):
+        if value not in spec or isinstance(value, bool):
+            raise ValueError(f"{where}: {key} must be one of {', '.join(json.dumps(v) for v in spec)}, got {value!r}")
+    elif isinstance(spec, str):
         if not isinstance(value, str):
             raise ValueError(f"{where}: {key} must be a Keras activation name, got {value!r}")
         try:
             get_activation(value)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
-    elif default is None:
+    elif spec is None:
         if value is not None and not isinstance(value, bool):
             raise ValueError(f"{where}: {key} must be true, false or null, got {value!r}")
     elif not isinstance(value, bool):
@@ -236,11 +299,14 @@ def _check_chain(path, layers):
     for i, layer in enumerate(layers):
         where = f"{path}: layers[{i}] ({type(layer).__name__} {layer.name!r})"
         previous = layers[i - 1] if i else None
-        if getattr(previous, "return_state", False):
-            raise ValueError(
-                f"{where}: follows a {type(previous).__name__} with return_state, whose (output, state) "
-                "pair no layer can take"
-            )
+        if previous is not None and previous.output_count() > 1:
+            if previous.return_state:
+                raise ValueError(
+                    f"{where}: follows a {type(previous).__name__} with return_state, whose (output, state) "
+                    "pair no layer can take"
+                )
+            raise ValueError(f"{where}: follows a Bidirectional with merge_mode null, whose (forward, backward) "
+                             "pair no layer can take")
         try:
             out = layer.check_input(features, sequence)
             if layer.NEEDS_SEQUENCE and sequence is False:
@@ -284,19 +350,21 @@ def _encode_outputs(spec):
     raise ValueError(f"cannot save the output structure {spec!r}")
 
 
-def _decode_outputs(path, spec):
+def _decode_outputs(path, spec, count):
+    """The ``outputs`` of the config; indices must be below ``count``, the last layer's number of outputs."""
     if spec is None:
         return None
     if isinstance(spec, bool) or not isinstance(spec, (int, list, dict)):
         raise ValueError(f"{path}: outputs must be null, an int, a list, {{'tuple': [...]}} or {{'dict': {{...}}}}, got {spec!r}")
     if isinstance(spec, int):
-        if spec not in (0, 1):
-            raise ValueError(f"{path}: outputs index {spec}: the last layer returns at most (output, state)")
+        if not 0 <= spec < count:
+            raise ValueError(f"{path}: outputs index {spec}: the last layer returns {count} "
+                             f"array{'s' if count > 1 else ''} (indices 0 to {count - 1})")
         return spec
     if isinstance(spec, list):
-        return [_decode_outputs(path, s) for s in spec]
+        return [_decode_outputs(path, s, count) for s in spec]
     if set(spec) == {"tuple"} and isinstance(spec["tuple"], list):
-        return tuple(_decode_outputs(path, s) for s in spec["tuple"])
+        return tuple(_decode_outputs(path, s, count) for s in spec["tuple"])
     if set(spec) == {"dict"} and isinstance(spec["dict"], dict):
-        return {k: _decode_outputs(path, v) for k, v in spec["dict"].items()}
+        return {k: _decode_outputs(path, v, count) for k, v in spec["dict"].items()}
     raise ValueError(f"{path}: outputs object must be {{'tuple': [...]}} or {{'dict': {{...}}}}, got {spec!r}")

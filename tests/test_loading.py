@@ -148,12 +148,12 @@ def test_custom_objects_in_a_keras_file_are_refused(tmp_path):
 
 @pytest.mark.keras
 def test_unsupported_layers_are_refused_by_name(tmp_path):
-    model = keras.Sequential([keras.Input((5, 3)), layers.LSTM(4, name="lstm_layer"), layers.Dense(1)])
-    for convert in (rnn_ref.from_keras, lambda m: (m.save(tmp_path / "lstm.keras"), rnn_ref.load(tmp_path / "lstm.keras"))):
+    model = keras.Sequential([keras.Input((5, 3)), layers.RNN(layers.LSTMCell(4), name="rnn_layer"), layers.Dense(1)])
+    for convert in (rnn_ref.from_keras, lambda m: (m.save(tmp_path / "rnn.keras"), rnn_ref.load(tmp_path / "rnn.keras"))):
         with pytest.raises(ValueError) as info:
             convert(model)
         message = str(info.value)
-        assert "'lstm_layer'" in message and "LSTM" in message
+        assert "'rnn_layer'" in message and "RNN" in message
         assert all(kind in message for kind in ("Embedding", "SimpleRNN", "Dense"))
 
 
@@ -206,7 +206,7 @@ NPZ_REFUSALS = {
     "config not JSON": ("{layers: [", GOOD, "'config' is not valid JSON"),
     "wrong format": ({**rnn_dense_config(), "format": "other"}, GOOD, "this rnn_ref reads format 'rnn_ref.npz' version 1"),
     "unknown top-level key": ({**rnn_dense_config(), "optimizer": "adam"}, GOOD, "config has unknown keys ['optimizer']"),
-    "unsupported class": ({**rnn_dense_config(), "layers": [{"class": "LSTM"}]}, {}, "class 'LSTM', which is not supported; supported: Embedding, SimpleRNN, Dense"),
+    "unsupported class": ({**rnn_dense_config(), "layers": [{"class": "ConvLSTM1D"}]}, {}, "class 'ConvLSTM1D', which is not supported; supported: Embedding, SimpleRNN, Dense"),
     "misspelt option": (rnn_dense_config(retrun_sequences=True), GOOD, "unknown keys ['retrun_sequences']"),
     "option of the wrong type": (rnn_dense_config(return_sequences="yes"), GOOD, "return_sequences must be true or false, got 'yes'"),
     "unknown activation": (rnn_dense_config(activation="tanhh"), GOOD, "got 'tanhh'"),

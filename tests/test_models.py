@@ -222,6 +222,8 @@ def test_dense_alone_matches_keras(activation, sequence, seed, B, T):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((B, T, 7) if sequence else (B, 7)).astype("float32")
     np_model, expected = check(model, x)
+    # relu can zero every output of a small batch; then no wrong weight shows
+    hypothesis.assume(np.any(np.asarray(expected) != 0))
 
     def scrambled_kernel(m):  # a (K, N) weight read as (N, K)
         k = m.layers[0].kernel
@@ -654,13 +656,12 @@ def _functional_with(make_layer):
 @pytest.mark.parametrize(
     "make_layer, cls",
     [
-        (lambda: layers.LSTM(2, name="bad"), "LSTM"),
         (lambda: layers.Dropout(0.5, name="bad"), "Dropout"),
         (lambda: layers.Masking(name="bad"), "Masking"),
-        (lambda: layers.Bidirectional(layers.SimpleRNN(2), name="bad"), "Bidirectional"),
-        (lambda: layers.GRU(2, name="bad"), "GRU"),
+        (lambda: layers.RNN(layers.SimpleRNNCell(2), name="bad"), "RNN"),
+        (lambda: layers.RNN(layers.LSTMCell(2), name="bad"), "RNN"),
     ],
-    ids=["LSTM", "Dropout", "Masking", "Bidirectional", "GRU"],
+    ids=["Dropout", "Masking", "RNN(SimpleRNNCell)", "RNN(LSTMCell)"],
 )
 def test_unsupported_layer_is_refused_by_name(make_layer, cls):
     model = _functional_with(make_layer)
