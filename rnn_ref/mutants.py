@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .gru import gru
+from .lstm import lstm
 from .simple_rnn import simple_rnn
 from .variants import seed_batched, seed_loop
 
@@ -194,3 +196,61 @@ SEED_STYLE = {
     "state_not_carried": (seed_state_not_carried, seed_options_state_not_carried),
     "last_step_dropped": (seed_last_step_dropped, seed_options_last_step_dropped),
 }
+
+
+# -- LSTM and GRU: porting bugs --------------------------------------------------------
+
+def _blocks(a, order):
+    """The gate blocks of the last axis of ``a`` (k blocks of U columns) in ``order``."""
+    if a is None:
+        return None
+    a = np.asarray(a)
+    k = len(order)
+    U = a.shape[-1] // k
+    return np.concatenate([a[..., i * U:(i + 1) * U] for i in order], axis=-1)
+
+
+def _reordered(layer, order):
+    def f(inputs, kernel, recurrent_kernel, bias=None, **kw):
+        return layer(inputs, _blocks(kernel, order), _blocks(recurrent_kernel, order), _blocks(bias, order), **kw)
+    return f
+
+
+def lstm_gates_ifco_read_as_icfo(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Reads Keras's i, f, c, o blocks in TensorFlow 1's order i, c, f, o."""
+    return _reordered(lstm, (0, 2, 1, 3))(inputs, kernel, recurrent_kernel, bias, **kw)
+
+
+def lstm_ignores_initial_c(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Starts the cell state c from zeros whatever initial_state says (h0 is used)."""
+    h0c0 = kw.get("initial_state")
+    if h0c0 is not None:
+        kw = {**kw, "initial_state": [h0c0[0], np.zeros_like(np.asarray(h0c0[1]))]}
+    return lstm(inputs, kernel, recurrent_kernel, bias, **kw)
+
+
+def lstm_returns_h_as_c(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """With return_state, returns h twice instead of (h, c)."""
+    out = lstm(inputs, kernel, recurrent_kernel, bias, **kw)
+    return (out[0], out[1], out[1]) if kw.get("return_state") else out
+
+
+def gru_pytorch_gate_order(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Reads Keras's z, r, h blocks in PyTorch's order r, z, n."""
+    return _reordered(gru, (1, 0, 2))(inputs, kernel, recurrent_kernel, bias, **kw)
+
+
+def gru_input_bias_for_both(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """With reset_after, uses the input bias row for the recurrent product too."""
+    if bias is not None and np.ndim(bias) == 2:
+        bias = np.stack([np.asarray(bias)[0], np.asarray(bias)[0]])
+    return gru(inputs, kernel, recurrent_kernel, bias, **kw)
+
+
+MUTANTS.update({
+    "lstm_gates_ifco_read_as_icfo": lstm_gates_ifco_read_as_icfo,
+    "lstm_ignores_initial_c": lstm_ignores_initial_c,
+    "lstm_returns_h_as_c": lstm_returns_h_as_c,
+    "gru_pytorch_gate_order": gru_pytorch_gate_order,
+    "gru_input_bias_for_both": gru_input_bias_for_both,
+})

@@ -11,6 +11,7 @@ from rnn_ref.harness.candidate import Adapted, probe
 from rnn_ref.harness.context import Context
 from rnn_ref.harness.properties import PROPERTIES
 from rnn_ref.harness.runner import run_property
+from rnn_ref.harness.spec import LAYERS
 from rnn_ref import mutants, variants
 
 pytestmark = pytest.mark.keras
@@ -34,14 +35,30 @@ EXPECTED = [
     ("bias_as_array", "use_bias_false_matches_keras"),
 ]
 
+#: (layer, mutant, property): porting bugs of the gated layers.
+GATED = [
+    ("LSTM", "lstm_gates_ifco_read_as_icfo", "matches_keras"),
+    ("LSTM", "lstm_ignores_initial_c", "initial_state_matches_keras"),
+    ("LSTM", "lstm_ignores_initial_c", "stateful_chunks_equal_one_sequence"),
+    ("LSTM", "lstm_returns_h_as_c", "return_state_returns_output_and_final_state"),
+    ("GRU", "gru_pytorch_gate_order", "matches_keras"),
+    ("GRU", "gru_input_bias_for_both", "matches_keras"),
+]
+
 
 @pytest.fixture(scope="module")
-def ctx():
-    return Context()
+def contexts():
+    return {layer: Context(spec=spec) for layer, spec in LAYERS.items()}
 
 
-@pytest.mark.parametrize("mutant, prop", EXPECTED)
-def test_mutant_fails_with_a_small_case(mutant, prop, ctx):
+@pytest.fixture(scope="module")
+def ctx(contexts):
+    return contexts["SimpleRNN"]
+
+
+@pytest.mark.parametrize("layer, mutant, prop", [("SimpleRNN", *e) for e in EXPECTED] + GATED)
+def test_mutant_fails_with_a_small_case(layer, mutant, prop, contexts):
+    ctx = contexts[layer]
     result = run_property(prop, mutants.MUTANTS[mutant], ctx, max_examples=40, seed=1)
     assert result.status == "FAIL", f"{mutant} passed {prop} on {result.examples} examples"
     sizes = dict(kv.split("=") for kv in result.case.split(";")[0].split()[:4])

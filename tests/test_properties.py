@@ -1,34 +1,74 @@
-"""The property catalogue applied to rnn_ref.simple_rnn, against live Keras.
+"""The property catalogue applied to the reference of every layer, against live Keras.
 
 `python -m rnn_ref check` runs the same catalogue on anyone's implementation;
-this file is that checker applied to ourselves.
+this file is that checker applied to ourselves: each property, for each layer
+it applies to (SimpleRNN, LSTM, GRU), with that layer's reference function as
+the candidate.
 """
 
 import pytest
 from hypothesis import example, given, note
 
-import rnn_ref
 from rnn_ref.harness.context import Context
 from rnn_ref.harness.properties import PROPERTIES, case_of
+from rnn_ref.harness.spec import LAYERS
+
+CASES = [(layer, name) for layer in LAYERS for name, prop in PROPERTIES.items() if layer in prop.layers]
 
 
 @pytest.fixture(scope="module")
-def ctx(tolerance_recorder):
-    return Context(record=tolerance_recorder)
+def contexts(tolerance_recorder):
+    return {layer: Context(record=tolerance_recorder, spec=spec) for layer, spec in LAYERS.items()}
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize("name", list(PROPERTIES))
-def test_property(name, ctx):
-    prop = PROPERTIES[name]
+@pytest.mark.parametrize("layer, name", CASES, ids=[f"{layer}-{name}" for layer, name in CASES])
+def test_property(layer, name, contexts):
+    prop, spec, ctx = PROPERTIES[name], LAYERS[layer], contexts[layer]
 
-    @given(prop.strategy)
+    @given(prop.strategy_for(spec=spec))
     def check(case):
         shown = case_of(case)
         note(f"{name}: {shown.describe()}\nreproduce with:\n{shown.snippet()}")
-        ctx.property = name
-        prop.check(ctx, rnn_ref.simple_rnn, case)
+        ctx.property = name if layer == "SimpleRNN" else f"{name} ({layer})"
+        prop.check(ctx, spec.reference, case)
 
-    for anchor in prop.anchors():  # the seed's size, T=250 D=32 U=100, as `check` runs it too
+    for anchor in prop.anchors(spec=spec):  # the seed's size, T=250 D=32 U=100, as `check` runs it too
         check = example(anchor)(check)
     check()
+
+
+def test_every_layer_has_its_properties():
+    for layer in LAYERS:
+        applies = {name for name, prop in PROPERTIES.items() if layer in prop.layers}
+        assert {"matches_keras", "mask_matches_keras", "stateful_chunks_equal_one_sequence",
+                "unbatched_equals_batch_of_one", "every_activation_matches_keras"} <= applies, layer
+
+
+@pytest.mark.keras
+def test_an_overflow_inside_a_step_is_not_judged_but_the_rest_is(contexts):
+    """An LSTM with exponential activation and hard_tanh gates: exp(c) overflows float32
+    inside a step while a gate is exactly 0 (inf * 0 = NaN), where the float64 truth is 0.
+    Those elements cannot be judged; the others still are."""
+    import numpy as np
+
+    import rnn_ref
+    from rnn_ref.harness.cases import make_case
+    from rnn_ref.harness.context import PropertyFailure
+
+    base = make_case(B=2, T=262, D=3, U=10, dtype="float32", seed=56, gain=1.0, return_sequences=True,
+                     layer="LSTM", recurrent_activation="hard_tanh")
+    case = base._replace(recurrent_kernel=base.recurrent_kernel * 0.5, gain=0.5, activation="exponential")
+    out = rnn_ref.lstm(**case.kwargs())
+    truth = rnn_ref.lstm(**case.astype("float64").kwargs())
+    assert (np.isnan(out) & np.isfinite(truth)).any()  # the case does overflow inside a step
+    ctx = contexts["LSTM"]
+    ctx.expect(rnn_ref.lstm, case)  # the reference passes
+
+    def first_step_off(*args, **kw):
+        y = rnn_ref.lstm(*args, **kw)  # (B, T, U)
+        y[:, 0] += np.float32(1e-3)  # before any overflow, where the case is well conditioned
+        return y
+
+    with pytest.raises(PropertyFailure):
+        ctx.expect(first_step_off, case)

@@ -106,11 +106,29 @@ class Context:
         with np.errstate(all="ignore"):
             reference = self.spec.reference
             truth = reference(**kw64)
-            deviant = KNOWN_KERAS_DEVIATIONS.get((kw["activation"], case.dtype.name))
-            keras_truth = truth if deviant is None else reference(**{**kw64, "activation": deviant})
+            # Keras's own version of an activation that deviates from the formula, in every slot
+            deviants = {slot: KNOWN_KERAS_DEVIATIONS.get((kw[slot], case.dtype.name))
+                        for slot in ("activation", "recurrent_activation") if isinstance(kw.get(slot), str)}
+            deviants = {slot: fn for slot, fn in deviants.items() if fn is not None}
+            keras_truth = reference(**{**kw64, **deviants}) if deviants else truth
             rng = np.random.default_rng(case.seed)
             spread = tolerance.conditioning(reference, kw64, case.dtype, rng=rng)
+            spread = self.internal_overflow(reference(**kw), truth, spread, case.dtype)
         return self._judge_all(label, got, keras, truth, keras_truth, spread, case, kw)
+
+    @staticmethod
+    def internal_overflow(in_dtype, truth, spread, dtype):
+        """Where the reference run in the case's dtype is not finite although the
+        float64 truth rounds to a finite number, the dtype's range was exceeded
+        inside a step (an LSTM's exp(c) overflowing before a zero gate multiplies
+        it: inf * 0 = NaN). No budget can tell a correct overflow from a wrong one
+        there, so the conditioning is infinite (and stays so for later steps)."""
+        as_t = lambda o: tuple(o) if isinstance(o, tuple) else (o,)  # noqa: E731
+        out = []
+        for d, t, s in zip(as_t(in_dtype), as_t(truth), as_t(spread)):
+            finite_truth = np.isfinite(np.asarray(t, dtype=np.float64).astype(dtype))
+            out.append(np.where(~np.isfinite(np.asarray(d, dtype=np.float64)) & finite_truth, np.inf, s))
+        return tuple(out) if isinstance(spread, tuple) else out[0]
 
     def _judge_all(self, label, got, keras, truth, keras_truth, spread, case, kw):
         parts = ("output", *self.spec.states) if kw["return_state"] else ("output",)

@@ -122,12 +122,13 @@ class KerasOracle:
         parts = [p[0] for p in parts] if unbatched else parts
         return tuple(parts) if kwargs.get("return_state") else parts[0]
 
-    def stateful_chunks(self, inputs, *weights, chunks, activation="tanh"):
-        """Feed ``inputs`` (B, T, D) to a stateful Keras layer in chunks of the given
-        lengths; return each call's outputs (B, t_i, U) and final states (B, U)."""
+    def stateful_chunks(self, inputs, *weights, chunks, **options):
+        """Feed ``inputs`` (B, T, D) to a stateful Keras layer (with the layer's
+        ``options``) in chunks of the given lengths; return each call's outputs
+        (B, t_i, U) and final states (B, U)."""
         keras, tf = _keras()
         spec = self.spec
-        kwargs = dict(zip(spec.weights, weights), activation=activation, return_sequences=True, return_state=True)
+        kwargs = dict(zip(spec.weights, weights), **options, return_sequences=True, return_state=True)
         x = np.asarray(inputs)
         B, T, D = x.shape
         layer = getattr(keras.layers, spec.keras_class)(

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from .. import ACTIVATIONS
 from ..activations import ELEMENTWISE
 from ..dense import dense
-from .cases import BOUNDED, DEFAULTS, FULL, MASK_PATTERNS, Case, Support, feature, make_case
+from .cases import BOUNDED, DEFAULTS, FULL, MASK_PATTERNS, Case, Support, each_state, feature, make_case
 from .context import Context, Judged
-from .spec import SIMPLE_RNN, LayerSpec
+from .spec import LAYERS, SIMPLE_RNN, LayerSpec
 
 
 class Unsupported(Exception):
@@ -81,7 +81,7 @@ class Property:
     needs: dict = field(default_factory=dict)
     wrap: Callable | None = None
     anchor: dict | None = field(default_factory=dict)
-    layers: tuple = ("SimpleRNN",)  # the layers (spec names) the property applies to
+    layers: tuple = tuple(LAYERS)  # the layers (spec names) the property applies to
 
     def values(self, support: Support = FULL) -> dict:
         """The values each dimension is drawn from for a candidate with ``support``;
@@ -106,18 +106,19 @@ class Property:
         if spec.name not in self.layers:
             raise Unsupported(f"does not apply to {spec.name}")
         values = self.values(support)
-        strategy = spec.cases(**self.shapes, **{dim: _choice(v) for dim, v in values.items()})
+        strategy = spec.cases(**self.shapes, **{dim: _choice(v) for dim, v in values.items()},
+                              layer=st.just(spec.name))
         return self.wrap(strategy) if self.wrap else strategy
 
     @property
     def strategy(self) -> st.SearchStrategy:
         return self.strategy_for(FULL)
 
-    def anchors(self, support: Support = FULL) -> list:
+    def anchors(self, support: Support = FULL, spec: LayerSpec = SIMPLE_RNN) -> list:
         """Cases at the seed's size in the configuration closest to Keras's
         defaults that the property and ``support`` allow (empty when the
         property has no anchor or is unsupported)."""
-        if self.anchor is None or self.wrap is not None:
+        if self.anchor is None or self.wrap is not None or spec.name not in self.layers:
             return []
         try:
             values = self.values(support)
@@ -125,7 +126,7 @@ class Property:
             return []
         pick = {dim: DEFAULTS[dim] if DEFAULTS[dim] in v else v[0] for dim, v in values.items()}
         gain = 1.0 if pick["activation"] in BOUNDED else 0.5  # Keras's orthogonal initializer has gain 1
-        return [make_case(**{**SEED_SIZE, **self.anchor}, seed=250, gain=gain, **pick)]
+        return [make_case(**{**SEED_SIZE, **self.anchor}, seed=250, gain=gain, layer=spec.name, **pick)]
 
 
 PROPERTIES: dict[str, Property] = {}
@@ -136,13 +137,13 @@ def case_of(drawn) -> Case:
     return drawn if isinstance(drawn, Case) else drawn[0]
 
 
-def prop(*, pins=None, shapes=None, needs=None, wrap=None, anchor=None):
+def prop(*, pins=None, shapes=None, needs=None, wrap=None, anchor=None, layers=None):
     """Register a property; see ``Property`` for the arguments (``anchor=False``: no realistic-size case)."""
     def register(fn):
         name = fn.__name__
         PROPERTIES[name] = Property(name, (fn.__doc__ or "").strip().splitlines()[0], fn, dict(pins or {}),
                                     dict(shapes or {}), dict(needs or {}), wrap,
-                                    None if anchor is False else dict(anchor or {}))
+                                    None if anchor is False else dict(anchor or {}), tuple(layers or LAYERS))
         return fn
     return register
 
@@ -186,8 +187,8 @@ def return_sequences_last_step_is_output(ctx: Context, f, case: Case):
 
 @prop(pins=dict(return_state=(True,), mask_pattern=ANY_MASK))
 def return_state_returns_output_and_final_state(ctx: Context, f, case: Case):
-    """return_state=True gives (output, final_state); without a mask the state is the last output."""
-    out, state = ctx.expect(f, case)
+    """return_state=True gives (output, *final states); without a mask the (first) state is the last output."""
+    out, state, *_ = ctx.expect(f, case)
     if case.mask is None:
         last = Judged(out.value[:, -1], out.budget[:, -1]) if case.return_sequences else out
         ctx.relate("final_state vs last output", state, last)
@@ -263,20 +264,24 @@ def _with_cuts(draw, case_strategy):
 def stateful_chunks_equal_one_sequence(ctx: Context, f, drawn):
     """Chunks fed with the previous final state (Keras stateful=True) equal one long sequence."""
     case, chunks = drawn
-    whole_out, whole_state = ctx.expect(f, case, "whole sequence")
-    keras_outs, keras_states = ctx.oracle.stateful_chunks(
-        case.inputs, case.kernel, case.recurrent_kernel, case.bias, chunks=chunks, activation=case.activation)
-    state, start = None, 0
-    for n, k_out, k_state in zip(chunks, keras_outs, keras_states):
-        piece = case._replace(inputs=case.inputs[:, start:start + n], initial_state=state)
-        out, state = ctx.call(f, piece)
+    whole_out, *whole_states = ctx.expect(f, case, "whole sequence")
+    layer_options = {"activation": case.activation, **dict(case.extras)}
+    keras_outs, _ = ctx.oracle.stateful_chunks(
+        case.inputs, case.kernel, case.recurrent_kernel, case.bias, chunks=chunks, **layer_options)
+    states, start = None, 0
+    for n, k_out in zip(chunks, keras_outs):
+        # one state is passed as an array, several as a tuple (an LSTM's h and c)
+        given = None if states is None else states[0] if len(states) == 1 else tuple(states)
+        piece = case._replace(inputs=case.inputs[:, start:start + n], initial_state=given)
+        out, *states = ctx.call(f, piece)
         sl = slice(start, start + n)
         ctx.relate(f"chunk {start}:{start + n} vs whole sequence", Judged(out, whole_out.budget[:, sl]),
                    Judged(whole_out.value[:, sl], whole_out.budget[:, sl]))
         ctx.relate(f"Keras stateful chunk {start}:{start + n} vs whole sequence",
                    Judged(k_out, whole_out.budget[:, sl]), Judged(whole_out.value[:, sl], whole_out.budget[:, sl]))
         start += n
-    ctx.relate("final state after the chunks", Judged(state, whole_state.budget), whole_state)
+    for state, whole_state in zip(states, whole_states):
+        ctx.relate("final state after the chunks", Judged(state, whole_state.budget), whole_state)
 
 
 def _unrollable(case_strategy):
@@ -311,7 +316,7 @@ def batch_rows_are_independent(ctx: Context, f, case: Case):
     for b in range(case.shape["B"]):
         row = case._replace(
             inputs=case.inputs[b:b + 1], mask=None if case.mask is None else case.mask[b:b + 1],
-            initial_state=None if case.initial_state is None else case.initial_state[b:b + 1])
+            initial_state=each_state(case.initial_state, lambda s: s[b:b + 1]))
         alone = ctx.call(f, row)
         alone = alone if isinstance(alone, tuple) else (alone,)
         for w, a in zip(whole, alone):
@@ -319,7 +324,8 @@ def batch_rows_are_independent(ctx: Context, f, case: Case):
                        Judged(w.value[b:b + 1], w.budget[b:b + 1]))
 
 
-@prop(pins=dict(return_state=(False,), mask_pattern=("none",)), shapes=dict(T=st.just(1)), anchor=dict(T=1))
+@prop(pins=dict(return_state=(False,), mask_pattern=("none",)), shapes=dict(T=st.just(1)), anchor=dict(T=1),
+      layers=("SimpleRNN",))
 def single_step_equals_dense(ctx: Context, f, case: Case):
     """With T=1 the layer is a Dense layer on [x, h0] with kernel [[kernel], [recurrent_kernel]]."""
     out = ctx.expect(f, case)
@@ -337,7 +343,7 @@ def unbatched_equals_batch_of_one(ctx: Context, f, case: Case):
     batched = ctx.expect(f, case, "batch of one")
     single = ctx.expect(f, case, "one sequence", inputs=case.inputs[0],
                         mask=None if case.mask is None else case.mask[0],
-                        initial_state=None if case.initial_state is None else case.initial_state[0])
+                        initial_state=each_state(case.initial_state, lambda s: s[0]))
     pairs = zip(batched, single) if isinstance(batched, tuple) else [(batched, single)]
     for b, s in pairs:
         ctx.relate("one sequence vs batch of one", Judged(b.value[0], b.budget[0]), s)

@@ -18,6 +18,8 @@ from typing import Callable
 import numpy as np
 
 from ..recurrence import CALL_OPTIONS
+from ..gru import gru
+from ..lstm import lstm
 from ..simple_rnn import simple_rnn
 
 
@@ -28,7 +30,8 @@ class LayerSpec:
 
     ``weights`` are the reference's weight arguments in the order of the
     Keras layer's ``weights`` (the bias last, absent with ``use_bias=False``);
-    ``shapes(D, U)`` gives their shapes; ``states`` names what
+    ``shapes(D, U, options)`` gives their shapes; ``gates`` is the number of
+    blocks of U columns in the kernels; ``states`` names what
     ``return_state=True`` returns after the output; ``products(D, U)`` is the
     length of the dot products behind one output element (the rounding
     floor's ``m``); ``layouts`` are the weight layouts ``check`` accepts.
@@ -38,11 +41,12 @@ class LayerSpec:
     reference: Callable
     keras_class: str
     weights: tuple
-    shapes: Callable[[int, int], dict]
+    shapes: Callable[[int, int, dict], dict]
     states: tuple
     products: Callable[[int, int], int]
     layouts: tuple = ("keras",)
     case_strategy: str = ""
+    gates: int = 1  # blocks of U columns in the kernels
 
     def cases(self, **strategies):
         """The layer's case strategy, with some dimensions drawn from ``strategies``."""
@@ -78,11 +82,40 @@ SIMPLE_RNN = LayerSpec(
     reference=simple_rnn,
     keras_class="SimpleRNN",
     weights=("kernel", "recurrent_kernel", "bias"),
-    shapes=lambda D, U: {"kernel": (D, U), "recurrent_kernel": (U, U), "bias": (U,)},
+    shapes=lambda D, U, options: {"kernel": (D, U), "recurrent_kernel": (U, U), "bias": (U,)},
     states=("final_state",),
     products=lambda D, U: D + U + 1,  # x_t @ kernel + h @ recurrent_kernel + bias
     layouts=("keras", "textbook", "torch"),
     case_strategy="rnn_ref.harness.cases:cases",
 )
 
-LAYERS = {SIMPLE_RNN.name: SIMPLE_RNN}
+# One step of an LSTM or a GRU: the D + U + 1 products of a gate's pre-activation,
+# then a few elementwise roundings (gates, the products with the state, the update).
+_GATED_PRODUCTS = 8
+
+LSTM = LayerSpec(
+    name="LSTM",
+    reference=lstm,
+    keras_class="LSTM",
+    weights=("kernel", "recurrent_kernel", "bias"),
+    shapes=lambda D, U, options: {"kernel": (D, 4 * U), "recurrent_kernel": (U, 4 * U), "bias": (4 * U,)},
+    states=("h", "c"),
+    products=lambda D, U: D + U + 1 + _GATED_PRODUCTS,
+    case_strategy="rnn_ref.harness.cases:cases",
+    gates=4,
+)
+
+GRU = LayerSpec(
+    name="GRU",
+    reference=gru,
+    keras_class="GRU",
+    weights=("kernel", "recurrent_kernel", "bias"),
+    shapes=lambda D, U, options: {"kernel": (D, 3 * U), "recurrent_kernel": (U, 3 * U),
+                                  "bias": (2, 3 * U) if options.get("reset_after", True) else (3 * U,)},
+    states=("h",),
+    products=lambda D, U: D + U + 1 + _GATED_PRODUCTS,
+    case_strategy="rnn_ref.harness.cases:cases",
+    gates=3,
+)
+
+LAYERS = {spec.name: spec for spec in (SIMPLE_RNN, LSTM, GRU)}

@@ -225,7 +225,9 @@ def judge(
             v.budget = budget
             return v
         v.budget = budget
-        ratio = e_c / budget
+        # Where the budget is infinite nothing can be judged (inf / inf would be NaN,
+        # and a NaN would hide the largest ratio from argmax).
+        ratio = np.where(np.isinf(budget), 0.0, e_c / budget)
         i = np.unravel_index(int(np.argmax(ratio)), e_c.shape)
         v.worst = dict(
             index=tuple(int(j) for j in i), candidate=_num(candidate[i]), keras=_num(keras[i]),
