@@ -118,6 +118,34 @@ def test_a_function_returning_every_state_in_float64_is_read_as_such(capsys):
     assert status == 1 and "minimal case: B=1 T=1 D=1 U=1" in out, out
 
 
+def forward_returning_states_and_last(x, W, U, b):
+    """The RNN-class style: every state of one sequence and the last one, ``return hs, h``."""
+    h, hs = np.zeros(U.shape[0], x.dtype), []
+    for x_t in x:
+        h = np.tanh(W @ x_t + U @ h + b)
+        hs.append(h)
+    return np.array(hs), h
+
+
+def forward_returning_states_and_last_no_bias(x, W, U, b):
+    h, hs = np.zeros(U.shape[0], x.dtype), []
+    for x_t in x:
+        h = np.tanh(W @ x_t + U @ h)
+        hs.append(h)
+    return np.array(hs), h
+
+
+def test_a_function_returning_several_arrays_is_read_by_its_first(capsys):
+    status, out, _ = run_check(capsys, f"{HERE}:forward_returning_states_and_last", "--layout", "textbook",
+                               "--max-examples", "8", "--property", "matches_keras,return_sequences_last_step_is_output")
+    assert status == 0, out
+    called = next(ln for ln in out.splitlines() if ln.startswith("called as"))
+    assert "the first is its output" in called and "returns every step's output" in called
+    status, out, _ = run_check(capsys, f"{HERE}:forward_returning_states_and_last_no_bias", "--layout", "textbook",
+                               "--property", "matches_keras")
+    assert status == 1 and "minimal case: B=1 T=1 D=1 U=1" in out, out
+
+
 def test_the_bias_after_tanh_bug_is_caught_with_a_one_step_case(capsys, tmp_path):
     status, out, _ = run_check(capsys, "rnn_ref.mutants:seed_bias_after_tanh", "--layout", "textbook",
                                 "--repro-dir", tmp_path, "--property", "matches_keras,single_step_equals_dense")

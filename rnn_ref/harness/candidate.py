@@ -187,7 +187,7 @@ class Adapted:
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
         self.fn, self.layout, self.one_row_at_a_time = fn, layout, one_row_at_a_time
-        self.sequence_output = self.round_output = False
+        self.sequence_output = self.round_output = self.first_of_several = False
         self.signature = sig = Signature.of(fn)
         self.__name__ = getattr(fn, "__name__", "candidate")
         self.__wrapped__ = fn
@@ -223,6 +223,8 @@ class Adapted:
 
     def _adjusted(self, out, dtype, return_sequences):
         """The output as the catalogue expects it, after the adaptations the probe chose."""
+        if self.first_of_several and isinstance(out, (tuple, list)) and out:
+            out = out[0]  # it returns (output, more...) and takes no return_state
         if not (self.sequence_output or self.round_output):
             return out
         parts = list(out) if isinstance(out, (tuple, list)) else [out]
@@ -263,6 +265,8 @@ class Adapted:
         out = []
         if self.one_row_at_a_time:
             out.append("one sequence at a time")
+        if self.first_of_several:
+            out.append("it returns several arrays and takes no return_state: the first is its output")
         if self.sequence_output:
             out.append("it returns every step's output: the last step is its output without return_sequences")
         if self.round_output:
@@ -376,9 +380,13 @@ def probe(candidate: Adapted, timeout: float | None = None) -> Probe:
 
 
 def _adapt_output(candidate: Adapted, out, case) -> None:
-    """Look at the default call's result: a function without ``return_sequences`` that
+    """Look at the default call's result: a function without ``return_state`` that
+    returns several arrays (``return hs, h``), one without ``return_sequences`` that
     returns every step's output, or one that computes in float64 for float32 inputs,
     is adapted (and says so), not failed on every property for that alone."""
+    several = isinstance(out, (tuple, list)) and len(out) > 1
+    if several and not candidate.accepts("return_state"):
+        candidate.first_of_several = True
     first = np.asarray(out[0] if isinstance(out, (tuple, list)) else out)
     B, T, U = case.shape["B"], case.shape["T"], case.shape["U"]
     if first.shape == (B, T, U) and not candidate.accepts("return_sequences"):
