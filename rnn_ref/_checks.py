@@ -60,3 +60,25 @@ def shape(name: str, arr: np.ndarray, letters: str, expected: tuple, hint: str =
         raise ValueError(
             f"{name} must have shape ({letters}) = ({want}), got {tuple(arr.shape)}" + (f"; {hint}" if hint else "")
         )
+
+
+def gated_kernels(kernel, recurrent_kernel, D: int, dtype, gates: int, layer: str):
+    """``(kernel (D, G), recurrent_kernel (U, G), U)`` for a layer with ``gates`` blocks of
+    U columns (G = gates * U); U is read from the recurrent kernel, so a transposed
+    kernel is named as such."""
+    rk = float_array("recurrent_kernel", recurrent_kernel, dtype)
+    s, g = rk.shape, f"{gates}U"
+    if len(s) != 2 or s[0] == 0 or s[1] != gates * s[0]:
+        hint = ""
+        if len(s) == 2 and s[0] == gates * s[1] and s[1] > 0:
+            hint = "; it looks transposed: Keras computes h @ recurrent_kernel (PyTorch's weight_hh is its .T)"
+        elif len(s) == 2 and s[0] == s[1]:
+            hint = f"; a square (U, U) matrix is a SimpleRNN's, {layer} has {gates} gate blocks"
+        raise ValueError(f"recurrent_kernel must have shape (U, {g}) with U >= 1, got {s}{hint}")
+    U = s[0]
+    k = float_array("kernel", kernel, dtype)
+    hint = f"D = {D} comes from inputs, U = {U} from recurrent_kernel {s}"
+    if k.shape == (gates * U, D) and D != gates * U:
+        hint = "it looks transposed: Keras computes x @ kernel (PyTorch's weight_ih is its .T)"
+    shape("kernel", k, f"D, {g}", (D, gates * U), hint=hint)
+    return k, rk, U

@@ -42,22 +42,9 @@ from .activations import get as get_activation
 STATES = ("h",)
 
 
-def gru(
-    inputs,
-    kernel,
-    recurrent_kernel,
-    bias=None,
-    *,
-    activation="tanh",
-    recurrent_activation="sigmoid",
-    reset_after=True,
-    return_sequences=False,
-    return_state=False,
-    go_backwards=False,
-    mask=None,
-    initial_state=None,
-    zero_output_for_mask=False,
-):
+def gru(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", recurrent_activation="sigmoid",
+        reset_after=True, return_sequences=False, return_state=False, go_backwards=False, mask=None,
+        initial_state=None, zero_output_for_mask=False):
     """Run a Keras ``GRU`` layer on ``inputs`` with the given weights.
 
     Letters: B batch, T time steps, D input features, U units.
@@ -103,22 +90,9 @@ class GRUCell:
     """One GRU step (the equations at the top of this module)."""
 
     def __init__(self, kernel, recurrent_kernel, bias, activation, recurrent_activation, reset_after, D, dtype):
-        self.recurrent_kernel = _checks.float_array("recurrent_kernel", recurrent_kernel, dtype)
-        rk = self.recurrent_kernel.shape
-        # U is read from the recurrent kernel (U, 3U).
-        if len(rk) != 2 or rk[0] == 0 or rk[1] != 3 * rk[0]:
-            hint = ""
-            if len(rk) == 2 and rk[0] == 3 * rk[1] and rk[1] > 0:
-                hint = "; it looks transposed: Keras computes h @ recurrent_kernel (PyTorch's weight_hh is its .T)"
-            elif len(rk) == 2 and rk[0] == rk[1]:
-                hint = "; a square (U, U) matrix is a SimpleRNN's, a GRU has 3 gate blocks"
-            raise ValueError(f"recurrent_kernel must have shape (U, 3U) with U >= 1, got {rk}{hint}")
-        self.units = U = rk[0]
-        self.kernel = _checks.float_array("kernel", kernel, dtype)
-        hint = f"D = {D} comes from inputs, U = {U} from recurrent_kernel {rk}"
-        if self.kernel.shape == (3 * U, D) and D != 3 * U:
-            hint = "it looks transposed: Keras computes x @ kernel (PyTorch's weight_ih is its .T)"
-        _checks.shape("kernel", self.kernel, "D, 3U", (D, 3 * U), hint=hint)
+        self.kernel, self.recurrent_kernel, U = _checks.gated_kernels(
+            kernel, recurrent_kernel, D, dtype, 3, "a GRU")  # (D, 3U), (U, 3U)
+        self.units = U
         self.reset_after = reset_after
         self.input_bias = self.recurrent_bias = None
         if bias is not None:

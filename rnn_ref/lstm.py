@@ -35,21 +35,9 @@ from .activations import get as get_activation
 STATES = ("h", "c")
 
 
-def lstm(
-    inputs,
-    kernel,
-    recurrent_kernel,
-    bias=None,
-    *,
-    activation="tanh",
-    recurrent_activation="sigmoid",
-    return_sequences=False,
-    return_state=False,
-    go_backwards=False,
-    mask=None,
-    initial_state=None,
-    zero_output_for_mask=False,
-):
+def lstm(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", recurrent_activation="sigmoid",
+         return_sequences=False, return_state=False, go_backwards=False, mask=None, initial_state=None,
+         zero_output_for_mask=False):
     """Run a Keras ``LSTM`` layer on ``inputs`` with the given weights.
 
     Letters: B batch, T time steps, D input features, U units.
@@ -94,22 +82,9 @@ class LSTMCell:
     """One LSTM step (the equations at the top of this module)."""
 
     def __init__(self, kernel, recurrent_kernel, bias, activation, recurrent_activation, D, dtype):
-        self.recurrent_kernel = _checks.float_array("recurrent_kernel", recurrent_kernel, dtype)
-        rk = self.recurrent_kernel.shape
-        # U is read from the recurrent kernel (U, 4U).
-        if len(rk) != 2 or rk[0] == 0 or rk[1] != 4 * rk[0]:
-            hint = ""
-            if len(rk) == 2 and rk[0] == 4 * rk[1] and rk[1] > 0:
-                hint = "; it looks transposed: Keras computes h @ recurrent_kernel (PyTorch's weight_hh is its .T)"
-            elif len(rk) == 2 and rk[0] == rk[1]:
-                hint = "; a square (U, U) matrix is a SimpleRNN's, an LSTM has 4 gate blocks"
-            raise ValueError(f"recurrent_kernel must have shape (U, 4U) with U >= 1, got {rk}{hint}")
-        self.units = U = rk[0]
-        self.kernel = _checks.float_array("kernel", kernel, dtype)
-        hint = f"D = {D} comes from inputs, U = {U} from recurrent_kernel {rk}"
-        if self.kernel.shape == (4 * U, D) and D != 4 * U:
-            hint = "it looks transposed: Keras computes x @ kernel (PyTorch's weight_ih is its .T)"
-        _checks.shape("kernel", self.kernel, "D, 4U", (D, 4 * U), hint=hint)
+        self.kernel, self.recurrent_kernel, U = _checks.gated_kernels(
+            kernel, recurrent_kernel, D, dtype, 4, "an LSTM")  # (D, 4U), (U, 4U)
+        self.units = U
         self.bias = None
         if bias is not None:
             self.bias = _checks.float_array("bias", bias, dtype)

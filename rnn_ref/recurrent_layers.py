@@ -69,6 +69,7 @@ def _sequence_input(layer, x):
     return x
 
 
+@dataclass(repr=False)
 class Recurrent(Layer):
     """What SimpleRNN, LSTM and GRU share: (B, T, D) -> (B, U), or (B, T, U) with
     ``return_sequences``; with ``return_state``, ``(output, *states)``, each state (B, U).
@@ -87,6 +88,19 @@ class Recurrent(Layer):
     GATES = 1
     WEIGHTS = ("kernel", "recurrent_kernel", "bias")
     NEEDS_SEQUENCE = True
+
+    name: str
+    kernel: np.ndarray  # (D, G U)
+    recurrent_kernel: np.ndarray  # (U, G U)
+    bias: np.ndarray | None  # (G U,), a GRU's (2, 3U) with reset_after
+    activation: str = "tanh"
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+    zero_output_for_mask: bool = False
+    stateful: bool = False
+    dtype: np.dtype = np.dtype("float32")
+    mask_in: bool | None = None
 
     def __call__(self, x, mask=None):
         _check_mask_in(self, mask)
@@ -180,19 +194,7 @@ class SimpleRNN(Recurrent):
     OPTIONAL = ("bias", "state")
     STATE = ("state",)
 
-    name: str
-    kernel: np.ndarray  # (D, U)
-    recurrent_kernel: np.ndarray  # (U, U)
-    bias: np.ndarray | None  # (U,)
-    activation: str = "tanh"
-    return_sequences: bool = False
-    return_state: bool = False
-    go_backwards: bool = False
-    zero_output_for_mask: bool = False
-    stateful: bool = False
-    dtype: np.dtype = np.dtype("float32")
     state: np.ndarray | None = None  # (B, U), only used when stateful
-    mask_in: bool | None = None
 
 
 @dataclass(repr=False)
@@ -209,21 +211,9 @@ class LSTM(Recurrent):
     OPTIONAL = ("bias", "state_h", "state_c")
     STATE = ("state_h", "state_c")
 
-    name: str
-    kernel: np.ndarray  # (D, 4U)
-    recurrent_kernel: np.ndarray  # (U, 4U)
-    bias: np.ndarray | None  # (4U,)
-    activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
-    return_sequences: bool = False
-    return_state: bool = False
-    go_backwards: bool = False
-    zero_output_for_mask: bool = False
-    stateful: bool = False
-    dtype: np.dtype = np.dtype("float32")
     state_h: np.ndarray | None = None  # (B, U)
     state_c: np.ndarray | None = None  # (B, U)
-    mask_in: bool | None = None
 
 
 @dataclass(repr=False)
@@ -241,21 +231,9 @@ class GRU(Recurrent):
     OPTIONAL = ("bias", "state")
     STATE = ("state",)
 
-    name: str
-    kernel: np.ndarray  # (D, 3U)
-    recurrent_kernel: np.ndarray  # (U, 3U)
-    bias: np.ndarray | None  # (2, 3U) or (3U,)
-    activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
     reset_after: bool = True
-    return_sequences: bool = False
-    return_state: bool = False
-    go_backwards: bool = False
-    zero_output_for_mask: bool = False
-    stateful: bool = False
-    dtype: np.dtype = np.dtype("float32")
     state: np.ndarray | None = None  # (B, U)
-    mask_in: bool | None = None
 
     def bias_shape(self, U):
         return ((2, 3 * U), "2, 3U") if self.reset_after else ((3 * U,), "3U")

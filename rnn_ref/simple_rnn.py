@@ -22,20 +22,8 @@ from . import _checks, recurrence
 from .activations import get as get_activation
 
 
-def simple_rnn(
-    inputs,
-    kernel,
-    recurrent_kernel,
-    bias=None,
-    *,
-    activation="tanh",
-    return_sequences=False,
-    return_state=False,
-    go_backwards=False,
-    mask=None,
-    initial_state=None,
-    zero_output_for_mask=False,
-):
+def simple_rnn(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", return_sequences=False,
+               return_state=False, go_backwards=False, mask=None, initial_state=None, zero_output_for_mask=False):
     """Run a Keras ``SimpleRNN`` layer on ``inputs`` with the given weights.
 
     Letters: B batch, T time steps, D input features, U units.
