@@ -39,13 +39,12 @@ keras = pytest.importorskip("keras")
 layers = keras.layers
 
 import rnn_ref  # noqa: E402
-from rnn_ref.harness.cases import orthogonal  # noqa: E402
+from random_models import randomize, token_batch  # noqa: E402
 from rnn_ref.model import NumpyModel  # noqa: E402
 
 pytestmark = pytest.mark.keras
 
 TOL = {np.dtype("float32"): dict(rtol=1e-5, atol=1e-5), np.dtype("float64"): dict(rtol=1e-12, atol=1e-12)}
-RADIUS = 0.9  # norm (and spectral radius) of every recurrent kernel: each step contracts
 
 #: Few examples per test (each runs Keras's predict); a profile with more
 #: examples (``--hypothesis-profile``) scales them up.
@@ -56,50 +55,6 @@ few = settings(max_examples=EXAMPLES, deadline=None)
 # ---------------------------------------------------------------------------
 # Helpers: weights, inputs, comparisons
 # ---------------------------------------------------------------------------
-
-
-def random_weight(name, shape, dtype, rng):
-    """A random weight for a Keras variable called ``name`` (asymmetric, biases non-zero)."""
-    if name == "recurrent_kernel":  # (U, U): RADIUS times a random (non-symmetric) orthogonal matrix
-        w = orthogonal(rng, shape[0], RADIUS)
-    elif name == "kernel":  # (D, U): pre-activations of order 1
-        w = rng.standard_normal(shape) / np.sqrt(shape[0])
-    elif name == "bias":
-        w = 0.5 * rng.standard_normal(shape)
-        w[np.abs(w) < 0.05] = 0.3  # non-zero, so a dropped bias shows
-    elif name == "embeddings":  # (V, E)
-        w = rng.standard_normal(shape)
-    else:
-        raise AssertionError(f"no random rule for weight {name!r}")
-    return w.astype(dtype)
-
-
-def randomize(model, seed):
-    """Give every layer of ``model`` random weights drawn from ``seed``."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if layer.weights:
-            layer.set_weights(
-                [random_weight(v.name, tuple(v.shape), v.dtype, rng) for v in layer.weights]
-            )
-
-
-def token_batch(rng, B, T, V, *, all_padding_row=False):
-    """Token ids (B, T) in [1, V) with zero padding: row 0 left-padded, row 1
-    right-padded, row 2 all padding if asked, the other rows either way or none.
-    Padded rows keep at least two real tokens when T >= 3, so that the
-    recurrence (not only the first step) is exercised."""
-    ids = rng.integers(1, V, size=(B, T))  # (B, T)
-    for b in range(B):
-        n_pad = int(rng.integers(1, T - 1)) if T > 2 else T - 1
-        style = ("left", "right")[b] if b < 2 else rng.choice(["left", "right", "none"])
-        if style == "left":
-            ids[b, :n_pad] = 0
-        elif style == "right":
-            ids[b, T - n_pad:] = 0
-    if all_padding_row:
-        ids[2] = 0
-    return ids
 
 
 def max_diff(actual, expected):

@@ -50,7 +50,7 @@ layers = keras.layers
 
 import rnn_ref  # noqa: E402
 from rnn_ref.gru import OPTIONS as GRU_FUNCTION_OPTIONS  # noqa: E402
-from rnn_ref.harness.cases import orthogonal  # noqa: E402
+from random_models import randomize, token_batch  # noqa: E402
 from rnn_ref.harness.tolerance import FACTOR, FLOOR_ULPS  # noqa: E402
 from rnn_ref.lstm import OPTIONS as LSTM_FUNCTION_OPTIONS  # noqa: E402
 from rnn_ref.model import GRU, LSTM, Bidirectional, SimpleRNN  # noqa: E402
@@ -60,7 +60,6 @@ pytestmark = pytest.mark.keras
 
 U32 = 2.0 ** -24
 TOL64 = dict(rtol=1e-12, atol=1e-12)
-GAIN = 0.9  # of every recurrent gate block
 
 #: Few examples per test (each runs Keras twice, float32 and float64).
 EXAMPLES = max(3, settings.default.max_examples // 25)
@@ -70,46 +69,6 @@ few = settings(max_examples=EXAMPLES, deadline=None)
 # ---------------------------------------------------------------------------
 # Weights, inputs, comparisons
 # ---------------------------------------------------------------------------
-
-
-def random_weight(name, shape, rng):
-    """A random weight for a Keras variable called ``name``; float64, cast by ``set_weights``."""
-    if name == "recurrent_kernel":  # (U, G U): G blocks, each GAIN times an orthogonal matrix
-        U = shape[0]
-        return np.concatenate([orthogonal(rng, U, GAIN) for _ in range(shape[1] // U)], axis=1)
-    if name == "kernel":  # (D, G U) or a Dense's (N, K): pre-activations of order 1
-        return rng.standard_normal(shape) / np.sqrt(shape[0])
-    if name == "bias":  # (G U,), or GRU's (2, 3U) with two independent rows
-        w = 0.5 * rng.standard_normal(shape)
-        w[np.abs(w) < 0.05] = 0.3  # non-zero, so a dropped bias shows
-        return w
-    if name == "embeddings":
-        return rng.standard_normal(shape)
-    raise AssertionError(f"no random rule for weight {name!r}")
-
-
-def randomize(model, seed):
-    """Random weights for every layer of ``model`` (both directions of a Bidirectional)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if layer.weights:
-            layer.set_weights([random_weight(v.name, tuple(v.shape), rng) for v in layer.weights])
-
-
-def token_batch(rng, B, T, V, *, all_padding_row=False):
-    """Ids (B, T) in [1, V) padded with 0: row 0 on the left, row 1 on the right, others
-    either way or not at all; at least two real tokens per row."""
-    ids = rng.integers(1, V, size=(B, T))
-    for b in range(B):
-        n_pad = int(rng.integers(1, T - 1))
-        style = ("left", "right")[b] if b < 2 else rng.choice(["left", "right", "none"])
-        if style == "left":
-            ids[b, :n_pad] = 0
-        elif style == "right":
-            ids[b, T - n_pad:] = 0
-    if all_padding_row:
-        ids[-1] = 0
-    return ids
 
 
 def flat(result):
@@ -280,7 +239,7 @@ def test_pipeline_on_padded_tokens(kind, mask_zero, seed, B, T, all_padding_row)
     bidi, gru = twins.np32.layers[1:3]
     assert gru.mask_in == mask_zero and bidi.mask_in == mask_zero
     if mask_zero and all_padding_row:  # every step masked: the GRU outputs zeros, the head sigmoid(bias)
-        np.testing.assert_allclose(keras32[-1], 1 / (1 + np.exp(-twins.np32.layers[-1].bias)), rtol=1e-6)
+        np.testing.assert_allclose(keras32[2], 1 / (1 + np.exp(-twins.np32.layers[-1].bias)), rtol=1e-6)
     for bug in (swapped_directions, reset_after_ignored, lstm_gates_reordered):
         twins.assert_detects(bug, ids, keras32, truth)
     if mask_zero:
