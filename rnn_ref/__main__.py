@@ -16,12 +16,13 @@ class Command(NamedTuple):
 
 
 COMMANDS = {
-    "demo": Command("rnn_ref.demo", "Embedding -> SimpleRNN(100) -> Dense(1) in Keras and rebuilt in NumPy, "
-                    "side by side", ("tensorflow", "keras")),
+    "demo": Command("rnn_ref.demo", "Embedding -> SimpleRNN(100) -> Dense(1), then Embedding -> "
+                    "Bidirectional(LSTM) -> GRU -> Dense(1), in Keras and rebuilt in NumPy, side by side",
+                    ("tensorflow", "keras")),
     "report": Command("rnn_ref.report", "sweep every property against Keras and write report/ (report.md, "
                       "report.json, plots); 'report compare OLD NEW' compares two runs",
                       ("tensorflow", "keras", "hypothesis", "matplotlib")),
-    "check": Command("rnn_ref.check", "check your own SimpleRNN function against Keras, property by property",
+    "check": Command("rnn_ref.check", "check your own SimpleRNN, LSTM, GRU or Bidirectional function against Keras, property by property",
                      ("tensorflow", "keras", "hypothesis", "rich")),
     "bench": Command("rnn_ref.bench", "time the harness and the NumPy model against compiled Keras",
                      ("tensorflow", "keras", "threadpoolctl")),
@@ -41,7 +42,7 @@ def missing(command: str) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rnn_ref",
-                                description="A NumPy reference of Keras's SimpleRNN, checked against live Keras.")
+                                description="A NumPy reference of Keras's SimpleRNN, LSTM, GRU and Bidirectional, checked against live Keras.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
         # Each command parses its own arguments (and its own --help).

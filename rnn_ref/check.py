@@ -1,16 +1,28 @@
-"""``python -m rnn_ref check TARGET``: check your own SimpleRNN against Keras.
+"""``python -m rnn_ref check TARGET``: check your own SimpleRNN, LSTM, GRU or Bidirectional against Keras.
 
 TARGET names a function, ``path/to/file.py:function`` or
-``package.module:function``. The arrays go in by position, in the layout
-chosen with ``--layout``:
+``package.module:function``; ``--layer`` says which layer it computes
+(simple_rnn by default, lstm, gru, or bidirectional: a function called like
+``rnn_ref.bidirectional`` with the layer bound, around the layer ``--wrap``
+names or the probe finds; see docs/check.md). The arrays go in by position, in the
+layout chosen with ``--layout`` (G = U for a SimpleRNN, 4U for an LSTM,
+3U for a GRU):
 
-    keras     f(inputs, kernel (D, U), recurrent_kernel (U, U), bias (U,), **options)
-    textbook  f(inputs, W (U, D), U_rec (U, U), b (U,), **options)      h = act(W @ x + U_rec @ h + b)
-    torch     f(inputs, weight_ih (U, D), weight_hh (U, U), bias_ih (U,), bias_hh (U,), **options)
+    keras     f(inputs, kernel (D, G), recurrent_kernel (U, G), bias, **options)
+    textbook  f(inputs, W (G, D), U_rec (G, U), b, **options)      W @ x + U_rec @ h + b
+    torch     f(inputs, weight_ih (G, D), weight_hh (G, U), bias_ih (G,), bias_hh (G,), **options)
+
+Gates are stacked in Keras's order (LSTM i, f, c, o; GRU z, r, h) except
+in the torch layout, which uses PyTorch's (i, f, g, o; r, z, n). A GRU's
+bias is Keras's, ``(2, 3U)`` with ``reset_after=True`` (the default) and
+``(3U,)`` without; in the torch layout its two rows are ``bias_ih`` and
+``bias_hh``, and ``reset_after=False`` is declined. Another bias is split
+unevenly between ``bias_ih`` and ``bias_hh``.
 
 The options are Keras's (``activation``, ``return_sequences``,
 ``return_state``, ``go_backwards``, ``mask``, ``initial_state``,
-``zero_output_for_mask``); a function gets only those its signature takes,
+``zero_output_for_mask``; an LSTM's and a GRU's ``recurrent_activation``, a
+GRU's ``reset_after``); a function gets only those its signature takes,
 so ``def rnn(x, W, U, b)`` is checkable. Before the properties run, the
 function is probed on tiny cases, one feature at a time; what raises is
 declined (reported with the exception) and the properties draw their cases
@@ -110,18 +122,29 @@ def _jsonable(x):
     return x
 
 
-def _parser(layouts) -> argparse.ArgumentParser:
+def _parser(layouts, layers, wrapped) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rnn_ref check",
-        description="Check your own SimpleRNN function against live Keras, property by property.",
+        description="Check your own SimpleRNN, LSTM, GRU or Bidirectional function against live Keras, "
+                    "property by property.",
         epilog=EPILOG,
     )
     p.add_argument("target", nargs="?", metavar="PATH.py:FUNCTION | package.module:FUNCTION",
                    help="the function to check")
+    p.add_argument("--layer", choices=layers, default="simple_rnn",
+                   help="the layer the function computes (default simple_rnn); bidirectional: a Keras "
+                        "Bidirectional, f(inputs, forward, backward, merge_mode=..., **options) with each "
+                        "direction's weights as a tuple, or flat (inputs, the forward arrays, the backward arrays)")
+    p.add_argument("--wrap", choices=wrapped, default=None,
+                   help="with --layer bidirectional: the layer it wraps (default: the one whose weights "
+                        "its first call takes)")
     p.add_argument("--layout", choices=layouts, default="keras",
-                   help="keras: f(inputs, kernel (D, U), recurrent_kernel (U, U), bias, ...); "
-                        "textbook: f(inputs, W (U, D), U_rec (U, U), b, ...) computing W @ x; "
-                        "torch: f(inputs, weight_ih (U, D), weight_hh (U, U), bias_ih, bias_hh, ...) (default keras)")
+                   help="with G = U, 4U or 3U columns for simple_rnn, lstm, gru: "
+                        "keras: f(inputs, kernel (D, G), recurrent_kernel (U, G), bias, ...); "
+                        "textbook: f(inputs, W (G, D), U_rec (G, U), b, ...) computing W @ x, gates in Keras's "
+                        "order (LSTM i f c o, GRU z r h); "
+                        "torch: f(inputs, weight_ih (G, D), weight_hh (G, U), bias_ih, bias_hh, ...), gates in "
+                        "PyTorch's order (LSTM i f g o, GRU r z n) (default keras)")
     p.add_argument("--profile", choices=PROFILES, default=None,
                    help="examples per property: " + ", ".join(f"{k} {v}" for k, v in PROFILES.items())
                         + f" (default {DEFAULT_PROFILE})")
@@ -181,20 +204,29 @@ class _Progress:
 
 
 def main(argv=None) -> int:
-    from .harness.candidate import LAYOUTS, AdaptError, Adapted, LoadError, coverage, load_function, probe
-    from .harness.properties import PROPERTIES
+    from .harness.candidate import (LAYOUT_NAMES, AdaptedBidirectional, AdaptError, Adapted, LoadError, coverage,
+                                    load_function, probe, wrapped_layer)
+    from .harness.properties import PROPERTIES, properties_for
+    from .harness.spec import LAYERS, SIMPLE_RNN, layer_named
 
-    args = _parser(list(LAYOUTS)).parse_args(argv)
+    layer_names = [s.cli_name for s in LAYERS.values()]
+    args = _parser(list(LAYOUT_NAMES), [*layer_names, "bidirectional"], layer_names).parse_args(argv)
+    bidirectional = args.layer == "bidirectional"
+    if args.wrap and not bidirectional:
+        print("error: --wrap goes with --layer bidirectional", file=sys.stderr)
+        return EXIT["unusable"]
+    spec = layer_named(args.wrap or "simple_rnn") if bidirectional else layer_named(args.layer)
+    applies = properties_for(spec.name, "bidirectional" if bidirectional else "layer")
     if args.list:
-        width = max(map(len, PROPERTIES))
-        for name, prop in PROPERTIES.items():
+        width = max(map(len, applies))
+        for name, prop in applies.items():
             print(f"{name:<{width}}  {prop.doc}")
         return 0
     if not args.target:
         print("error: name the function to check, PATH.py:FUNCTION or package.module:FUNCTION", file=sys.stderr)
         return EXIT["unusable"]
 
-    names = [n.strip() for arg in args.properties for n in arg.split(",") if n.strip()] or list(PROPERTIES)
+    names = [n.strip() for arg in args.properties for n in arg.split(",") if n.strip()] or list(applies)
     unknown = [n for n in names if n not in PROPERTIES]
     if unknown:
         close = difflib.get_close_matches(unknown[0], PROPERTIES, n=1)
@@ -207,7 +239,13 @@ def main(argv=None) -> int:
     max_examples = args.max_examples or PROFILES[args.profile or DEFAULT_PROFILE]
 
     try:
-        candidate = Adapted(load_function(args.target), args.layout)
+        fn = load_function(args.target)
+        if bidirectional:
+            if not args.wrap:  # the layer whose weights its first call takes
+                spec = wrapped_layer(fn, args.layout, args.case_timeout) or SIMPLE_RNN
+            candidate = AdaptedBidirectional(fn, args.layout, spec=spec)
+        else:
+            candidate = Adapted(fn, args.layout, spec=spec)
     except (LoadError, AdaptError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT["unusable"]
@@ -223,7 +261,9 @@ def main(argv=None) -> int:
     from .harness.context import Context
     from .harness.runner import run_property
 
-    print(f"checking {args.target} (layout {args.layout}) against Keras {versions['keras']} "
+    layer = (f"Bidirectional({spec.name}), " if bidirectional else f"{spec.name}, " if spec.name != "SimpleRNN"
+             else "")
+    print(f"checking {args.target} ({layer}layout {args.layout}) against Keras {versions['keras']} "
           f"(TensorFlow {versions['tensorflow']})")
     print(f"called as {candidate.call_text()}" + "".join(f"; {a}" for a in candidate.adaptations()))
     for line in found.declined_lines():
@@ -232,7 +272,7 @@ def main(argv=None) -> int:
           f"case timeout {args.case_timeout:g} s")
     print(flush=True)
 
-    ctx = Context(support=found.support)
+    ctx = Context(support=found.support, spec=spec)
     width = max(map(len, names))
     results, start, interrupted = [], time.perf_counter(), False
     seen: set = set()
@@ -280,7 +320,7 @@ def main(argv=None) -> int:
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     print(f"{summary or 'nothing run'} of {len(results)} properties in {total:.1f} s"
           + (f" ({len(groups)} distinct failures)" if len(groups) > 1 else ""))
-    checked, not_checked = coverage(seen)
+    checked, not_checked = coverage(seen, spec)
     if checked_any:
         print(f"checked: {checked}")
         if not_checked:
@@ -298,7 +338,8 @@ def main(argv=None) -> int:
 
     if args.json:
         doc = {
-            "target": args.target, "layout": args.layout, "max_examples": max_examples, "seed": args.seed,
+            "target": args.target, "layer": args.layer, "wraps": spec.cli_name if bidirectional else None,
+            "layout": args.layout, "max_examples": max_examples, "seed": args.seed,
             "case_timeout": args.case_timeout, "versions": versions, "exit_status": status,
             "seconds": total, "counts": counts, "interrupted": interrupted,
             "called_as": candidate.call_text(), "adaptations": candidate.adaptations(),

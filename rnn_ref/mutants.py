@@ -254,3 +254,99 @@ MUTANTS.update({
     "gru_pytorch_gate_order": gru_pytorch_gate_order,
     "gru_input_bias_for_both": gru_input_bias_for_both,
 })
+
+
+# -- LSTM and GRU: the gate equations (single_step_equals_gate_equations) ----------------
+
+def lstm_input_forget_swapped(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """Reads the i and f blocks the other way round (i, f, c, o taken as f, i, c, o)."""
+    return _reordered(lstm, (1, 0, 2, 3))(inputs, kernel, recurrent_kernel, bias, **kw)
+
+
+def gru_reset_after_applied_before_product(inputs, kernel, recurrent_kernel, bias=None, **kw):
+    """With reset_after=True, applies the reset gate before the recurrent product, as
+    reset_after=False does: h~ = act(x W_h + b_h + (r * h) U_h + b_rh) instead of
+    act(x W_h + b_h + r * (h U_h + b_rh)) (both bias rows kept, neither reset)."""
+    if not kw.get("reset_after", True):
+        return gru(inputs, kernel, recurrent_kernel, bias, **kw)
+    b = None if bias is None else np.asarray(bias)[0] + np.asarray(bias)[1]  # (3U,): z and r see both rows as before
+    return gru(inputs, kernel, recurrent_kernel, b, **{**kw, "reset_after": False})
+
+
+MUTANTS.update({
+    "lstm_input_forget_swapped": lstm_input_forget_swapped,
+    "gru_reset_after_applied_before_product": gru_reset_after_applied_before_product,
+})
+
+
+# -- Bidirectional functions (check --layer bidirectional) ---------------------------------
+# Each is called like rnn_ref.bidirectional with an LSTM bound:
+# f(inputs, forward, backward, merge_mode="concat", **options).
+
+def _directions(inputs, forward, backward, *, mask=None, initial_state=None, backward_mask=True,
+                zero_output=True, reverse=True, **options):
+    """Both LSTM directions, the backward one's outputs back in input order."""
+    sequences = options.get("return_sequences", False)
+    init_f = init_b = None
+    if initial_state is not None:
+        init_f, init_b = list(initial_state[:2]), list(initial_state[2:])
+    zero = sequences and zero_output
+    y = lstm(inputs, *forward, mask=mask, initial_state=init_f, zero_output_for_mask=zero, **options)
+    y_rev = lstm(inputs, *backward, go_backwards=True, mask=mask if backward_mask else None,
+                 initial_state=init_b, zero_output_for_mask=zero, **options)
+    if options.get("return_state"):
+        (y, *states_f), (y_rev, *states_b) = y, y_rev
+    else:
+        states_f = states_b = []
+    if sequences and reverse:
+        y_rev = np.flip(y_rev, axis=-2)
+    return y, y_rev, [*states_f, *states_b]
+
+
+def _merge(y, y_rev, states, merge_mode, *, ave_as_sum=False):
+    if merge_mode == "concat":
+        out = np.concatenate([y, y_rev], axis=-1)
+    elif merge_mode == "sum" or (merge_mode == "ave" and ave_as_sum):
+        out = y + y_rev
+    elif merge_mode == "mul":
+        out = y * y_rev
+    elif merge_mode == "ave":
+        out = (y + y_rev) / 2
+    else:
+        return (y, np.ascontiguousarray(y_rev), *states) if states else (y, np.ascontiguousarray(y_rev))
+    return (out, *states) if states else out
+
+
+def bidirectional_backward_ignores_mask(inputs, forward, backward, merge_mode="concat", **options):
+    """The backward layer runs without the mask (padded steps read as data)."""
+    return _merge(*_directions(inputs, forward, backward, backward_mask=False, **options), merge_mode)
+
+
+def bidirectional_padded_steps_not_zeroed(inputs, forward, backward, merge_mode="concat", **options):
+    """Keeps the layers' own zero_output_for_mask=False: a padded step repeats the
+    previous output instead of the zeros Bidirectional forces with return_sequences."""
+    return _merge(*_directions(inputs, forward, backward, zero_output=False, **options), merge_mode)
+
+
+def bidirectional_backward_in_processing_order(inputs, forward, backward, merge_mode="concat", **options):
+    """Leaves the backward outputs in processing order (last input step first)."""
+    return _merge(*_directions(inputs, forward, backward, reverse=False, **options), merge_mode)
+
+
+def bidirectional_initial_states_swapped(inputs, forward, backward, merge_mode="concat", initial_state=None,
+                                         **options):
+    """Takes initial_state as the backward states first, then the forward ones."""
+    if initial_state is not None:
+        initial_state = [*initial_state[2:], *initial_state[:2]]
+    return _merge(*_directions(inputs, forward, backward, initial_state=initial_state, **options), merge_mode)
+
+
+def bidirectional_ave_is_sum(inputs, forward, backward, merge_mode="concat", **options):
+    """merge_mode="ave" forgets to halve the sum."""
+    return _merge(*_directions(inputs, forward, backward, **options), merge_mode, ave_as_sum=True)
+
+
+#: Bidirectional(LSTM) functions with one bug each.
+BIDIRECTIONAL_MUTANTS = {f.__name__: f for f in (
+    bidirectional_backward_ignores_mask, bidirectional_padded_steps_not_zeroed,
+    bidirectional_backward_in_processing_order, bidirectional_initial_states_swapped, bidirectional_ave_is_sum)}

@@ -6,14 +6,19 @@ it applies to (SimpleRNN, LSTM, GRU), with that layer's reference function as
 the candidate.
 """
 
+import functools
+
 import pytest
 from hypothesis import example, given, note
 
+import rnn_ref
 from rnn_ref.harness.context import Context
-from rnn_ref.harness.properties import PROPERTIES, case_of
+from rnn_ref.harness.properties import PROPERTIES, case_of, properties_for
 from rnn_ref.harness.spec import LAYERS
 
-CASES = [(layer, name) for layer in LAYERS for name, prop in PROPERTIES.items() if layer in prop.layers]
+CASES = [(layer, name) for layer in LAYERS for name in properties_for(layer)]
+#: Properties of a Bidirectional function, applied to rnn_ref.bidirectional around each layer.
+WRAPPED = [(layer, name) for layer in LAYERS for name in properties_for(layer, "bidirectional")]
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +40,22 @@ def test_property(layer, name, contexts):
 
     for anchor in prop.anchors(spec=spec):  # the seed's size, T=250 D=32 U=100, as `check` runs it too
         check = example(anchor)(check)
+    check()
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("layer, name", WRAPPED, ids=[f"Bidirectional_{layer}-{name}" for layer, name in WRAPPED])
+def test_bidirectional_property(layer, name, contexts):
+    prop, spec, ctx = PROPERTIES[name], LAYERS[layer], contexts[layer]
+    candidate = functools.partial(rnn_ref.bidirectional, spec.reference)
+
+    @given(prop.strategy_for(spec=spec))
+    def check(drawn):
+        shown = case_of(drawn)
+        note(f"{name}: {shown.describe()}; merge_mode={drawn[1]!r}\nreproduce with:\n{shown.snippet()}")
+        ctx.property = f"{name} ({layer})"
+        prop.check(ctx, candidate, drawn)
+
     check()
 
 

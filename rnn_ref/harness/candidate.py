@@ -1,7 +1,8 @@
-"""Anyone's SimpleRNN function, made checkable by the property catalogue.
+"""Anyone's SimpleRNN, LSTM or GRU function, made checkable by the property catalogue.
 
-The catalogue calls a candidate the way it calls ``rnn_ref.simple_rnn``:
-keyword arrays in Keras's layout, every option by keyword. Functions people
+The catalogue calls a candidate the way it calls the layer's reference
+(``rnn_ref.simple_rnn``, ``lstm``, ``gru``): keyword arrays in Keras's
+layout, every option by keyword. Functions people
 write look otherwise: ``def rnn(x, W, U, b)`` with the textbook layout, no
 options, one sequence at a time. Two steps bridge the gap:
 
@@ -33,20 +34,43 @@ from pathlib import Path
 import numpy as np
 
 from ..activations import ACTIVATIONS
-from .cases import DEFAULTS, MASK_PATTERNS, Support, feature, make_case
+from ..bidirectional import MERGE_MODES
+from .cases import DEFAULTS, GATE_ACTIVATIONS, MASK_PATTERNS, Support, bidirectional_kwargs, feature, make_case
 from .context import CandidateError
-from .spec import SIMPLE_RNN
+from .spec import LAYERS, SIMPLE_RNN, LayerSpec, layer_named
 from .guard import CandidateRaised, CaseTimeout, describe_exception, guarded
 
-#: Keras's option names and defaults: the keywords a candidate may take.
+#: Keras's SimpleRNN option names and defaults (an adapter takes its layer's own).
 OPTIONS = SIMPLE_RNN.options
 
-#: Each layout's positional arrays, as shown to users.
-LAYOUTS = {
-    "keras": ("inputs (B, T, D)", "kernel (D, U)", "recurrent_kernel (U, U)", "bias (U,)"),
-    "textbook": ("inputs (B, T, D)", "W (U, D)", "U_rec (U, U)", "b (U,)"),
-    "torch": ("inputs (B, T, D)", "weight_ih (U, D)", "weight_hh (U, U)", "bias_ih (U,)", "bias_hh (U,)"),
-}
+LAYOUT_NAMES = ("keras", "textbook", "torch")
+
+
+def layout_arrays(layout: str, spec: LayerSpec = SIMPLE_RNN) -> tuple:
+    """Each positional array of ``layout`` for ``spec``'s layer, as shown to users:
+    ``("inputs (B, T, D)", "W (4U, D)", ...)``."""
+    g = "U" if spec.gates == 1 else f"{spec.gates}U"
+    bias = "(2, 3U) or (3U,)" if spec.name == "GRU" else f"({g},)"
+    if layout == "keras":
+        return ("inputs (B, T, D)", f"kernel (D, {g})", f"recurrent_kernel (U, {g})", f"bias {bias}")
+    if layout == "textbook":
+        return ("inputs (B, T, D)", f"W ({g}, D)", f"U_rec ({g}, U)", f"b {bias}")
+    if layout == "torch":
+        return ("inputs (B, T, D)", f"weight_ih ({g}, D)", f"weight_hh ({g}, U)", f"bias_ih ({g},)", f"bias_hh ({g},)")
+    raise ValueError(f"layout must be one of {', '.join(LAYOUT_NAMES)}, got {layout!r}")
+
+
+def gate_orders(layout: str, spec: LayerSpec) -> str:
+    """The order of the gate blocks in ``layout`` ("" for a SimpleRNN)."""
+    if not spec.gate_names:
+        return ""
+    if layout == "torch":
+        return ", ".join({"LSTM": "i f g o", "GRU": "r z n"}[spec.name].split())
+    return ", ".join(spec.gate_names)
+
+
+#: Each layout's positional arrays for a SimpleRNN, as shown to users.
+LAYOUTS = {layout: layout_arrays(layout) for layout in LAYOUT_NAMES}
 
 
 class LoadError(Exception):
@@ -135,16 +159,36 @@ def split_bias(bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ih, hh
 
 
-def to_layout(layout: str, kernel, recurrent_kernel, bias) -> list:
-    """The weight arrays after ``inputs``, in ``layout``'s order and orientation."""
+def torch_blocks(a: np.ndarray, spec: LayerSpec, axis: int = 0) -> np.ndarray:
+    """``a``'s gate blocks (``spec.gates`` along ``axis``) put in PyTorch's order."""
+    if spec.gates == 1 or tuple(spec.torch_order) == tuple(range(spec.gates)):
+        return a
+    blocks = np.split(np.asarray(a), spec.gates, axis=axis)
+    return np.concatenate([blocks[i] for i in spec.torch_order], axis=axis)
+
+
+def to_layout(layout: str, kernel, recurrent_kernel, bias, spec: LayerSpec = SIMPLE_RNN) -> list:
+    """The weight arrays after ``inputs``, in ``layout``'s order and orientation.
+
+    ``textbook`` transposes the kernels (``W @ x``), gates stacked in Keras's
+    order. ``torch`` also puts the gates in PyTorch's order and gives two
+    biases: a GRU's two rows of ``reset_after=True`` are ``bias_ih`` and
+    ``bias_hh``; any other bias is split unevenly between them.
+    """
     if layout == "keras":
         return [kernel, recurrent_kernel, bias]
-    k, r = np.asarray(kernel).T, np.asarray(recurrent_kernel).T  # (U, D), (U, U)
+    k, r = np.asarray(kernel).T, np.asarray(recurrent_kernel).T  # (G, D), (G, U)
     if layout == "textbook":
         return [k, r, bias]
     if layout == "torch":
-        return [k, r, *((None, None) if bias is None else split_bias(np.asarray(bias)))]
-    raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        k, r = torch_blocks(k, spec), torch_blocks(r, spec)
+        if bias is None:
+            return [k, r, None, None]
+        b = np.asarray(bias)
+        if b.ndim == 2:  # a GRU's input and recurrent biases
+            return [k, r, torch_blocks(b[0], spec), torch_blocks(b[1], spec)]
+        return [k, r, *split_bias(torch_blocks(b, spec))]
+    raise ValueError(f"layout must be one of {', '.join(LAYOUT_NAMES)}, got {layout!r}")
 
 
 @dataclass
@@ -156,24 +200,25 @@ class Signature:
     text: str
 
     @classmethod
-    def of(cls, fn) -> "Signature":
+    def of(cls, fn, options: dict = OPTIONS) -> "Signature":
         name = getattr(fn, "__name__", "candidate")
         try:
             sig = inspect.signature(fn)
         except (TypeError, ValueError):  # a builtin without a signature: assume it takes everything
-            return cls(None, frozenset(OPTIONS), f"{name}(...)")
+            return cls(None, frozenset(options), f"{name}(...)")
         params = list(sig.parameters.values())
         kinds = {p.kind for p in params}
         positional = [p.name for p in params
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in OPTIONS]
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in options]
         keywords = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        options = frozenset(OPTIONS) if inspect.Parameter.VAR_KEYWORD in kinds else frozenset(OPTIONS) & keywords
+        options = frozenset(options) if inspect.Parameter.VAR_KEYWORD in kinds else frozenset(options) & keywords
         names = None if inspect.Parameter.VAR_POSITIONAL in kinds else positional
         return cls(names, options, f"{name}{sig}")
 
 
 class Adapted:
-    """``fn`` callable like ``rnn_ref.simple_rnn`` (see the module docstring).
+    """``fn`` callable like ``spec``'s reference, ``rnn_ref.simple_rnn`` by default
+    (see the module docstring).
 
     With ``one_row_at_a_time`` a batch is passed one sequence (T, D) at a
     time and the results stacked, for functions written for one sequence.
@@ -183,38 +228,47 @@ class Adapted:
     dtype than the inputs (float64 for float32) is rounded to the inputs' dtype.
     """
 
-    def __init__(self, fn, layout: str = "keras", *, one_row_at_a_time: bool = False):
-        if layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-        self.fn, self.layout, self.one_row_at_a_time = fn, layout, one_row_at_a_time
+    def __init__(self, fn, layout: str = "keras", *, one_row_at_a_time: bool = False,
+                 spec: LayerSpec = SIMPLE_RNN):
+        if layout not in LAYOUT_NAMES:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUT_NAMES)}, got {layout!r}")
+        self.fn, self.layout, self.one_row_at_a_time, self.spec = fn, layout, one_row_at_a_time, spec
+        self.options = spec.options
         self.sequence_output = self.round_output = self.first_of_several = False
-        self.signature = sig = Signature.of(fn)
+        self.signature = sig = Signature.of(fn, self.options)
         self.__name__ = getattr(fn, "__name__", "candidate")
         self.__wrapped__ = fn
-        want = len(LAYOUTS[layout])
+        arrays = layout_arrays(layout, spec)
+        want = len(arrays)
         have = want if sig.names is None else len(sig.names)
         if have < want - (2 if layout == "torch" else 1):
             raise AdaptError(
-                f"{sig.text} takes {have} positional arrays; layout {layout} passes "
-                f"{', '.join(LAYOUTS[layout][:-1])}[, {LAYOUTS[layout][-1]}]")
+                f"{sig.text} takes {have} positional arrays; layout {layout} ({spec.name}) passes "
+                f"{', '.join(arrays[:-1])}[, {arrays[-1]}]")
         self.has_bias = have >= want
-        self.names = list(sig.names or [a.split()[0] for a in LAYOUTS[layout]])[:want if self.has_bias else want - (2 if layout == "torch" else 1)]
+        self.names = list(sig.names or [a.split()[0] for a in arrays])[:want if self.has_bias else want - (2 if layout == "torch" else 1)]
 
     def accepts(self, option: str) -> bool:
         return option in self.signature.options
 
+    def kwargs_of(self, case, **overrides) -> dict:
+        """The keyword arguments the catalogue calls this candidate with on ``case``."""
+        return case.kwargs(**overrides)
+
     def __call__(self, inputs, kernel, recurrent_kernel, bias=None, **options):
+        if self.layout == "torch" and options.get("reset_after") is False:
+            raise NotImplementedError("the torch layout is a GRU with reset_after=True (PyTorch's n gate)")
         opts = {}
         for name, value in options.items():
-            if name not in OPTIONS:
+            if name not in self.options:
                 raise TypeError(f"unknown option {name!r}")
             if self.accepts(name):
                 opts[name] = value
-            elif not _is_default(name, value) and not (name == "return_sequences" and self.sequence_output):
+            elif not _is_default(name, value, self.options) and not (name == "return_sequences" and self.sequence_output):
                 raise NotImplementedError(f"{self.__name__}() has no parameter {name!r}")
         if bias is not None and not self.has_bias:
             raise NotImplementedError(f"{self.__name__}() takes no bias")
-        weights = to_layout(self.layout, kernel, recurrent_kernel, bias)[:len(self.names) - 1]
+        weights = to_layout(self.layout, kernel, recurrent_kernel, bias, self.spec)[:len(self.names) - 1]
         if self.one_row_at_a_time and np.ndim(inputs) == 3:
             out = self._rows(inputs, weights, opts)
         else:
@@ -249,7 +303,7 @@ class Adapted:
     def _rows(self, inputs, weights, opts):
         rows = []
         for b in range(np.shape(inputs)[0]):
-            row = {k: (v[b] if k in ("mask", "initial_state") and v is not None else v) for k, v in opts.items()}
+            row = {k: (_row(v, b) if k in ("mask", "initial_state") else v) for k, v in opts.items()}
             rows.append(self._once(inputs[b], weights, row))
         parts = [tuple(r) if isinstance(r, (tuple, list)) else (r,) for r in rows]
         if len({len(p) for p in parts}) > 1:
@@ -276,12 +330,120 @@ class Adapted:
 
     def call_text(self) -> str:
         """How the function is called, for messages: ``rnn(x, W, U, b)``."""
-        opts = [k for k in OPTIONS if self.accepts(k)]
+        opts = [k for k in self.options if self.accepts(k)]
         return f"{self.__name__}({', '.join([*self.names, *(f'{k}=...' for k in opts)])})"
 
 
-def _is_default(name: str, value) -> bool:
-    default = OPTIONS[name]
+#: Options of the wrapped layer that Bidirectional sets itself.
+BIDIRECTIONAL_FIXED = ("go_backwards", "zero_output_for_mask")
+
+
+class AdaptedBidirectional(Adapted):
+    """``fn``, a Keras ``Bidirectional`` around ``spec``'s layer, callable like
+    ``rnn_ref.bidirectional`` with the layer bound:
+    ``(inputs, forward, backward, merge_mode=..., **options)``, each direction's
+    weights a tuple in Keras's layout.
+
+    ``fn`` takes them as three positional arrays (inputs and the two tuples,
+    converted to ``layout``) or flat: the forward layer's arrays, then the
+    backward layer's (``x, W_f, U_f, b_f, W_b, U_b, b_b`` in the textbook
+    layout; without the biases when it takes fewer). Its options are the
+    layer's but go_backwards and zero_output_for_mask, plus ``merge_mode``.
+    """
+
+    def __init__(self, fn, layout: str = "keras", *, spec: LayerSpec = SIMPLE_RNN):
+        if layout not in LAYOUT_NAMES:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUT_NAMES)}, got {layout!r}")
+        self.fn, self.layout, self.spec, self.one_row_at_a_time = fn, layout, spec, False
+        self.options = {"merge_mode": "concat",
+                        **{k: v for k, v in spec.options.items() if k not in BIDIRECTIONAL_FIXED}}
+        self.sequence_output = self.round_output = self.first_of_several = False
+        self.signature = sig = Signature.of(fn, self.options)
+        self.__name__ = getattr(fn, "__name__", "candidate")
+        self.__wrapped__ = fn
+        per = layout_arrays(layout, spec)[1:]  # one direction's arrays
+        without_bias = len(per) - (2 if layout == "torch" else 1)
+        have = None if sig.names is None else len(sig.names)
+        self.grouped = have in (None, 3)
+        if self.grouped:
+            self.has_bias, self.per_direction = True, len(per)
+            self.names = list(sig.names or ["inputs", "forward", "backward"])
+        elif have >= 1 + 2 * without_bias:
+            self.has_bias = have >= 1 + 2 * len(per)
+            self.per_direction = len(per) if self.has_bias else without_bias
+            self.names = list(sig.names[:1 + 2 * self.per_direction])
+        else:
+            arrays = ", ".join(a.split()[0] for a in per)
+            raise AdaptError(
+                f"{sig.text} takes {have} positional arrays; a Bidirectional {spec.name} in layout {layout} takes "
+                f"inputs, forward, backward (tuples of {arrays}) or inputs, then each direction's {arrays}")
+
+    def kwargs_of(self, case, **overrides) -> dict:
+        """A Bidirectional call on ``case``: the backward weights are the case rebuilt
+        from the next seed; overrides of ``inputs`` and ``merge_mode`` go to the call,
+        the others rebuild the case (``bias=None``: no biases)."""
+        inputs, merge_mode = overrides.pop("inputs", None), overrides.pop("merge_mode", "concat")
+        if "bias" in overrides:
+            overrides["use_bias"] = overrides.pop("bias") is not None
+        case = make_case(**case.params(**overrides))
+        kw = bidirectional_kwargs(case, make_case(**case.params(seed=case.seed + 1)), merge_mode)
+        if inputs is not None:
+            kw["inputs"] = inputs
+        return kw
+
+    def __call__(self, inputs, forward, backward, merge_mode="concat", **options):
+        opts = {}
+        for name, value in {"merge_mode": merge_mode, **options}.items():
+            if name not in self.options:
+                raise TypeError(f"unknown option {name!r}")
+            if self.accepts(name):
+                opts[name] = value
+            elif not _is_default(name, value, self.options):
+                raise NotImplementedError(f"{self.__name__}() has no parameter {name!r}")
+        biased = [w[2] is not None for w in (forward, backward) if len(w) > 2]
+        if any(biased) and not self.has_bias:
+            raise NotImplementedError(f"{self.__name__}() takes no bias")
+        if self.layout == "torch" and options.get("reset_after") is False:
+            raise NotImplementedError("the torch layout is a GRU with reset_after=True (PyTorch's n gate)")
+        fwd, bwd = (to_layout(self.layout, *(list(w) + [None])[:3], self.spec) for w in (forward, backward))
+        if self.grouped:
+            arrays = [inputs, tuple(fwd), tuple(bwd)]
+        else:
+            arrays = [inputs, *fwd[:self.per_direction], *bwd[:self.per_direction]]
+        copy = lambda a: None if a is None else np.array(a, order="C")  # noqa: E731
+        passed = [tuple(copy(a) for a in v) if isinstance(v, tuple) else copy(v) for v in arrays]
+        extra = {k: ([copy(a) for a in v] if isinstance(v, list) else copy(v) if isinstance(v, np.ndarray) else v)
+                 for k, v in opts.items()}
+        out = self.fn(*passed, **extra)
+        flat = lambda vs: [a for v in vs for a in (v if isinstance(v, (tuple, list)) else (v,))]  # noqa: E731
+        for name, was, now in zip(["inputs", *[f"weight {i}" for i in range(99)]], flat(arrays), flat(passed)):
+            if was is not None and not np.array_equal(np.asarray(was), now, equal_nan=True):
+                raise CandidateError(f"the candidate modified its argument {name!r} in place")
+        if self.round_output:
+            dtype = np.asarray(inputs).dtype
+            out = (tuple(np.asarray(o).astype(dtype) for o in out) if isinstance(out, (tuple, list))
+                   else np.asarray(out).astype(dtype))
+        return out
+
+    def adaptations(self) -> list[str]:
+        return [f"a Bidirectional {self.spec.name}"] + super().adaptations()
+
+    def call_text(self) -> str:
+        opts = [k for k in self.options if self.accepts(k)]
+        return f"{self.__name__}({', '.join([*self.names, *(f'{k}=...' for k in opts)])})"
+
+
+def _row(value, b: int):
+    """Row ``b`` of a mask or an initial state (or of each of several states)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return type(value)(v[b] for v in value)
+    return value[b]
+
+
+def _is_default(name: str, value, options: dict = OPTIONS) -> bool:
+    default = options[name]
     return value is None if default is None else (not isinstance(value, np.ndarray) and value == default)
 
 
@@ -320,12 +482,17 @@ PROBE_SHAPE = dict(B=2, T=3, D=2, U=3)  # D != U, so that a transposed kernel ca
 def probe(candidate: Adapted, timeout: float | None = None) -> Probe:
     """Call ``candidate`` on tiny cases, one feature at a time; see the module docstring."""
     fn = guarded(candidate, timeout)
-    base = make_case(**PROBE_SHAPE, dtype="float32", seed=0, use_bias=candidate.has_bias)
+    spec = candidate.spec
+
+    def tiny(**kw):
+        return make_case(**PROBE_SHAPE, seed=0, use_bias=candidate.has_bias, layer=spec.name, **kw)
+
+    base = tiny(dtype="float32")
 
     def attempt(case, **overrides) -> str | None:
         try:
             with np.errstate(all="ignore"):
-                outputs.append(fn(**case.kwargs(**overrides)))
+                outputs.append(fn(**candidate.kwargs_of(case, **overrides)))
         except NotImplementedError as e:
             return f"NotImplementedError: {e}" if str(e) else "NotImplementedError"
         except CandidateRaised as e:
@@ -337,8 +504,9 @@ def probe(candidate: Adapted, timeout: float | None = None) -> Probe:
         return None
 
     declined, outputs = {}, []
+    wrapper = isinstance(candidate, AdaptedBidirectional)
     why = attempt(base)
-    if why is not None and not candidate.one_row_at_a_time:
+    if why is not None and not candidate.one_row_at_a_time and not wrapper:
         if attempt(base, inputs=base.inputs[0]) is None:
             candidate.one_row_at_a_time = True  # written for one sequence: give it one row at a time
             declined[feature("unbatched", False)] = f"{why}; rows are passed one at a time"
@@ -365,15 +533,25 @@ def probe(candidate: Adapted, timeout: float | None = None) -> Probe:
     for name in ACTIVATIONS:
         if name != DEFAULTS["activation"]:
             check("activation", name, activation=name)
-    for option in ("return_sequences", "return_state", "go_backwards"):
+    if "recurrent_activation" in spec.options:
+        for name in GATE_ACTIVATIONS:
+            if name != DEFAULTS["recurrent_activation"]:
+                check("recurrent_activation", name, recurrent_activation=name)
+    if "reset_after" in spec.options:
+        check("reset_after", False, tiny(reset_after=False))
+    if wrapper:  # Bidirectional sets go_backwards and zero_output_for_mask on its layers itself
+        ok["go_backwards"], ok["zero_output_for_mask"] = [False], [False, True]
+        for mode in MERGE_MODES:
+            if mode != DEFAULTS["merge_mode"]:
+                check("merge_mode", mode, merge_mode=mode)
+    for option in ("return_sequences", "return_state") + (() if wrapper else ("go_backwards",)):
         check(option, True, **{option: True})
-    check("initial_state", True, make_case(**PROBE_SHAPE, seed=0, use_bias=candidate.has_bias, initial_state=True))
+    check("initial_state", True, tiny(initial_state=True))
     for pattern in MASK_PATTERNS:
-        check("mask_pattern", pattern, make_case(**PROBE_SHAPE, seed=0, use_bias=candidate.has_bias,
-                                                   mask_pattern=pattern))
+        check("mask_pattern", pattern, tiny(mask_pattern=pattern))
     masked = "random" if "random" in ok["mask_pattern"] else "none"
-    check("zero_output_for_mask", True, make_case(**PROBE_SHAPE, seed=0, use_bias=candidate.has_bias,
-                                                  mask_pattern=masked, zero_output_for_mask=True))
+    if not wrapper:
+        check("zero_output_for_mask", True, tiny(mask_pattern=masked, zero_output_for_mask=True))
     check("unbatched", True, inputs=base.inputs[0])
     ordered = {dim: tuple(v for v in getattr(Support(), dim) if v in ok[dim]) for dim in ok}
     return Probe(Support(**ordered), declined)
@@ -384,6 +562,11 @@ def _adapt_output(candidate: Adapted, out, case) -> None:
     returns several arrays (``return hs, h``), one without ``return_sequences`` that
     returns every step's output, or one that computes in float64 for float32 inputs,
     is adapted (and says so), not failed on every property for that alone."""
+    first = np.asarray(out[0] if isinstance(out, (tuple, list)) else out)
+    if first.dtype.kind == "f" and first.dtype.itemsize > case.dtype.itemsize:
+        candidate.round_output = True
+    if isinstance(candidate, AdaptedBidirectional):
+        return  # its outputs are Keras's Bidirectional's: nothing else to read differently
     several = isinstance(out, (tuple, list)) and len(out) > 1
     if several and not candidate.accepts("return_state"):
         candidate.first_of_several = True
@@ -391,34 +574,73 @@ def _adapt_output(candidate: Adapted, out, case) -> None:
     B, T, U = case.shape["B"], case.shape["T"], case.shape["U"]
     if first.shape == (B, T, U) and not candidate.accepts("return_sequences"):
         candidate.sequence_output = True
-    if first.dtype.kind == "f" and first.dtype.itemsize > case.dtype.itemsize:
-        candidate.round_output = True
+
+
+def _runs(fn, layout: str, spec: LayerSpec, timeout, kind=None) -> bool:
+    """Whether ``fn``'s first call runs in ``layout`` as ``spec``'s layer (or as
+    a Bidirectional around it, with ``kind=AdaptedBidirectional``)."""
+    kind = kind or Adapted
+    try:
+        alt = kind(fn, layout, spec=spec)
+    except AdaptError:
+        return False
+    case = make_case(**PROBE_SHAPE, dtype="float32", seed=0, use_bias=alt.has_bias, layer=spec.name)
+    units = PROBE_SHAPE["U"] * (2 if kind is AdaptedBidirectional else 1)  # concatenated directions
+    for inputs in (case.inputs, case.inputs[0]):
+        try:
+            out = guarded(alt, timeout)(**alt.kwargs_of(case, inputs=inputs))
+        except (Exception, CaseTimeout):  # noqa: BLE001
+            continue
+        first = np.asarray(out[0] if isinstance(out, (tuple, list)) else out)
+        if first.shape[-1:] == (units,):  # the units expected: the weights were read as meant
+            return True
+    return False
+
+
+def wrapped_layer(fn, layout: str = "keras", timeout: float | None = None) -> LayerSpec | None:
+    """The layer a Bidirectional function wraps: the first of SimpleRNN, LSTM, GRU
+    whose weights its first call takes (their shapes differ), or None."""
+    for spec in LAYERS.values():
+        if _runs(fn, layout, spec, timeout, AdaptedBidirectional):
+            return spec
+    return None
 
 
 def _layout_hint(candidate: Adapted, timeout) -> str:
-    """"did you mean --layout X?" when another layout's first call runs."""
-    for other in LAYOUTS:
-        if other == candidate.layout:
-            continue
-        try:
-            alt = Adapted(candidate.fn, other)
-        except AdaptError:
-            continue
-        case = make_case(**PROBE_SHAPE, dtype="float32", seed=0, use_bias=alt.has_bias)
-        for inputs in (case.inputs, case.inputs[0]):
-            try:
-                guarded(alt, timeout)(**case.kwargs(inputs=inputs))
-            except (Exception, CaseTimeout):  # noqa: BLE001
-                continue
+    """"did you mean --layout X?" (or --layer) when another layout's (or layer's) first call runs."""
+    spec = candidate.spec
+    if isinstance(candidate, AdaptedBidirectional):
+        for other in LAYOUT_NAMES:
+            found = wrapped_layer(candidate.fn, other, timeout)
+            if found is not None:
+                return f"did you mean --wrap {found.cli_name} --layout {other}?"
+        return ""
+    for other in LAYOUT_NAMES:
+        if other != candidate.layout and _runs(candidate.fn, other, spec, timeout):
             return f"did you mean --layout {other}?"
+    for layer in LAYERS.values():
+        if layer is spec:
+            continue
+        for other in (candidate.layout, *(lo for lo in LAYOUT_NAMES if lo != candidate.layout)):
+            if _runs(candidate.fn, other, layer, timeout):
+                return f"did you mean --layer {layer.cli_name}" + (
+                    f" --layout {other}?" if other != candidate.layout else "?")
     return ""
 
 
-def load_candidate(target: str, layout: str = "keras", *, timeout: float | None = None) -> Adapted:
-    """The function named by ``target``, adapted to ``layout`` and probed:
-    ``candidate.support`` is what the properties may draw, ``candidate.probe``
-    the whole result (raises LoadError or AdaptError)."""
-    candidate = Adapted(load_function(target), layout)
+def load_candidate(target: str, layout: str = "keras", *, layer: str = "simple_rnn", wrap: str | None = None,
+                   timeout: float | None = None) -> Adapted:
+    """The function named by ``target``, adapted to ``layout`` for ``layer``
+    (simple_rnn, lstm, gru, or bidirectional around ``wrap``: found by
+    ``wrapped_layer`` when None) and probed: ``candidate.support`` is what the
+    properties may draw, ``candidate.probe`` the whole result (raises
+    LoadError or AdaptError)."""
+    fn = load_function(target)
+    if layer == "bidirectional":
+        spec = layer_named(wrap) if wrap else wrapped_layer(fn, layout, timeout) or SIMPLE_RNN
+        candidate = AdaptedBidirectional(fn, layout, spec=spec)
+    else:
+        candidate = Adapted(fn, layout, spec=layer_named(layer))
     found = probe(candidate, timeout)
     candidate.probe, candidate.support = found, found.support
     return candidate
@@ -426,8 +648,9 @@ def load_candidate(target: str, layout: str = "keras", *, timeout: float | None 
 
 # -- what was checked ------------------------------------------------------------------
 
-def coverage(seen: set) -> tuple[str, str]:
-    """``(checked, not checked)``: what the calls in ``seen`` (``cases.features_of``) covered."""
+def coverage(seen: set, spec: LayerSpec = SIMPLE_RNN) -> tuple[str, str]:
+    """``(checked, not checked)``: what the calls in ``seen`` (``cases.features_of``)
+    covered, for ``spec``'s layer."""
     has = lambda dim, v: (dim, v) in seen  # noqa: E731
     acts = [a for a in ACTIVATIONS if has("activation", a)]
     dtypes = [d for d in ("float32", "float64") if has("dtype", d)]
@@ -442,4 +665,17 @@ def coverage(seen: set) -> tuple[str, str]:
                               ("zero_output_for_mask", "zero_output_for_mask", True),
                               ("one sequence (T, D)", "unbatched", True)):
         (checked if has(dim, value) else missing).append(label)
+    if "recurrent_activation" in spec.options:
+        gates = [a for a in GATE_ACTIVATIONS if has("recurrent_activation", a)]
+        checked += [f"recurrent_activation {', '.join(gates)}"] if gates else []
+        missing += [f"recurrent_activation={a}" for a in GATE_ACTIVATIONS if a not in gates]
+    if "reset_after" in spec.options:
+        for value in (True, False):
+            (checked if has("reset_after", value) else missing).append(f"reset_after={value}")
+    modes = [m for m in MERGE_MODES if has("merge_mode", m)]
+    if modes:  # a Bidirectional function
+        checked.append("merge_mode " + ", ".join(map(repr, modes)))
+        missing += [f"merge_mode={m!r}" for m in MERGE_MODES if m not in modes]
+        for label in ("go_backwards", "zero_output_for_mask"):
+            missing.remove(label)  # Bidirectional's to set
     return "; ".join(checked), ", ".join(f"no {m}" for m in missing)

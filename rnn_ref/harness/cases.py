@@ -17,6 +17,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ..activations import ACTIVATIONS, BOUNDED, ELEMENTWISE
+from ..bidirectional import MERGE_MODES
 from .spec import LAYERS, SIMPLE_RNN
 
 #: The options of a case that go to the layer (mask and initial_state are arrays of the case).
@@ -135,6 +136,23 @@ class Case(NamedTuple):
         return f"from rnn_ref.harness.cases import make_case\ncase = make_case({args})\n"
 
 
+def bidirectional_kwargs(case: Case, other: Case, merge_mode="concat") -> dict:
+    """Keyword arguments of a Bidirectional call (``rnn_ref.bidirectional`` with
+    the case's layer bound): ``case``'s inputs, options and weights for the
+    forward layer, ``other``'s weights for the backward one; the initial
+    states are the forward ones (``case``'s) then the backward ones (``other``'s).
+    go_backwards and zero_output_for_mask are Bidirectional's to set, not passed."""
+    spec = case.spec
+    kw = case.kwargs()
+    options = {k: v for k, v in kw.items() if k not in (*spec.weights, "inputs", "go_backwards",
+                                                         "zero_output_for_mask", "initial_state")}
+    if case.initial_state is not None:
+        as_t = lambda s: s if isinstance(s, tuple) else (s,)  # noqa: E731
+        options["initial_state"] = [*as_t(case.initial_state), *as_t(other.initial_state)]
+    return dict(inputs=case.inputs, forward=tuple(getattr(case, w) for w in spec.weights),
+                backward=tuple(getattr(other, w) for w in spec.weights), merge_mode=merge_mode, **options)
+
+
 def features_of(kwargs: dict) -> set:
     """The (dimension, value) pairs one call with ``simple_rnn``'s arguments exercises
     (a mask counts as ``("mask_pattern", "mask")``)."""
@@ -142,12 +160,13 @@ def features_of(kwargs: dict) -> set:
     return {
         ("activation", kwargs.get("activation", "tanh")),
         ("dtype", x.dtype.name),
-        ("use_bias", kwargs.get("bias") is not None),
+        ("use_bias", (kwargs.get("bias") if "forward" not in kwargs else (*kwargs["forward"], None)[2]) is not None),
         ("mask_pattern", "none" if kwargs.get("mask") is None else "mask"),
         ("initial_state", kwargs.get("initial_state") is not None),
         ("unbatched", x.ndim == 2),
         *((k, bool(kwargs.get(k, False))) for k in ("return_sequences", "return_state", "go_backwards",
                                                      "zero_output_for_mask")),
+        *((k, kwargs[k]) for k in ("recurrent_activation", "reset_after", "merge_mode") if k in kwargs),
     }
 
 
@@ -175,6 +194,9 @@ class Support(NamedTuple):
     go_backwards: tuple = (False, True)
     zero_output_for_mask: tuple = (False, True)
     unbatched: tuple = (False, True)
+    recurrent_activation: tuple = GATE_ACTIVATIONS  # an LSTM's or a GRU's gates
+    reset_after: tuple = (True, False)  # a GRU's
+    merge_mode: tuple = MERGE_MODES  # a Bidirectional function's
 
     def lacks(self, dimension: str, values) -> list:
         """The ``values`` of ``dimension`` not supported."""
@@ -187,7 +209,8 @@ FULL = Support()
 #: The value of each dimension in Keras's default configuration.
 DEFAULTS = dict(activation="tanh", dtype="float32", use_bias=True, mask_pattern="none", initial_state=False,
                 return_sequences=False, return_state=False, go_backwards=False, zero_output_for_mask=False,
-                unbatched=False)
+                unbatched=False, recurrent_activation="sigmoid", reset_after=True,
+                merge_mode="concat")
 
 
 def feature(dimension: str, value) -> str:
@@ -202,6 +225,8 @@ def feature(dimension: str, value) -> str:
         return "no mask" if value == "none" else f"mask ({value})"
     if dimension == "initial_state":
         return "initial_state" if value else "no initial_state"
+    if dimension in ("recurrent_activation", "merge_mode"):
+        return f"{dimension}={value!r}"
     if dimension == "unbatched":
         return "one sequence (T, D)" if value else "a batch (B, T, D)"
     return f"{dimension}={value}"

@@ -114,7 +114,7 @@ class Context:
             rng = np.random.default_rng(case.seed)
             spread = tolerance.conditioning(reference, kw64, case.dtype, rng=rng)
             spread = self.internal_overflow(reference(**kw), truth, spread, case.dtype)
-        return self._judge_all(label, got, keras, truth, keras_truth, spread, case, kw)
+        return self.judge_all(label, got, keras, truth, keras_truth, spread, case, kw)
 
     @staticmethod
     def internal_overflow(in_dtype, truth, spread, dtype):
@@ -130,7 +130,12 @@ class Context:
             out.append(np.where(~np.isfinite(np.asarray(d, dtype=np.float64)) & finite_truth, np.inf, s))
         return tuple(out) if isinstance(spread, tuple) else out[0]
 
-    def _judge_all(self, label, got, keras, truth, keras_truth, spread, case, kw):
+    def judge_all(self, label, got, keras, truth, keras_truth, spread, case, kw):
+        """Judge each returned array (``got``) against ``truth`` with Keras's result and
+        the conditioning ``spread`` in its budget; raise PropertyFailure naming the
+        arrays over budget, else return them as Judged. ``expect`` calls it once per
+        call of the candidate: the one place that sees the candidate's result, Keras's,
+        the truth and the conditioning together (the report's FACTOR tally extends it)."""
         parts = ("output", *self.spec.states) if kw["return_state"] else ("output",)
         as_t = lambda o: o if isinstance(o, tuple) else (o,)  # noqa: E731
         results, verdicts = [], []

@@ -3,8 +3,8 @@
 Building a Keras layer and tracing its call costs tens of
 milliseconds, so each configuration (units, input size, dtype, options) is
 built once, and compiled once with unknown batch and time sizes when it is
-used a second time (a configuration met once runs eagerly, as tracing costs
-2-3 eager calls); an example then only copies its weights into the layer's
+used a second time or on a sequence longer than ``EAGER_MAX_T`` (a short
+configuration met once runs eagerly, as tracing costs 2-3 eager calls); an example then only copies its weights into the layer's
 variables and runs: about 1 ms, against 27 ms for a fresh layer.
 
 Eager and compiled Keras may differ in the last bit for a few activations
@@ -18,6 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 from .spec import SIMPLE_RNN, LayerSpec
+
+
+#: The longest sequence a configuration's first call runs eagerly (measured on
+#: 2 cores: an eager LSTM or GRU step costs about 4 ms, tracing the loop about
+#: as much as 16 to 24 eager steps).
+EAGER_MAX_T = 16
 
 
 def _keras():
@@ -50,45 +56,57 @@ def as_batch(inputs, mask=None, initial_state=None):
     return x, mask, initial_state, unbatched, dtype
 
 
+def _runner(layer, D, U, T, dtype, has_mask, n_states):
+    """A function running the built ``layer`` on ``(x, [mask], *initial_states)``.
+
+    Tracing costs 2-3 eager calls of a short sequence, so a configuration's
+    first call runs eagerly when its sequence is short and the function is
+    compiled otherwise (an eager call costs a Python step per time step)."""
+    _, tf = _keras()
+    signature = [tf.TensorSpec((None, T, D), dtype)]
+    if has_mask:
+        signature.append(tf.TensorSpec((None, T), tf.bool))
+    signature += [tf.TensorSpec((None, U), dtype)] * n_states
+
+    def eager(x, *extra):
+        extra = list(extra)
+        mask = extra.pop(0) if has_mask else None
+        return layer(x, mask=mask, initial_state=extra or None, training=False)
+
+    compiled = tf.function(eager, input_signature=signature, reduce_retracing=True)
+    uses = [0]
+
+    def run(*args):
+        uses[0] += 1
+        short = np.shape(args[0])[1] <= EAGER_MAX_T
+        return (eager if uses[0] == 1 and short else compiled)(*args)
+
+    return run
+
+
 class KerasOracle:
     """Callable like the spec's reference function, computed by a real Keras layer.
 
     Extra keyword ``unroll`` selects Keras's unrolled loop (it needs a fixed T,
-    so each T gets its own build).
+    so each T gets its own build). ``bidirectional`` runs Keras's Bidirectional
+    wrapper around the layer, called like ``rnn_ref.bidirectional``.
     """
 
     def __init__(self, spec: LayerSpec = SIMPLE_RNN):
         self.spec = spec
         self._cache: dict[tuple, tuple] = {}
+        self._bidirectional_cache: dict[tuple, tuple] = {}
         self.builds = 0
         self.calls = 0
 
     def _layer(self, key):
         if key in self._cache:
             return self._cache[key]
-        keras, tf = _keras()
+        keras, _ = _keras()
         D, U, options, unroll, dtype, has_mask, n_states, T = key
         layer = getattr(keras.layers, self.spec.keras_class)(U, **dict(options), unroll=unroll, dtype=dtype)
         layer.build((None, T, D))
-        signature = [tf.TensorSpec((None, T, D), dtype)]
-        if has_mask:
-            signature.append(tf.TensorSpec((None, T), tf.bool))
-        signature += [tf.TensorSpec((None, U), dtype)] * n_states
-
-        def eager(x, *extra):
-            extra = list(extra)
-            mask = extra.pop(0) if has_mask else None
-            return layer(x, mask=mask, initial_state=extra or None, training=False)
-
-        compiled = tf.function(eager, input_signature=signature, reduce_retracing=True)
-        uses = [0]
-
-        def run(*args):
-            # Tracing costs 2-3 eager calls, so a configuration seen once is run
-            # eagerly and only one seen again is compiled.
-            uses[0] += 1
-            return (eager if uses[0] == 1 else compiled)(*args)
-
+        run = _runner(layer, D, U, T, dtype, has_mask, n_states)
         self._cache[key] = (layer, run)
         self.builds += 1
         return layer, run
@@ -142,3 +160,68 @@ class KerasOracle:
             states.append(tuple(s.numpy() for s in out[1:]))
             start += n
         return outputs, states
+
+    # -- Bidirectional ------------------------------------------------------------------
+    def bidirectional(self, inputs, forward, backward, *, merge_mode="concat", unroll=False, **options):
+        """Keras ``Bidirectional(Layer(...), merge_mode=merge_mode)`` around the spec's
+        layer, called like ``rnn_ref.bidirectional(spec.reference, ...)``: ``forward``
+        and ``backward`` are each direction's weights in the reference's order
+        (kernel, recurrent_kernel[, bias]); ``options`` are the layer's keyword
+        options (activation, return_sequences, mask, ...) except go_backwards and
+        zero_output_for_mask, which Bidirectional sets itself; ``initial_state``
+        lists the forward states, then the backward ones.
+
+        Returns what Keras returns, as NumPy: the merged output, or the pair
+        (y, y_rev) with merge_mode None; with return_state the flat tuple
+        (output(s), *forward_states, *backward_states)."""
+        spec = self.spec
+        for name in ("go_backwards", "zero_output_for_mask"):
+            if name in options:
+                raise TypeError(f"{name} is not an option of Bidirectional: it sets it on the inner layers itself")
+        fwd, bwd = dict(zip(spec.weights, forward)), dict(zip(spec.weights, backward))
+        if (fwd.get("bias") is None) != (bwd.get("bias") is None):
+            raise ValueError("the forward and backward layers must both have a bias or both have none")
+        kwargs = {**options, **fwd}
+        initial_state = options.get("initial_state")
+        if initial_state is not None:
+            initial_state = list(initial_state)
+            if len(initial_state) != 2 * len(spec.states):
+                raise ValueError(f"initial_state must list {2 * len(spec.states)} arrays, the forward "
+                                 f"states then the backward ones, got {len(initial_state)}")
+        x, mask, states, unbatched, dtype = as_batch(inputs, options.get("mask"), initial_state)
+        B, T, D = x.shape
+        U = spec.units(kwargs)
+        layer_options = tuple(sorted((k, v if isinstance(v, str) or v is None else bool(v))
+                                     for k, v in spec.keras_kwargs(kwargs).items()))
+        key = (D, U, layer_options, merge_mode, bool(unroll), dtype, mask is not None,
+               0 if states is None else len(states), T if unroll else None)
+        layer, run = self._bidirectional_layer(key)
+        for inner, weights in ((layer.forward_layer, fwd), (layer.backward_layer, bwd)):
+            for var, value in zip(inner.weights, spec.weight_values(weights)):
+                var.assign(np.asarray(value, dtype=dtype))
+        args = [x.astype(dtype)]
+        if mask is not None:
+            args.append(np.asarray(mask).astype(bool))
+        args += [np.asarray(s, dtype=dtype) for s in states or ()]
+        self.calls += 1
+        out = run(*args)
+        several = bool(kwargs.get("return_state")) or merge_mode is None
+        parts = [o.numpy() for o in out] if several else [out.numpy()]
+        parts = [p[0] for p in parts] if unbatched else parts
+        return tuple(parts) if several else parts[0]
+
+    def _bidirectional_layer(self, key):
+        """A built ``Bidirectional`` layer for ``key`` and a function running it (eager
+        on a short sequence the first time, compiled otherwise, as ``_layer`` does)."""
+        cache = self._bidirectional_cache
+        if key in cache:
+            return cache[key]
+        keras, _ = _keras()
+        D, U, options, merge_mode, unroll, dtype, has_mask, n_states, T = key
+        inner = getattr(keras.layers, self.spec.keras_class)(U, **dict(options), unroll=unroll, dtype=dtype)
+        layer = keras.layers.Bidirectional(inner, merge_mode=merge_mode, dtype=dtype)
+        layer.build((None, T, D))
+        run = _runner(layer, D, U, T, dtype, has_mask, n_states)
+        cache[key] = (layer, run)
+        self.builds += 1
+        return layer, run

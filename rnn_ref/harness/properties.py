@@ -21,10 +21,13 @@ from hypothesis import strategies as st
 
 from .. import ACTIVATIONS
 from ..activations import ELEMENTWISE
+from ..activations import get as activation_named
+from ..bidirectional import MERGE_MODES, bidirectional
 from ..dense import dense
-from .cases import BOUNDED, DEFAULTS, FULL, MASK_PATTERNS, Case, Support, each_state, feature, make_case
-from .context import Context, Judged
+from .cases import BOUNDED, DEFAULTS, FULL, GATE_ACTIVATIONS, MASK_PATTERNS, Case, Support, bidirectional_kwargs, each_state, extra_options, feature, make_case
+from .context import CandidateError, Context, Judged, PropertyFailure
 from .spec import LAYERS, SIMPLE_RNN, LayerSpec
+from .tolerance import roundoff
 
 
 class Unsupported(Exception):
@@ -34,7 +37,11 @@ class Unsupported(Exception):
 #: What a property draws in each dimension it does not pin.
 DRAWN = dict(activation=ELEMENTWISE, dtype=("float32", "float64"), use_bias=(True, False),
              mask_pattern=("none",), initial_state=(False, True), return_sequences=(False, True),
-             return_state=(False, True), go_backwards=(False, True), zero_output_for_mask=(False, True))
+             return_state=(False, True), go_backwards=(False, True), zero_output_for_mask=(False, True),
+             recurrent_activation=GATE_ACTIVATIONS, reset_after=(True, False))
+
+#: The dimensions every layer's cases have (the others are options of some layers only).
+CASE_DIMENSIONS = tuple(d for d in DRAWN if d not in ("recurrent_activation", "reset_after"))
 
 #: The realistic size every property is also checked at: the seed question's
 #: Embedding(5000, 32) -> SimpleRNN(100) on sequences of 250 steps.
@@ -71,6 +78,10 @@ class Property:
     of ``cases`` (B, T, D, U, gain);
     ``wrap`` turns the case strategy into what ``check`` takes; ``anchor``
     overrides ``SEED_SIZE`` for the realistic-size case (None: no such case).
+    ``takes`` is what the candidate is: ``"layer"``, a function called like
+    the layer's reference, or ``"bidirectional"``, a function called like
+    ``rnn_ref.bidirectional`` with the layer bound (``inputs, forward,
+    backward, merge_mode=..., **options``).
     """
 
     name: str
@@ -82,6 +93,7 @@ class Property:
     wrap: Callable | None = None
     anchor: dict | None = field(default_factory=dict)
     layers: tuple = tuple(LAYERS)  # the layers (spec names) the property applies to
+    takes: str = "layer"
 
     def values(self, support: Support = FULL) -> dict:
         """The values each dimension is drawn from for a candidate with ``support``;
@@ -108,7 +120,7 @@ class Property:
         values = self.values(support)
         strategy = spec.cases(**self.shapes, **{dim: _choice(v) for dim, v in values.items()},
                               layer=st.just(spec.name))
-        return self.wrap(strategy) if self.wrap else strategy
+        return self.wrap(strategy, support) if self.wrap else strategy
 
     @property
     def strategy(self) -> st.SearchStrategy:
@@ -124,7 +136,8 @@ class Property:
             values = self.values(support)
         except Unsupported:
             return []
-        pick = {dim: DEFAULTS[dim] if DEFAULTS[dim] in v else v[0] for dim, v in values.items()}
+        pick = {dim: DEFAULTS[dim] if DEFAULTS[dim] in v else v[0] for dim, v in values.items()
+                if dim in CASE_DIMENSIONS or dim in extra_options(spec.name)}
         gain = 1.0 if pick["activation"] in BOUNDED else 0.5  # Keras's orthogonal initializer has gain 1
         return [make_case(**{**SEED_SIZE, **self.anchor}, seed=250, gain=gain, layer=spec.name, **pick)]
 
@@ -137,15 +150,20 @@ def case_of(drawn) -> Case:
     return drawn if isinstance(drawn, Case) else drawn[0]
 
 
-def prop(*, pins=None, shapes=None, needs=None, wrap=None, anchor=None, layers=None):
+def prop(*, pins=None, shapes=None, needs=None, wrap=None, anchor=None, layers=None, takes="layer"):
     """Register a property; see ``Property`` for the arguments (``anchor=False``: no realistic-size case)."""
     def register(fn):
         name = fn.__name__
         PROPERTIES[name] = Property(name, (fn.__doc__ or "").strip().splitlines()[0], fn, dict(pins or {}),
                                     dict(shapes or {}), dict(needs or {}), wrap,
-                                    None if anchor is False else dict(anchor or {}), tuple(layers or LAYERS))
+                                    None if anchor is False else dict(anchor or {}), tuple(layers or LAYERS), takes)
         return fn
     return register
+
+
+def properties_for(layer: str, takes: str = "layer") -> dict:
+    """The properties that apply to ``layer`` (a spec name) for a candidate of kind ``takes``."""
+    return {name: p for name, p in PROPERTIES.items() if layer in p.layers and p.takes == takes}
 
 
 # -- the catalogue ---------------------------------------------------------------
@@ -160,13 +178,15 @@ def matches_keras(ctx: Context, f, case: Case):
 
 
 # Each activation is a separate Keras build, so this property keeps the layer
-# configuration to a few choices (D in {3, 7}, U = 10, full sequences, bias) and
-# lets B, T, the weights, the gain, the initial state and the dtype vary:
-# Keras builds are then reused across examples. Shapes and options are swept
-# by the other properties.
+# configuration to a few choices (D = 7, U = 10, full sequences, bias, Keras's
+# gate activation and GRU variant) and lets B, T up to 40, the weights, the
+# gain, the initial state and the dtype vary: Keras builds are then reused
+# across examples. Long sequences, shapes and options are swept with every
+# activation by the other properties.
 @prop(pins=dict(activation=("tanh",), return_state=(False,), return_sequences=Prefer((True, False)),
-               use_bias=Prefer((True, False)), go_backwards=(False,), zero_output_for_mask=(False,)),
-      shapes=dict(D=st.sampled_from((3, 7)), U=st.just(10)), anchor=False)
+               use_bias=Prefer((True, False)), go_backwards=(False,), zero_output_for_mask=(False,),
+               recurrent_activation=Prefer(GATE_ACTIVATIONS), reset_after=Prefer((True, False))),
+      shapes=dict(D=st.just(7), U=st.just(10), T=st.integers(1, 40)), anchor=False)
 def every_activation_matches_keras(ctx: Context, f, case: Case):
     """Every Keras activation name gives Keras's result."""
     for name in (a for a in ACTIVATIONS if a in ctx.support.activation):
@@ -251,7 +271,7 @@ def initial_state_matches_keras(ctx: Context, f, case: Case):
 
 
 @st.composite
-def _with_cuts(draw, case_strategy):
+def _with_cuts(draw, case_strategy, support=FULL):
     case = draw(case_strategy)
     T = case.shape["T"]
     cuts = sorted(draw(st.sets(st.integers(1, T - 1), min_size=1, max_size=min(4, T - 1)), label="cuts"))
@@ -284,7 +304,7 @@ def stateful_chunks_equal_one_sequence(ctx: Context, f, drawn):
         ctx.relate("final state after the chunks", Judged(state, whole_state.budget), whole_state)
 
 
-def _unrollable(case_strategy):
+def _unrollable(case_strategy, support=FULL):
     return case_strategy.map(_without_keras_unroll_bug)
 
 
@@ -347,3 +367,218 @@ def unbatched_equals_batch_of_one(ctx: Context, f, case: Case):
     pairs = zip(batched, single) if isinstance(batched, tuple) else [(batched, single)]
     for b, s in pairs:
         ctx.relate("one sequence vs batch of one", Judged(b.value[0], b.budget[0]), s)
+
+
+# -- LSTM and GRU gates, Bidirectional ----------------------------------------------------
+
+def _gate_step(case: Case) -> np.ndarray:
+    """One step (T=1) of an LSTM or a GRU written out from the gate equations of
+    Keras's LSTMCell and GRUCell (keras/src/layers/rnn/lstm.py, gru.py, 3.15.1),
+    in the case's dtype, from zero states when the case has no initial_state.
+    Returns h (B, U)."""
+    x = case.inputs[:, 0]  # (B, D)
+    B, U = x.shape[0], case.shape["U"]
+    options = dict(case.extras)
+    act, gate = activation_named(case.activation), activation_named(options["recurrent_activation"])
+    zeros = np.zeros((B, U), dtype=case.dtype)
+    if case.layer == "LSTM":
+        h0, c0 = case.initial_state if case.initial_state is not None else (zeros, zeros)
+        # z = x @ kernel + h0 @ recurrent_kernel + bias: one Dense on [x, h0], blocks i, f, c, o
+        z = dense(np.concatenate([x, h0], axis=1), np.concatenate([case.kernel, case.recurrent_kernel]), case.bias)
+        i, f, g, o = (z[:, k * U:(k + 1) * U] for k in range(4))  # (B, U) each
+        c = gate(f) * c0 + gate(i) * act(g)
+        return gate(o) * act(c)
+    if case.layer != "GRU":
+        raise ValueError(f"no gate equations for {case.layer}")
+    h0 = case.initial_state if case.initial_state is not None else zeros
+    W = [case.kernel[:, k * U:(k + 1) * U] for k in range(3)]  # z, r, h blocks, (D, U) each
+    R = [case.recurrent_kernel[:, k * U:(k + 1) * U] for k in range(3)]  # (U, U) each
+    if options["reset_after"]:
+        # bias (2, 3U): row 0 goes with the input product, row 1 with the recurrent one
+        b_in, b_rec = (None, None) if case.bias is None else (case.bias[0], case.bias[1])
+        blk = lambda b, k: None if b is None else b[k * U:(k + 1) * U]  # noqa: E731
+        xs = [dense(x, W[k], blk(b_in, k)) for k in range(3)]
+        hs = [dense(h0, R[k], blk(b_rec, k)) for k in range(3)]
+        z, r = gate(xs[0] + hs[0]), gate(xs[1] + hs[1])
+        hh = act(xs[2] + r * hs[2])  # the reset gate after the recurrent product (and its bias)
+    else:
+        # bias (3U,), added to the input product only
+        blk = lambda k: None if case.bias is None else case.bias[k * U:(k + 1) * U]  # noqa: E731
+        z = gate(dense(x, W[0], blk(0)) + h0 @ R[0])
+        r = gate(dense(x, W[1], blk(1)) + h0 @ R[1])
+        hh = act(dense(x, W[2], blk(2)) + (r * h0) @ R[2])  # the reset gate before the product
+    return z * h0 + (1 - z) * hh
+
+
+@prop(pins=dict(return_state=(False,), mask_pattern=("none",)), shapes=dict(T=st.just(1)), anchor=dict(T=1),
+      layers=("LSTM", "GRU"))
+def single_step_equals_gate_equations(ctx: Context, f, case: Case):
+    """With T=1 an LSTM or a GRU is its gate equations, written out (gate orders i, f, c, o and z, r, h)."""
+    out = ctx.expect(f, case)
+    with np.errstate(all="ignore"):
+        y = _gate_step(case)  # (B, U)
+    y = y[:, None] if case.return_sequences else y
+    ctx.relate("single step vs gate equations", out, Judged(y, out.budget))
+
+
+@st.composite
+def _with_merge_mode(draw, case_strategy, support=FULL):
+    """(case, merge_mode): a case for ``bidirectional_matches_keras`` and Keras's merge mode.
+
+    Bidirectional runs its inner layers with zero_output_for_mask = return_sequences.
+    The case's own zero_output_for_mask is pinned ``Prefer((True, False))``, so it is
+    True exactly when the candidate handles True: when it does not, a case with a
+    mask and return_sequences is rebuilt without the mask (the candidate is checked
+    where it works). The case then carries the zero_output_for_mask its inner calls use
+    (True only with a mask and return_sequences: without a mask the option does nothing)."""
+    case = draw(case_strategy)
+    if case.mask is not None and case.return_sequences and not case.zero_output_for_mask:
+        case = make_case(**case.params(mask_pattern="none"))
+    case = case._replace(zero_output_for_mask=case.return_sequences and case.mask is not None)
+    modes = [m for m in MERGE_MODES if m in support.merge_mode]  # shrinks to "concat", Keras's default
+    return case, draw(st.sampled_from(modes), label="merge_mode")
+
+
+def _backward_weights(case: Case) -> Case:
+    """The backward layer's weights and initial states: the case rebuilt from the next seed."""
+    return make_case(**case.params(seed=case.seed + 1))
+
+
+def _merged(merge_mode, y: Judged, y_rev: Judged, dtype) -> list:
+    """Merge the two directions as Keras does, in the case's dtype, with the budget
+    of the merged values (see bidirectional_matches_keras); a list of one Judged,
+    or of two for merge_mode None."""
+    if merge_mode is None:
+        return [y, y_rev]
+    a, b, ea, eb = y.value, y_rev.value, y.budget, y_rev.budget
+    if merge_mode == "concat":
+        return [Judged(np.concatenate([a, b], axis=-1), np.concatenate([ea, eb], axis=-1))]
+    with np.errstate(all="ignore"):
+        if merge_mode == "sum":
+            value, budget = a + b, ea + eb
+        elif merge_mode == "ave":
+            value, budget = (a + b) / 2, (ea + eb) / 2
+        elif merge_mode == "mul":
+            value, budget = a * b, np.abs(a) * eb + np.abs(b) * ea + ea * eb
+        else:
+            raise ValueError(f"unknown merge_mode {merge_mode!r}")
+        budget = budget + roundoff(dtype) * np.abs(value.astype(np.float64))  # the merge's own rounding
+    # inf * 0 (an unjudgeable element times an exact zero) is NaN: still unjudgeable
+    return [Judged(value, np.where(np.isnan(budget), np.inf, budget))]
+
+
+def _directions(case: Case, other: Case) -> tuple[Case, Case]:
+    """The forward layer's call (the case's weights) and the backward layer's
+    (``other``'s weights and initial state, go_backwards=True), with the
+    zero_output_for_mask Bidirectional gives them (see _with_merge_mode)."""
+    zero_output = case.zero_output_for_mask
+    fwd = case._replace(go_backwards=False, zero_output_for_mask=zero_output)
+    bwd = case._replace(kernel=other.kernel, recurrent_kernel=other.recurrent_kernel, bias=other.bias,
+                        initial_state=other.initial_state, go_backwards=True, zero_output_for_mask=zero_output)
+    return fwd, bwd
+
+
+def _as_tuple(out) -> tuple:
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _judge_bidirectional(ctx: Context, got: list, case: Case, other: Case, merge_mode) -> None:
+    """The candidate's Bidirectional results ``got`` (Judged, with their budgets) and
+    Keras's Bidirectional output against the float64 truth, rnn_ref.bidirectional
+    on the reference in float64."""
+    spec = ctx.spec
+    keras = _as_tuple(ctx.oracle.bidirectional(**bidirectional_kwargs(case, other, merge_mode)))
+    with np.errstate(all="ignore"):
+        truth = _as_tuple(bidirectional(spec.reference, **bidirectional_kwargs(
+            case.astype(np.float64), other.astype(np.float64), merge_mode)))
+    if not len(got) == len(keras) == len(truth):
+        raise PropertyFailure(f"Bidirectional returned {len(keras)} arrays, the reference {len(truth)} and the "
+                              f"candidate {len(got)}")
+    names = ["output"] if merge_mode is not None else ["forward output", "backward output"]
+    names += [f"{d} {s}" for d in ("forward", "backward") for s in spec.states] if case.return_state else []
+    for name, g, k, t in zip(names, got, keras, truth):
+        if np.shape(g.value) != np.shape(t):
+            raise CandidateError(f"merge_mode={merge_mode!r}: {name} has shape {np.shape(g.value)}, expected "
+                                 f"{np.shape(t)} for {case.describe()}")
+        if np.asarray(g.value).dtype != case.dtype:
+            raise CandidateError(f"merge_mode={merge_mode!r}: {name} has dtype {np.asarray(g.value).dtype}, "
+                                 f"expected {case.dtype} (the dtype of the inputs)")
+        exact = Judged(t, np.zeros_like(t))
+        ctx.relate(f"merge_mode={merge_mode!r}, {name}: candidate vs float64 truth", g, exact)
+        ctx.relate(f"merge_mode={merge_mode!r}, {name}: Keras Bidirectional vs float64 truth "
+                   "(the reference or the harness disagrees with Keras)", Judged(k, g.budget), exact)
+
+
+def _merged_directions(ctx: Context, f, case: Case, other: Case, merge_mode, label: str = "") -> list:
+    """Both directions of ``case`` run by the layer function ``f`` and judged like any
+    other call, merged as Bidirectional merges them: a list of Judged (the merged
+    output or two outputs, then the forward states and the backward ones)."""
+    fwd_case, bwd_case = _directions(case, other)
+    y, *states_f = _as_tuple(ctx.expect(f, fwd_case, f"forward layer{label}"))
+    y_rev, *states_b = _as_tuple(ctx.expect(f, bwd_case, f"backward layer (go_backwards=True){label}"))
+    if case.return_sequences:  # processing order back to input order, as Bidirectional does
+        y_rev = Judged(np.flip(y_rev.value, axis=1), np.flip(y_rev.budget, axis=1))
+    # The budget of a merged element. ctx.expect has checked |y - y*| <= e_f and
+    # |y' - y'*| <= e_b elementwise (y*, y'* the float64 truth, e the budgets), so:
+    #   concat: each half keeps its own budget;
+    #   sum:    |(y + y') - (y* + y'*)| <= e_f + e_b            (triangle inequality);
+    #   ave:    half of that (the division by 2 is exact);
+    #   mul:    y y' - y* y'* = y (y' - y'*) + y'* (y - y*) and |y'*| <= |y'| + e_b, so
+    #           |y y' - y* y'*| <= |y| e_b + |y'| e_f + e_f e_b;
+    # plus one rounding of the merge itself in the case's dtype, u |result|. States are
+    # not merged: each keeps the budget of the call that returned it.
+    return [*_merged(merge_mode, y, y_rev, case.dtype), *states_f, *states_b]
+
+
+@prop(pins=dict(mask_pattern=ANY_MASK, go_backwards=(False,), zero_output_for_mask=Prefer((True, False))),
+      needs=dict(go_backwards=(True,)),
+      shapes=dict(D=st.sampled_from((3, 5)), U=st.integers(2, 6), T=st.integers(1, 20)),
+      wrap=_with_merge_mode, anchor=False)
+def bidirectional_matches_keras(ctx: Context, f, drawn):
+    """Wrapped as Keras's Bidirectional does it (every merge_mode), the layer matches keras.layers.Bidirectional."""
+    case, merge_mode = drawn
+    other = _backward_weights(case)
+    # Each direction is one call of the candidate, judged like any other call against
+    # Keras's own layer and the float64 reference; they are merged here as
+    # rnn_ref.bidirectional merges them (it takes only rnn_ref's own layer functions).
+    got = _merged_directions(ctx, f, case, other, merge_mode)
+    _judge_bidirectional(ctx, got, case, other, merge_mode)
+
+
+# -- a Bidirectional function --------------------------------------------------------
+# The candidate computes Keras's Bidirectional itself, called like
+# rnn_ref.bidirectional with the layer bound: g(inputs=, forward=, backward=,
+# merge_mode=, **options). The budget of each result is the one a correct layer
+# earns on the same case: both directions of the reference are judged (against
+# Keras's inner layer and the float64 truth) and merged as above.
+
+def _check_bidirectional_function(ctx: Context, g, drawn):
+    case, merge_mode = drawn
+    other = _backward_weights(case)
+    budgets = _merged_directions(ctx, ctx.spec.reference, case, other, merge_mode, " (reference, for the budget)")
+    with np.errstate(all="ignore"):  # overflow in explosive cases is judged, not warned
+        out = g(**bidirectional_kwargs(case, other, merge_mode))
+    parts = list(out) if isinstance(out, (tuple, list)) else [out]
+    if len(parts) != len(budgets):
+        raise CandidateError(f"merge_mode={merge_mode!r}, return_state={case.return_state}: the candidate returned "
+                             f"{len(parts)} arrays, Keras's Bidirectional returns {len(budgets)}")
+    got = [Judged(np.asarray(p), b.budget) for p, b in zip(parts, budgets)]
+    _judge_bidirectional(ctx, got, case, other, merge_mode)
+
+
+_BIDIRECTIONAL_PINS = dict(go_backwards=(False,), zero_output_for_mask=Prefer((True, False)))
+_BIDIRECTIONAL_SHAPES = dict(D=st.sampled_from((3, 5)), U=st.integers(2, 6), T=st.integers(1, 20))
+
+
+@prop(pins=dict(mask_pattern=ANY_MASK, **_BIDIRECTIONAL_PINS), shapes=_BIDIRECTIONAL_SHAPES,
+      wrap=_with_merge_mode, anchor=False, takes="bidirectional")
+def bidirectional_function_matches_keras(ctx: Context, g, drawn):
+    """Any merge_mode and option: the Bidirectional function matches keras.layers.Bidirectional."""
+    _check_bidirectional_function(ctx, g, drawn)
+
+
+@prop(pins=dict(mask_pattern=MASK_PATTERNS, return_sequences=Prefer((True, False)), **_BIDIRECTIONAL_PINS),
+      shapes=_BIDIRECTIONAL_SHAPES, wrap=_with_merge_mode, anchor=False, takes="bidirectional")
+def bidirectional_function_masks_match_keras(ctx: Context, g, drawn):
+    """With masks, padded steps output zeros and each direction skips them, as in keras.layers.Bidirectional."""
+    _check_bidirectional_function(ctx, g, drawn)

@@ -7,21 +7,23 @@ import numpy as np
 
 from . import tolerance
 from .guard import describe_exception
-from .properties import case_of
+from .properties import PROPERTIES, case_of
 from .spec import SIMPLE_RNN, LayerSpec
 
 
-#: The options a reproduction may set on top of the case's own.
-OPTIONS = SIMPLE_RNN.layer_options
-
-
-def option_overrides(case, last_kwargs, error) -> dict:
+def option_overrides(case, last_kwargs, error) -> dict | None:
     """Options of the candidate's last call that differ from the case's own, when
-    that call is the one judged (a failure with verdicts)."""
+    that call is the one judged (a failure with verdicts); None when that call had
+    weights other than the case's (a Bidirectional's backward layer), which
+    options alone cannot rebuild."""
     if case is None or not last_kwargs or not getattr(error, "verdicts", None):
         return {}
     own = case.kwargs()
-    return {k: last_kwargs[k] for k in OPTIONS
+    for w in case.spec.weights:
+        if w in last_kwargs and not (last_kwargs[w] is own[w] or (
+                last_kwargs[w] is not None and own[w] is not None and np.array_equal(last_kwargs[w], own[w]))):
+            return None
+    return {k: last_kwargs[k] for k in case.spec.layer_options
             if k in last_kwargs and isinstance(last_kwargs[k], (str, bool)) and last_kwargs[k] != own[k]}
 
 
@@ -38,6 +40,7 @@ def reproduction(name: str, case, *, target: str | None = None, layout: str = "k
         return ""
     drawn = case
     case = case_of(drawn)
+    wrapper = PROPERTIES[name].takes == "bidirectional"  # a Bidirectional function
     lines = [case.snippet().rstrip("\n")]
     arg = "case"
     if drawn is not case:
@@ -52,13 +55,19 @@ def reproduction(name: str, case, *, target: str | None = None, layout: str = "k
                   "        if isinstance(value, np.ndarray):",
                   "            print(f'{name} = {value!r}')"]
     if target is None:
-        load = "candidate = your_function  # the function under test, called like rnn_ref.simple_rnn"
+        load = (f"candidate = your_function  # the function under test, called like "
+                f"rnn_ref.{case.spec.reference.__name__}")
         support = ""
     else:
         layout_arg = "" if layout == "keras" else f", layout={layout!r}"
-        load = (f"candidate = load_candidate({target!r}{layout_arg})  # run from the directory the check ran in; "
-                "it probes what the function handles")
+        layer_arg = "" if case.spec is SIMPLE_RNN else f", layer={case.spec.cli_name!r}"
+        if wrapper:
+            layer_arg = f", layer='bidirectional', wrap={case.spec.cli_name!r}"
+        load = (f"candidate = load_candidate({target!r}{layout_arg}{layer_arg})  # run from the directory the "
+                "check ran in; it probes what the function handles")
         support = "support=candidate.support"
+    if case.spec is not SIMPLE_RNN:
+        support = ", ".join(filter(None, [support, "spec=case.spec"]))
     opts = "".join(f", {k}={v!r}" for k, v in (overrides or {}).items())
     lines += [
         *(["from rnn_ref.harness.candidate import load_candidate"] if target is not None else []),
@@ -66,7 +75,8 @@ def reproduction(name: str, case, *, target: str | None = None, layout: str = "k
         "from rnn_ref.harness.properties import PROPERTIES",
         "from rnn_ref.harness.reproduction import compare",
         load,
-        f"compare(candidate, case{opts})  # candidate vs Keras vs float64 truth, worst element",
+        *([] if wrapper or overrides is None else
+          [f"compare(candidate, case{opts})  # candidate vs Keras vs float64 truth, worst element"]),
         "try:",
         f"    PROPERTIES[{name!r}].check(Context({support}), candidate, {arg})",
         f"    print({name + ' holds on this case'!r})",
@@ -87,12 +97,13 @@ def _plain(x):
     return x
 
 
-def compare(candidate, case, *, oracle=None, spec: LayerSpec = SIMPLE_RNN, file=None, **overrides) -> str:
+def compare(candidate, case, *, oracle=None, spec: LayerSpec | None = None, file=None, **overrides) -> str:
     """Run ``candidate``, Keras and the float64 reference on ``case`` (with option
     overrides); print and return, for each returned array, the element where the
-    candidate is furthest from the truth."""
+    candidate is furthest from the truth. ``spec``: the case's layer by default."""
     from .oracle import KerasOracle
 
+    spec = spec or case.spec
     kw = case.kwargs(**overrides)
     head = f"{case.describe()}" + "".join(f"; {k}={v!r}" for k, v in overrides.items())
     lines = [head]

@@ -24,7 +24,7 @@ from hypothesis.errors import Flaky
 from .cases import Support
 from .guard import CaseTimeout, describe_exception, guarded
 from .context import CandidateError, Context, PropertyFailure
-from .properties import PROPERTIES, Unsupported, case_of
+from .properties import PROPERTIES, Unsupported, case_of, properties_for
 from .reproduction import option_overrides, reproduction
 
 
@@ -157,7 +157,7 @@ def run_property(
     error = None
     try:
         check()
-        for anchor in prop.anchors(support) if anchors else ():
+        for anchor in prop.anchors(support, ctx.spec) if anchors else ():
             try:
                 run_one(anchor)
             except _Stop:
@@ -224,7 +224,7 @@ def run_all(candidate, names=None, *, progress=None, **kw) -> list[PropertyResul
     kw.setdefault("support", getattr(candidate, "support", None))
     ctx = kw.pop("ctx", None) or Context()
     results = []
-    for name in names or PROPERTIES:
+    for name in names or properties_for(ctx.spec.name):
         r = run_property(name, candidate, ctx, **kw)
         results.append(r)
         if progress:

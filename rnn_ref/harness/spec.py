@@ -47,6 +47,13 @@ class LayerSpec:
     layouts: tuple = ("keras",)
     case_strategy: str = ""
     gates: int = 1  # blocks of U columns in the kernels
+    gate_names: tuple = ()  # the blocks in Keras's order
+    torch_order: tuple = (0,)  # PyTorch's order of the blocks, as indices into Keras's
+
+    @property
+    def cli_name(self) -> str:
+        """The name ``check --layer`` takes: simple_rnn, lstm, gru."""
+        return {"SimpleRNN": "simple_rnn"}.get(self.name, self.name.lower())
 
     def cases(self, **strategies):
         """The layer's case strategy, with some dimensions drawn from ``strategies``."""
@@ -101,8 +108,11 @@ LSTM = LayerSpec(
     shapes=lambda D, U, options: {"kernel": (D, 4 * U), "recurrent_kernel": (U, 4 * U), "bias": (4 * U,)},
     states=("h", "c"),
     products=lambda D, U: D + U + 1 + _GATED_PRODUCTS,
+    layouts=("keras", "textbook", "torch"),
     case_strategy="rnn_ref.harness.cases:cases",
     gates=4,
+    gate_names=("i", "f", "c", "o"),  # input, forget, cell candidate, output
+    torch_order=(0, 1, 2, 3),  # PyTorch's i, f, g, o: the same blocks
 )
 
 GRU = LayerSpec(
@@ -114,8 +124,19 @@ GRU = LayerSpec(
                                   "bias": (2, 3 * U) if options.get("reset_after", True) else (3 * U,)},
     states=("h",),
     products=lambda D, U: D + U + 1 + _GATED_PRODUCTS,
+    layouts=("keras", "textbook", "torch"),
     case_strategy="rnn_ref.harness.cases:cases",
     gates=3,
+    gate_names=("z", "r", "h"),  # update, reset, candidate
+    torch_order=(1, 0, 2),  # PyTorch's r, z, n
 )
 
 LAYERS = {spec.name: spec for spec in (SIMPLE_RNN, LSTM, GRU)}
+
+
+def layer_named(name: str) -> LayerSpec:
+    """The spec called ``name``: ``SimpleRNN`` or ``simple_rnn``, ``LSTM`` or ``lstm``, ..."""
+    for spec in LAYERS.values():
+        if name in (spec.name, spec.cli_name) or name.lower().replace("_", "") == spec.name.lower():
+            return spec
+    raise ValueError(f"layer must be one of {', '.join(s.cli_name for s in LAYERS.values())}, got {name!r}")
