@@ -26,8 +26,10 @@ from rnn_ref.__main__ import main as cli
 from rnn_ref.harness import tolerance
 from rnn_ref.harness.tally import SCHEMA_VERSION, KerasTally, Tally, ToleranceTable, fmt, jsonable
 from rnn_ref.harness.tolerance import budget_rule
+from rnn_ref.report.factor import FactorTally, factor_margin
 from rnn_ref.report.markdown import write_markdown
 from rnn_ref.report.results import report_run, summary
+from rnn_ref.report.sweeps import label, split_label
 
 PROP = "matches_keras"
 
@@ -268,6 +270,81 @@ def test_overflowed_results_are_reported_apart_in_json_and_markdown(tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| | | rnn_ref |"))
     assert row.split("|")[3:8] == [" rnn_ref ", " 2 ", " 0 ", " 1 ", " 1e-07 "], row
     assert "inf" not in md.split("## Per property")[1].split("## Environment")[0]
+
+
+# -- per-layer rows and the needed FACTOR per layer -------------------------------------------------
+
+def test_rows_are_labelled_and_summarised_per_layer(tmp_path):
+    assert label(PROP, "SimpleRNN") == PROP and label(PROP, "LSTM") == f"{PROP} (LSTM)"
+    for layer in ("SimpleRNN", "LSTM", "GRU"):
+        assert split_label(label(PROP, layer)) == (PROP, layer)
+    assert split_label("a (note)") == ("a (note)", "SimpleRNN")  # not a layer: part of the name
+    table = _table()
+    for layer in ("LSTM", "GRU"):
+        table.count_example(label(PROP, layer), "float32")
+        table.add(label(PROP, layer), "rnn_ref", _verdict(max_ulps=5.0))
+    s = summary(table)
+    assert list(s["by_layer"]) == ["SimpleRNN", "LSTM", "GRU"]
+    assert s["by_layer"]["LSTM"]["examples"] == 1
+    assert s["by_layer"]["LSTM"]["implementations"]["rnn_ref"] == {
+        "verdicts": 1, "failed_examples": 0, "overflowed": 0, "max_budget_ratio": pytest.approx(0.01),
+        "needed_factor": 0.0, "closest": ""}
+    assert s["by_implementation"]["rnn_ref"]["verdicts"] == 3  # over every layer
+    write_markdown(tmp_path / "report.md", _markdown_data(table))
+    md = (tmp_path / "report.md").read_text()
+    assert "| LSTM | rnn_ref | 1 | 1 | 0 |" in md and "### matches_keras (GRU)" in md
+
+
+def _needing(factor, dtype="float32"):
+    """A verdict whose worst element needed ``factor`` (envelope 1e-7, no floor)."""
+    v = _verdict(dtype=dtype)
+    v.worst = {**v.worst, "error": factor * 1e-7, "budget": 16e-7, "keras_envelope": 1e-7,
+               "conditioning_envelope": 1e-7, "floor": 0.0}
+    return v
+
+
+def test_the_needed_factor_is_kept_per_layer_with_percentiles(tmp_path):
+    factors = FactorTally()
+    row = label(PROP, "GRU")
+    for i in range(100):
+        factors.add("GRU", "rnn_ref", row, _needing(i / 10), case=f"case {i}")
+    factors.add("GRU", "rnn_ref", row, _needing(2.0, "float64"), case="f64")
+    factors.add("GRU", "rnn_ref", label("chaotic_weights", "GRU"), _needing(12.0), case="chaos")
+    factors.add("GRU", "keras", row, _needing(3.0), case="k")
+    factors.keras_recorder(ToleranceTable(), "GRU")(row, _verdict(overflowed=True))  # counted, left out
+    data = factors.to_json()
+    assert list(data["GRU"]) == ["keras", "rnn_ref"]  # Keras first
+    cell = data["GRU"]["rnn_ref"]
+    assert cell["all"]["verdicts"] == 102 and set(cell["by_dtype"]) == {"float32", "float64"}
+    assert set(cell["by_sweep"]) == {"properties", "chaotic_weights"}
+    f32 = cell["by_sweep"]["properties"]["float32"]
+    assert f32["max_needed_factor"] == pytest.approx(9.9) and f32["closest"] == "case 99"
+    assert f32["p99_needed_factor"] == pytest.approx(9.801) and f32["median_needed_factor"] == pytest.approx(4.95)
+    assert f32["max_budget_ratio"] == pytest.approx(9.9 / 16)
+    assert cell["by_dtype"]["float32"]["max_needed_factor"] == pytest.approx(12.0)
+    assert cell["by_dtype"]["float32"]["closest"] == "chaos"
+    assert data["GRU"]["keras"]["all"]["verdicts"] == 1 and data["GRU"]["keras"]["all"]["overflowed_left_out"] == 1
+    margin = factor_margin(data)["GRU"]
+    assert margin["implementations_max"] == pytest.approx(12.0) and margin["keras_max"] == pytest.approx(3.0)
+    assert margin["margin"] == pytest.approx(tolerance.FACTOR / 12.0)
+    md_data = _markdown_data(_table())
+    md_data["factor"] = data
+    write_markdown(tmp_path / "report.md", md_data)
+    section = (tmp_path / "report.md").read_text().split("## FACTOR per layer")[1].split("## Overflowed")[0]
+    lines = section.split("- **GRU**: ")[1].splitlines()
+    assert lines[0] == "FACTOR = 16 is 1.33 times the largest FACTOR needed"
+    assert lines[1].startswith("  - the whole sweep: correct implementations at most 12 (rnn_ref, float32), ")
+    assert lines[2] == ("  - the properties, at widened gains: correct implementations at most 9.9 (rnn_ref, float32), "
+                        "99th percentile 9.8; Keras against the conditioning alone at most 3 (float32), "
+                        "99th percentile 3, 1 overflowed result left out")
+    assert lines[3] == "  - chaotic_weights: correct implementations at most 12 (rnn_ref, float32), 99th percentile 12"
+    assert "| GRU | rnn_ref | properties | float32 | 100 | 9.9 |" in section
+    assert "| GRU | rnn_ref | chaotic_weights | float32 | 1 | 12 |" in section
+
+
+def test_an_unknown_layer_is_refused(tmp_path, capsys):
+    assert cli(["report", "--layers", "Transformer", "--out", str(tmp_path)]) == 2
+    assert "layer must be one of simple_rnn, lstm, gru, got 'Transformer'" in capsys.readouterr().err
 
 
 # -- the layout of the report package and its shared pieces ----------------------------------------

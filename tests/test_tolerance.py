@@ -1,6 +1,6 @@
 """The tolerance model: no false alarms on correct implementations, wrong ones
 caught, and the rules of ``tolerance.judge`` one by one; plus a smoke test of
-``python -m rnn_ref report``.
+``python -m rnn_ref report`` (every layer).
 
 Correct implementations (rnn_ref and the CORRECT variants) round differently
 from Keras; with chaotic recurrent weights their errors reach O(1), and the
@@ -19,6 +19,7 @@ from rnn_ref.__main__ import main as cli
 from rnn_ref.harness import tolerance
 from rnn_ref.harness.cases import BOUNDED, MASK_PATTERNS, cases, make_case
 from rnn_ref.harness.context import Context, PropertyFailure
+from rnn_ref.harness.properties import PROPERTIES
 from rnn_ref.mutants import scaled_output
 from rnn_ref.harness.tally import needed_factor
 from rnn_ref.report.sweeps import implementations
@@ -199,20 +200,46 @@ def quick_report(tmp_path_factory):
 @pytest.mark.keras
 def test_report_quick_writes_everything(quick_report):
     files = {p.name for p in quick_report.iterdir()}
-    assert {"report.md", "report.json", "error_vs_length.png", "error_vs_spectral_radius.png",
-            "ulp_histograms.png", "budget_vs_error.png"} <= files
+    per_layer = {f"{plot}{suffix}.png" for plot in ("error_vs_length", "error_vs_spectral_radius")
+                 for suffix in ("", "_lstm", "_gru")}
+    assert {"report.md", "report.json", "ulp_histograms.png", "budget_vs_error.png", *per_layer} <= files
     data = json.loads((quick_report / "report.json").read_text())
     assert data["schema_version"] == 1
     assert data["budget_rule"]["FACTOR"] == tolerance.FACTOR
     assert {"keras", "tensorflow", "numpy"} <= set(data["environment"])
+    assert data["settings"]["layers"] == ["SimpleRNN", "LSTM", "GRU"]
     cell = data["properties"]["matches_keras"]["by_dtype"]
     for entry in cell.values():
         assert entry["examples"] >= 1
         assert {"max_abs", "max_rel", "max_ulps"} <= set(entry["keras"])
         assert set(entry["implementations"]) == set(IMPLEMENTATIONS)
+    # LSTM and GRU rows, labelled as tests/test_properties.py labels them, on their reference only
+    for layer in ("LSTM", "GRU"):
+        for name, prop in PROPERTIES.items():
+            row = f"{name} ({layer})"
+            assert (row in data["properties"]) == (layer in prop.layers), row
+        assert "single_step_equals_dense (LSTM)" not in data["properties"]
+        for entry in data["properties"][f"matches_keras ({layer})"]["by_dtype"].values():
+            assert entry["examples"] >= 1 and set(entry["implementations"]) == {"rnn_ref"}
+        assert f"chaotic_weights ({layer})" in data["properties"]
+        assert set(data["sweeps"]["by_layer"][layer]) == {"length", "spectral_radius"}
+        assert data["sweeps"]["by_layer"][layer]["length"]["layer"] == layer
+        # the needed FACTOR of its implementation and of Keras
+        assert set(data["factor"][layer]) == {"keras", "rnn_ref"}
+        assert data["factor"][layer]["rnn_ref"]["all"]["verdicts"] >= 1
+        assert set(data["factor"][layer]["rnn_ref"]["by_sweep"]) == {"properties", "chaotic_weights"}
+        assert data["factor_margin"][layer]["implementations_max"] < tolerance.FACTOR
+    assert list(data["summary"]["by_layer"]) == ["SimpleRNN", "LSTM", "GRU"]
     assert data["summary"]["failed_examples"] == 0
     md = (quick_report / "report.md").read_text()
     assert "## The budget rule" in md and "![error_vs_length](error_vs_length.png)" in md
+    assert "![error_vs_length (LSTM)](error_vs_length_lstm.png)" in md
+    assert "### matches_keras (LSTM)" in md and "### bidirectional_matches_keras (GRU)" in md
+    assert "#### LSTM" in md and "#### GRU" in md  # the dedicated sweeps' tables
+    factor = md.split("## FACTOR per layer")[1].split("## Overflowed results")[0]
+    for layer in ("SimpleRNN", "LSTM", "GRU"):
+        lines = factor.split(f"- **{layer}**: ")[1].splitlines()
+        assert lines[1].startswith("  - the whole sweep: correct implementations at most ")
     for png in files - {"report.md", "report.json"}:
         assert (quick_report / png).read_bytes()[:4] == b"\x89PNG"
 

@@ -1,23 +1,27 @@
 """Numeric tolerance report: how far Keras and correct implementations are
 from the float64 reference, next to the budget that decides pass or fail.
 
-    python -m rnn_ref report [--out DIR] [--max-examples N] [--seed S] [--quick]
+    python -m rnn_ref report [--out DIR] [--max-examples N] [--seed S] [--quick] [--layers LAYER ...]
     python -m rnn_ref report compare OLD.json NEW.json [--threshold X]
 
-The first form runs three sweeps (``sweeps``) and writes DIR/report.md
-(``markdown``, from ``template.md``), DIR/report.json (``results``) and PNG
-plots (``plots``):
+The first form runs three sweeps per layer (SimpleRNN, LSTM, GRU; ``sweeps``
+and ``dedicated``) and writes DIR/report.md (``markdown``, from
+``template.md``), DIR/report.json (``results``) and PNG plots (``plots``):
 
-* every property of the catalogue, on ``rnn_ref.simple_rnn`` and on each
-  correct variant of ``rnn_ref.variants`` (same function, different
-  rounding), with the recurrent gain widened to chaotic values (up to 3)
+* every property of the catalogue that applies to the layer, on the layer's
+  reference (``rnn_ref.simple_rnn``, ``rnn_ref.lstm``, ``rnn_ref.gru``) and,
+  for SimpleRNN, on each correct variant of ``rnn_ref.variants`` (same
+  function, different rounding), with the recurrent gain widened (up to 3)
   wherever the activation is bounded, plus ``chaotic_weights`` (matches_keras
-  on long sequences with activations that can turn chaotic). Every judged
-  result goes through ``Context(record=...)`` into a
-  ``rnn_ref.harness.tally.ToleranceTable``;
+  on long sequences with activations that can turn chaotic, at the layer's
+  chaotic gains). Every judged result goes through ``Context(record=...)``
+  into a ``rnn_ref.harness.tally.ToleranceTable`` (LSTM and GRU rows labelled
+  ``"name (LSTM)"``), and its needed FACTOR, with Keras's own, into a
+  ``factor.FactorTally``;
 * error against sequence length (tanh, T up to 512, a well-conditioned and a
   chaotic gain, both dtypes);
-* error against the recurrent spectral radius (tanh, T = 200, gain 0.1 to 3.5).
+* error against the recurrent spectral radius (tanh, T = 200, from gain 0.1
+  to past the layer's chaotic gain).
 
 The second form (``compare``) compares two files of the same kind (two
 report.json, or two ``pytest --tolerance-report`` files) figure by figure and
@@ -30,12 +34,15 @@ from ..harness.tally import SCHEMA_VERSION, KerasTally, Tally, ToleranceTable, n
 from ..harness.tolerance import budget_rule
 from .cli import main
 from .compare import compare, file_kind, like_for_like
+from .dedicated import sweep_layers, sweep_length, sweep_radius
+from .factor import FactorContext, FactorTally, factor_margin
 from .markdown import write_markdown
 from .results import report_run, summary, write_json
-from .sweeps import catalogue, implementations, sweep_length, sweep_properties, sweep_radius
+from .sweeps import catalogue, implementations, label, sweep_properties
 
 __all__ = [
-    "SCHEMA_VERSION", "KerasTally", "Tally", "ToleranceTable", "budget_rule", "catalogue", "compare", "file_kind",
-    "implementations", "like_for_like", "main", "needed_factor", "report_run", "summary", "sweep_length",
-    "sweep_properties", "sweep_radius", "write_json", "write_markdown",
+    "SCHEMA_VERSION", "FactorContext", "FactorTally", "KerasTally", "Tally", "ToleranceTable", "budget_rule",
+    "catalogue", "compare", "factor_margin", "file_kind", "implementations", "label", "like_for_like", "main",
+    "needed_factor", "report_run", "summary", "sweep_layers", "sweep_length", "sweep_properties", "sweep_radius",
+    "write_json", "write_markdown",
 ]

@@ -12,21 +12,24 @@ import warnings
 from pathlib import Path
 
 from ..harness import tolerance
+from ..harness.spec import LAYERS, layer_named
 from ..harness.tally import KerasTally, Tally, ToleranceTable, fmt
 from .compare import THRESHOLD, run_compare
+from .dedicated import sweep_layers
+from .factor import FactorTally, factor_margin
 from .markdown import write_markdown
-from .plots import PLOTS, write_plots
+from .plots import write_plots
 from .results import write_json
 from .sweeps import (
+    CHAOS,
     DEFAULT_EXAMPLES,
     QUICK_EXAMPLES,
     WEIGHTS,
     WIDE_GAIN,
     catalogue,
-    implementations,
-    sweep_length,
+    labelled_catalogue,
+    planned,
     sweep_properties,
-    sweep_radius,
 )
 
 
@@ -34,11 +37,12 @@ def parser() -> argparse.ArgumentParser:
     """``report`` with its options, and its subcommand ``compare``."""
     ap = argparse.ArgumentParser(
         prog="python -m rnn_ref report",
-        usage="%(prog)s [--out DIR] [--max-examples N] [--seed S] [--quick] [--properties NAME ...]\n"
+        usage="%(prog)s [--out DIR] [--max-examples N] [--seed S] [--quick] [--layers LAYER ...]\n"
+              "       %(prog)s [--properties NAME ...] [--wide-gain LO HI]\n"
               "       %(prog)s compare OLD.json NEW.json [--threshold X] [--all]",
-        description="Sweep every property against Keras for rnn_ref and the correct variants, with chaotic "
-                    "weights, and write report.md, report.json and plots. "
-                    "`python -m rnn_ref report compare OLD.json NEW.json` compares two reports.")
+        description="Sweep every property against Keras, with chaotic weights, for each layer (SimpleRNN: "
+                    "rnn_ref and the correct variants; LSTM, GRU: rnn_ref), and write report.md, report.json "
+                    "and plots. `python -m rnn_ref report compare OLD.json NEW.json` compares two reports.")
     ap.add_argument("--out", type=Path, default=Path("report"), metavar="DIR",
                     help="output directory (default: report)")
     ap.add_argument("--max-examples", type=int, default=None, metavar="N",
@@ -46,6 +50,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, metavar="S", help="hypothesis seed of the property sweep (default 0)")
     ap.add_argument("--quick", action="store_true", help="a small sweep for smoke tests (seconds, not minutes)")
     ap.add_argument("--properties", nargs="*", default=None, metavar="NAME", help="only these properties")
+    ap.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
+                    help=f"only these layers ({', '.join(LAYERS)}; default all)")
+    ap.add_argument("--wide-gain", nargs=2, type=float, default=WIDE_GAIN, metavar=("LO", "HI"),
+                    help=f"recurrent gains the property sweep redraws for bounded activations "
+                         f"(default {WIDE_GAIN[0]:g} {WIDE_GAIN[1]:g})")
     sub = ap.add_subparsers(dest="command", title="subcommand", metavar="compare OLD.json NEW.json",
                             help="compare two report.json files (or two pytest --tolerance-report files)")
     cmp = sub.add_parser(
@@ -69,8 +78,8 @@ def main(argv=None) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    """Run the three sweeps, write report.json, report.md and the plots to
-    ``args.out`` and print a summary table."""
+    """Run the sweeps of every layer, write report.json, report.md and the
+    plots to ``args.out`` and print a summary table."""
     # the property sweep runs per-step softmax over one unit on purpose
     warnings.filterwarnings("ignore", message="You are using a softmax over axis -1")
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -80,30 +89,34 @@ def run_report(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..harness.oracle import KerasOracle
-
     max_examples = args.max_examples or (QUICK_EXAMPLES if args.quick else DEFAULT_EXAMPLES)
-    sweeps = catalogue()
-    names = args.properties or list(sweeps)
-    unknown = [n for n in names if n not in sweeps]
+    known = catalogue()
+    names = args.properties or list(known)
+    unknown = [n for n in names if n not in known]
     if unknown:
         print(f"unknown properties: {', '.join(unknown)}", file=sys.stderr)
         return 2
+    try:
+        chosen = {layer_named(n).name for n in (args.layers or LAYERS)}
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    layers = [n for n in LAYERS if n in chosen]
     if args.quick:
         length_kw = dict(T=64, seeds=1, B=2, D=4, U=8)
-        radius_kw = dict(gains=[0.5, 1.5, 3.0], T=50, seeds=1, B=2, D=4, U=8)
+        radius_kw = dict(gain_fractions=[0.15, 0.5, 1.0], T=50, seeds=1, B=2, D=4, U=8)
     else:
         length_kw, radius_kw = {}, {}
-    impls = implementations()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
-    oracle = KerasOracle()
-    table = ToleranceTable(primary="rnn_ref", points=[], catalogue=sweeps)
+    rows = labelled_catalogue(names, layers)
+    table = ToleranceTable(primary="rnn_ref", catalogue=rows)
+    factors = FactorTally()
     seconds = {}
-    n_examples = sum(max(1, round(max_examples * WEIGHTS.get(n, 1.0))) for n in names)
-    n_length = 2 * 2 * length_kw.get("seeds", 4)
-    n_radius = 2 * len(radius_kw.get("gains", range(18))) * radius_kw.get("seeds", 3)
+    n_examples = planned(names, layers, max_examples)
+    n_length = len(layers) * 2 * 2 * length_kw.get("seeds", 4)
+    n_radius = len(layers) * 2 * len(radius_kw.get("gain_fractions", range(18))) * radius_kw.get("seeds", 3)
     start = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
@@ -112,41 +125,46 @@ def run_report(args: argparse.Namespace) -> int:
         def on_example(name):
             progress.update(task, advance=1, description=f"property {name}")
 
-        def on_property(name, done, planned, secs):
-            progress.update(task, advance=planned - done)
+        def on_property(name, done, planned_n, secs):
+            progress.update(task, advance=planned_n - done)
             fails = sum(n for (p, _, _), n in table.failed_examples.items() if p == name)
-            progress.console.print(f"{name}: {done} cases x {len(impls)} implementations, {fails} failures, "
+            impls = len({i for (p, _, i) in table.impl if p == name})
+            progress.console.print(f"{name}: {done} cases x {impls} implementations, {fails} failures, "
                                    f"{secs:.1f} s")
 
         t0 = time.perf_counter()
-        sweep_properties(names, max_examples=max_examples, seed=args.seed, table=table, oracle=oracle,
-                         impls=impls, on_example=on_example, on_property=on_property)
+        sweep_properties(names, layers=layers, max_examples=max_examples, seed=args.seed, table=table,
+                         factors=factors, wide_gain=tuple(args.wide_gain), on_example=on_example,
+                         on_property=on_property)
         seconds["properties"] = time.perf_counter() - t0
         task2 = progress.add_task("error vs sequence length", total=n_length)
-        t0 = time.perf_counter()
-        length = sweep_length(oracle, impls, on_run=lambda: progress.advance(task2), **length_kw)
-        seconds["length_sweep"] = time.perf_counter() - t0
         task3 = progress.add_task("error vs spectral radius", total=n_radius)
-        t0 = time.perf_counter()
-        radius = sweep_radius(oracle, impls, on_run=lambda: progress.advance(task3), **radius_kw)
-        seconds["radius_sweep"] = time.perf_counter() - t0
+        dedicated, took = sweep_layers(layers, length_kw=length_kw, radius_kw=radius_kw,
+                                       on_length=lambda: progress.advance(task2),
+                                       on_radius=lambda: progress.advance(task3))
+        seconds.update(took)
 
     t0 = time.perf_counter()
-    write_plots(out, length, radius, table.points)
+    plots = write_plots(out, dedicated, factors.points)
     seconds["plots"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start
+    first = dedicated[layers[0]]
     settings = {"max_examples": max_examples, "seed": args.seed, "quick": bool(args.quick),
-                "wide_gain": list(WIDE_GAIN), "weights": WEIGHTS, "properties": names,
-                "length_sweep": {k: v for k, v in length.items() if k in ("T", "seeds", "B", "D", "U")},
-                "radius_sweep": {k: v for k, v in radius.items() if k in ("T", "seeds", "B", "D", "U")}}
-    data = write_json(out / "report.json", table, settings, length, radius, {k: round(v, 2) for k, v in seconds.items()})
+                "wide_gain": list(args.wide_gain), "weights": WEIGHTS, "properties": names, "layers": layers,
+                "chaos": {layer: CHAOS[layer] for layer in layers},
+                "length_sweep": {k: v for k, v in first["length"].items() if k in ("T", "seeds", "B", "D", "U")},
+                "radius_sweep": {k: v for k, v in first["spectral_radius"].items()
+                                 if k in ("T", "seeds", "B", "D", "U")}}
+    data = write_json(out / "report.json", table, settings, dedicated, factors.to_json(), plots,
+                      {k: round(v, 2) for k, v in seconds.items()})
     write_markdown(out / "report.md", data)
     print_summary(table, data, out, seconds["total"])
     return 0
 
 
 def print_summary(table: ToleranceTable, data: dict, out: Path, total_seconds: float) -> None:
-    """One row per property and dtype on stdout, then the totals and where the files went."""
+    """One row per property (and layer) and dtype on stdout, then the totals, the
+    needed FACTOR per layer and where the files went."""
     from rich.console import Console
     from rich.table import Table
 
@@ -174,7 +192,14 @@ def print_summary(table: ToleranceTable, data: dict, out: Path, total_seconds: f
     console.print(
         f"{s['examples']} cases, {s['verdicts']} judged results ({s['overflowed']} overflowed, not in the ulps "
         f"columns), {s['failed_examples']} failed examples; "
-        + "; ".join(f"{n}: max err/budget {fmt(d['max_budget_ratio'])}, needed FACTOR {fmt(d['needed_factor'])}"
-                    for n, d in s["by_implementation"].items())
-        + f" (FACTOR = {tolerance.FACTOR:g}). Wrote {out}/report.md, report.json and {len(PLOTS)} plots "
-          f"in {total_seconds:.0f} s.")
+        + "; ".join(f"{layer} {n}: max err/budget {fmt(d['max_budget_ratio'])}, needed FACTOR "
+                    f"{fmt(d['needed_factor'])}"
+                    for layer, e in s["by_layer"].items() for n, d in e["implementations"].items())
+        + f" (FACTOR = {tolerance.FACTOR:g}).")
+    for layer, m in factor_margin(data.get("factor", {})).items():
+        console.print(f"{layer}: needed FACTOR max {fmt(m['implementations_max'])} (99th percentile "
+                      f"{fmt(m['implementations_p99'])}), Keras against the conditioning max {fmt(m['keras_max'])} "
+                      f"(p99 {fmt(m['keras_p99'])}); "
+                      + (f"FACTOR {tolerance.FACTOR:g} is {m['margin']:.3g}x the largest." if m["margin"] is not None
+                         else "every error was under the floor."))
+    console.print(f"Wrote {out}/report.md, report.json and {len(data['plots'])} plots in {total_seconds:.0f} s.")

@@ -7,19 +7,22 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from ..harness import tolerance
 from ..harness.tally import fmt
+from .sweeps import split_label
 
-#: One caption per plot of ``plots.PLOTS``.
+#: One caption per plot of ``plots.PLOTS`` (the per-layer plots share theirs).
 CAPTIONS = {
     "error_vs_length": "Error of the output at step T against T (log grid, one return_sequences run of "
-                       "length 512). Well-conditioned: errors stay at a few ulps. Chaotic: every "
+                       "length {T}). Well-conditioned: errors stay at a few ulps. Chaotic: every "
                        "implementation's error grows like exp(lambda_1 T) with the conditioning, and "
                        "the budget follows.",
-    "error_vs_spectral_radius": "Largest error over T = 200 steps against the spectral radius of "
+    "error_vs_spectral_radius": "Largest error over T = {T} steps against the spectral radius of "
                                 "recurrent_kernel, with the largest Lyapunov exponent of the trajectory: "
                                 "errors leave the roundoff level where lambda_1 turns positive.",
-    "ulp_histograms": "Top: every output element of the well-conditioned tanh sweep, in ulps from the "
-                      "truth. Bottom: the largest ulp distance of every judged result of the property sweep.",
+    "ulp_histograms": "Top rows, one per layer: every output element of its well-conditioned tanh sweep, in "
+                      "ulps from the truth. Bottom: the largest ulp distance of every judged result of the "
+                      "property sweep.",
     "budget_vs_error": "Each judged result of the property sweep at its element closest to the budget: "
                        "error against budget. Points under the solid line pass; points under the dotted "
                        "line would pass with FACTOR = 1.",
@@ -46,26 +49,125 @@ def template() -> Template:
 
 
 def write_markdown(path: Path, data: dict) -> None:
-    """Write report.md to ``path`` from ``data``, the contents of a report.json."""
+    """Write report.md to ``path`` from ``data``, the contents of a report.json
+    (older files, with SimpleRNN's sweeps only and no ``factor``, render too)."""
     s, env, summ = data["settings"], data["environment"], data["summary"]
-    length, radius = data["sweeps"]["length"], data["sweeps"]["spectral_radius"]
+    dedicated = layer_sweeps(data["sweeps"])
+    layers = s.get("layers") or list(dedicated)
     text = template().substitute(
         created=data["created"], max_examples=s["max_examples"], seed=s["seed"], quick=", quick" if s["quick"] else "",
-        keras=env["keras"], tensorflow=env["tensorflow"], numpy=env["numpy"], python=env["python"],
-        longdouble_bits=env["longdouble_mantissa_bits"], wide_gain=f"{s['wide_gain'][1]:g}",
-        budget_rule=budget_rule_block(data["budget_rule"]),
+        layers=", ".join(layers), keras=env["keras"], tensorflow=env["tensorflow"], numpy=env["numpy"],
+        python=env["python"], longdouble_bits=env["longdouble_mantissa_bits"],
+        wide_gain=f"{s['wide_gain'][1]:g}", budget_rule=budget_rule_block(data["budget_rule"]),
         examples=summ["examples"], verdicts=summ["verdicts"], overflowed=summ.get("overflowed", 0),
         failed_examples=summ["failed_examples"], summary_table=summary_table(summ),
+        factor=factor_section(data.get("factor"), data["budget_rule"].get("FACTOR", tolerance.FACTOR)),
         overflowed_results=overflowed_section(data),
-        plots="\n\n".join(f"### {key.replace('_', ' ')}\n\n![{key}]({fname})\n\n{CAPTIONS[key]}"
-                          for key, fname in data["plots"].items()),
-        length_T=length["T"], length_seeds=length["seeds"], length_table=length_table(length),
-        radius_T=radius["T"], radius_seeds=radius["seeds"], radius_table=radius_table(radius),
+        plots=plots_section(data["plots"], dedicated),
+        dedicated=dedicated_section(dedicated),
         properties="\n\n".join(property_section(prop, p) for prop, p in data["properties"].items()),
         environment="\n".join(f"| {k} | {v} |" for k, v in env.items()),
         seconds=", ".join(f"{k} {v:.1f}" for k, v in data["seconds"].items()),
     )
     path.write_text(text + "\n")
+
+
+def layer_sweeps(sweeps: dict) -> dict:
+    """{layer: {"length", "spectral_radius"}} of a report.json's ``sweeps``
+    (a file without ``by_layer`` has SimpleRNN's only)."""
+    if sweeps.get("by_layer"):
+        return sweeps["by_layer"]
+    return {sweeps["length"].get("layer", "SimpleRNN"): {"length": sweeps["length"],
+                                                         "spectral_radius": sweeps["spectral_radius"]}}
+
+
+def plots_section(plots: dict, dedicated: dict) -> str:
+    """Each plot with its caption, the per-layer ones under their layer."""
+    blocks = []
+    for key, fname in plots.items():
+        base, layer = split_label(key)
+        sweep = dedicated.get(layer, {}).get("length" if base == "error_vs_length" else "spectral_radius", {})
+        caption = CAPTIONS.get(base, "").format(T=sweep.get("T", "T"))
+        title = base.replace("_", " ") + (f" ({layer})" if key != base else "")
+        blocks.append(f"### {title}\n\n![{key}]({fname})\n\n{caption}")
+    return "\n\n".join(blocks)
+
+
+def dedicated_section(dedicated: dict) -> str:
+    """Per layer: its length table and its spectral radius table."""
+    blocks = []
+    for layer, d in dedicated.items():
+        length, radius = d["length"], d["spectral_radius"]
+        blocks += [
+            f"#### {layer}",
+            f"Length sweep (tanh{GATES.get(layer, '')}, T up to {length['T']}, max over {length['seeds']} seeds): "
+            "the largest error, and the first step where it exceeds 1e-2 (lambda_1 predicts about "
+            "ln(1e-2 / u) / lambda_1).",
+            length_table(length),
+            f"Spectral radius sweep (tanh{GATES.get(layer, '')}, T = {radius['T']}, max over {radius['seeds']} "
+            "seeds): largest error of Keras and rnn_ref, the conditioning, and the budget where rnn_ref's error "
+            "is largest.",
+            radius_table(radius),
+        ]
+    return "\n\n".join(blocks)
+
+
+def factor_section(factor: dict | None, factor_value: float) -> str:
+    """The needed FACTOR per layer: a few lines per layer (the whole sweep and
+    each part of it), then the table per layer, who, part and dtype."""
+    if not factor:
+        return "This file records no per-layer FACTOR figures (written before they were measured)."
+    lines = []
+    for layer, per in factor.items():
+        whole = [(who, "", dtype, c) for who, d in per.items() for dtype, c in d["by_dtype"].items()]
+        parts = [(who, sweep, dtype, c) for who, d in per.items() for sweep, by in d.get("by_sweep", {}).items()
+                 for dtype, c in by.items()]
+        worst = max((float(c["max_needed_factor"]) for *_, c in whole), default=0.0)
+        lines.append(f"- **{layer}**: " + (f"FACTOR = {factor_value:g} is {factor_value / worst:.3g} times the "
+                                           "largest FACTOR needed" if worst > 0 else
+                                           "no result needed any FACTOR (every error under the floor)"))
+        lines.append(f"  - the whole sweep: {_largest_needed(whole)}")
+        for sweep, title in (("properties", "the properties, at widened gains"),
+                             ("chaotic_weights", "chaotic_weights")):
+            cells = [x for x in parts if x[1] == sweep]
+            if cells:
+                lines.append(f"  - {title}: {_largest_needed(cells)}")
+    rows = ["| layer | who | sweep | dtype | judged results | max needed FACTOR | 99th percentile | median | "
+            "max err/budget | closest case |", "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    for layer, per in factor.items():
+        for who, d in per.items():
+            for sweep, by in d.get("by_sweep", {"-": d["by_dtype"]}).items():
+                for dtype, c in by.items():
+                    rows.append(f"| {layer} | {'Keras (vs conditioning)' if who == 'keras' else who} | {sweep} | "
+                                f"{dtype} | {c['verdicts']} | {fmt(c['max_needed_factor'])} | "
+                                f"{fmt(c['p99_needed_factor'])} | {fmt(c['median_needed_factor'])} | "
+                                f"{fmt(c['max_budget_ratio'])} | {c['closest'] or '-'} |")
+    return "\n".join(lines) + "\n\n" + "\n".join(rows)
+
+
+def _largest_needed(cells: list) -> str:
+    """The largest needed FACTOR and the largest 99th percentile (over the
+    dtypes) of the implementations and of Keras among ``cells``, a list of
+    (who, sweep, dtype, stats)."""
+    def part(keras: bool) -> str:
+        mine = [(who, sweep, dtype, c) for who, sweep, dtype, c in cells if (who == "keras") == keras]
+        if not mine:
+            return ""
+        top, who, sweep, dtype = max((float(c["max_needed_factor"]), who, sweep, dtype)
+                                     for who, sweep, dtype, c in mine)
+        p99 = max(float(c["p99_needed_factor"]) for *_, c in mine)
+        left = sum(c.get("overflowed_left_out", 0) for *_, c in mine)
+        where = ", ".join(x for x in ((who if not keras else ""), dtype) if x) if top > 0 else ""
+        return (f"{fmt(top)}" + (f" ({where})" if where else "") + f", 99th percentile {fmt(p99)}"
+                + (f", {left} overflowed result{'s' if left > 1 else ''} left out" if left else ""))
+
+    impl, keras = part(False), part(True)
+    return "; ".join(x for x in (f"correct implementations at most {impl}" if impl else "",
+                                 f"Keras against the conditioning alone at most {keras}" if keras else "") if x)
+
+
+#: What the dedicated sweeps run besides tanh, per layer.
+GATES = {"LSTM": ", sigmoid gates", "GRU": ", sigmoid gates, reset_after=True"}
 
 
 def budget_rule_block(rule: dict) -> str:
@@ -77,11 +179,15 @@ def budget_rule_block(rule: dict) -> str:
 
 
 def summary_table(summ: dict) -> str:
-    rows = ["| implementation | judged results | failed examples | max err/budget | needed FACTOR | closest case |",
-            "|---|---:|---:|---:|---:|---|"]
-    for n, d in summ["by_implementation"].items():
-        rows.append(f"| {n} | {d['verdicts']} | {d['failed_examples']} | {fmt(d['max_budget_ratio'])} | "
-                    f"{fmt(d['needed_factor'])} | {d['closest'] or '-'} |")
+    """One row per layer and implementation (per implementation only in files without ``by_layer``)."""
+    rows = ["| layer | implementation | cases | judged results | failed examples | max err/budget | needed FACTOR "
+            "| closest case |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    by_layer = summ.get("by_layer") or {"-": {"examples": summ["examples"],
+                                              "implementations": summ["by_implementation"]}}
+    for layer, e in by_layer.items():
+        for n, d in e["implementations"].items():
+            rows.append(f"| {layer} | {n} | {e['examples']} | {d['verdicts']} | {d['failed_examples']} | "
+                        f"{fmt(d['max_budget_ratio'])} | {fmt(d['needed_factor'])} | {d['closest'] or '-'} |")
     return "\n".join(rows)
 
 

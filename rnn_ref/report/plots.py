@@ -1,5 +1,6 @@
 """The report's figures (matplotlib, PNG): error against sequence length and
-against spectral radius, ulp histograms, and error against budget."""
+against spectral radius (one file per layer), ulp histograms, and error
+against budget."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from ..harness import tolerance
-from .sweeps import ULP_EDGES, WIDE_GAIN, histogram
+from ..harness.spec import SIMPLE_RNN
+from .dedicated import ULP_EDGES, histogram
+from .sweeps import label
 
-#: The plots of a report: name -> file name in the output directory.
+#: The plots of a report: name -> file name in the output directory. The
+#: first two are drawn per layer: ``error_vs_length (LSTM)`` is
+#: error_vs_length_lstm.png (SimpleRNN keeps the names below).
 PLOTS = {
     "error_vs_length": "error_vs_length.png",
     "error_vs_spectral_radius": "error_vs_spectral_radius.png",
@@ -20,15 +25,45 @@ PLOTS = {
 }
 
 COLORS = {"keras": "black", "rnn_ref": "tab:blue", "float64_inside": "tab:green",
-          "fused_product": "tab:orange", "per_sample_textbook": "tab:red"}
+          "fused_product": "tab:orange", "per_sample_textbook": "tab:red",
+          "rnn_ref (LSTM)": "tab:purple", "rnn_ref (GRU)": "tab:brown"}
+PER_LAYER = ("error_vs_length", "error_vs_spectral_radius")
 
 
-def write_plots(out: Path, length: dict, radius: dict, points: list) -> None:
-    """Draw every plot of PLOTS into the directory ``out``."""
-    plot_length(length, out / PLOTS["error_vs_length"])
-    plot_radius(radius, out / PLOTS["error_vs_spectral_radius"])
-    plot_ulp_histograms(length, points, out / PLOTS["ulp_histograms"])
-    plot_budget(points, out / PLOTS["budget_vs_error"])
+def plot_files(layers) -> dict:
+    """Plot name -> file name of a report on ``layers``: PLOTS, with the
+    per-layer plots once per layer (labelled as the property rows are)."""
+    out = {}
+    for key, fname in PLOTS.items():
+        if key not in PER_LAYER:
+            out[key] = fname
+            continue
+        for layer in layers:
+            suffix = "" if layer == SIMPLE_RNN.name else f"_{layer.lower()}"
+            out[label(key, layer)] = fname.replace(".png", f"{suffix}.png")
+    return out
+
+
+def _log_y(ax) -> None:
+    """A log y axis with major ticks only: errors span 20 decades here, and the
+    minor ticks of every decade cost most of the drawing time."""
+    from matplotlib.ticker import NullLocator
+
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(NullLocator())
+
+
+def write_plots(out: Path, dedicated: dict, points: list) -> dict:
+    """Draw every plot of ``plot_files`` into the directory ``out``, from the
+    dedicated sweeps ``{layer: {"length", "spectral_radius"}}`` and the
+    property sweep's ``points``; return plot name -> file name."""
+    files = plot_files(list(dedicated))
+    for layer, d in dedicated.items():
+        plot_length(d["length"], out / files[label("error_vs_length", layer)])
+        plot_radius(d["spectral_radius"], out / files[label("error_vs_spectral_radius", layer)])
+    plot_ulp_histograms(dedicated, points, out / files["ulp_histograms"])
+    plot_budget(points, out / files["budget_vs_error"])
+    return files
 
 
 def _arr(values) -> np.ndarray:
@@ -59,14 +94,14 @@ def plot_length(length: dict, path: Path) -> None:
             ax.plot(t, _pos(_arr(d["conditioning"]), lo), "--", color="gray", label="conditioning s")
             ax.plot(t, _pos(_arr(d["budget"]), lo), ":", color="purple", lw=2, label="budget (rnn_ref)")
             ax.set_xscale("log")
-            ax.set_yscale("log")
+            _log_y(ax)
             ax.set_xlabel("sequence length T (error of the output at step T)")
             ax.set_ylabel("max |result - truth|")
             ax.set_title(f"{dtype}, {regime} (gain {reg['gain']:g}, lambda_1 {d['lyapunov']:+.3f})", fontsize=10)
             ax.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"Error against sequence length (tanh, B={length['B']} D={length['D']} U={length['U']}, "
-                 f"max over {length['seeds']} seeds)")
+    fig.suptitle(f"{length.get('layer', 'SimpleRNN')}: error against sequence length (tanh, B={length['B']} "
+                 f"D={length['D']} U={length['U']}, max over {length['seeds']} seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -85,7 +120,7 @@ def plot_radius(radius: dict, path: Path) -> None:
             ax.plot(g, _pos(_arr(e), lo), "o-", ms=3, color=COLORS.get(n), label=n, lw=2.2 if n == "keras" else 1.2)
         ax.plot(g, _pos(_arr(d["conditioning"]), lo), "--", color="gray", label="conditioning s")
         ax.plot(g, _pos(_arr(d["budget_at_worst"]), lo), ":", color="purple", lw=2, label="budget at worst element")
-        ax.set_yscale("log")
+        _log_y(ax)
         ax.set_xlabel("spectral radius of recurrent_kernel (gain)")
         ax.set_ylabel(f"max |result - truth| over T={radius['T']}")
         ax.set_title(dtype)
@@ -100,28 +135,34 @@ def plot_radius(radius: dict, path: Path) -> None:
     ax.set_title("chaos: lambda_1 > 0")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.suptitle(f"Error against spectral radius (tanh, T={radius['T']}, max over {radius['seeds']} seeds)")
+    fig.suptitle(f"{radius.get('layer', 'SimpleRNN')}: error against spectral radius (tanh, T={radius['T']}, "
+                 f"max over {radius['seeds']} seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def plot_ulp_histograms(length: dict, points: list, path: Path, primary: str = "rnn_ref") -> None:
+def plot_ulp_histograms(dedicated: dict, points: list, path: Path, primary: str = "rnn_ref") -> None:
+    """One row per layer (every output element of its well-conditioned length
+    sweep), then one for the property sweep (the max ulps of each judged result)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
-    h = length["ulp_histogram"]
+    fig, axes = plt.subplots(len(dedicated) + 1, 2, figsize=(13, 4 * (len(dedicated) + 1)), squeeze=False)
+    for r, (layer, d) in enumerate(dedicated.items()):
+        h = d["length"]["ulp_histogram"]
+        for c, dtype in enumerate(("float32", "float64")):
+            per = {n: np.array(v, dtype=float) for n, v in h["counts"].get(dtype, {}).items()}
+            _bars(axes[r][c], per, "fraction of elements",
+                  f"{layer}, {dtype}: every output element, {h['regime']} tanh sweep (ulps from the truth)")
     for c, dtype in enumerate(("float32", "float64")):
-        per = {n: np.array(v, dtype=float) for n, v in h["counts"].get(dtype, {}).items()}
-        _bars(axes[0][c], per, "fraction of elements",
-              f"{dtype}: every output element, {h['regime']} tanh sweep (ulps from the truth)")
         rows = [p for p in points if p[1] == dtype]
-        series = {"keras": [p[5] for p in rows if p[0] == primary]}
+        # Keras's figure once per call: from the rows of each layer's primary implementation
+        series = {"keras": [p[5] for p in rows if p[0] == primary or p[0].startswith(f"{primary} (")]}
         for p in rows:
             series.setdefault(p[0], []).append(p[4])
         per = {n: np.array(histogram(np.array(v, dtype=float)), dtype=float) for n, v in series.items()}
-        _bars(axes[1][c], per, "fraction of judged results",
-              f"{dtype}: max ulps of each judged result, property sweep (gain up to {WIDE_GAIN[1]:g})")
+        _bars(axes[-1][c], per, "fraction of judged results",
+              f"{dtype}: max ulps of each judged result, property sweep (every layer)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -136,7 +177,7 @@ def _bars(ax, counts: dict, ylabel: str, title: str) -> None:
     ax.set_xticks(np.arange(len(ULP_EDGES) - 1))
     ax.set_xticklabels(_bin_labels(), rotation=45, fontsize=7)
     if any(c.sum() > 0 for c in counts.values()):
-        ax.set_yscale("log")
+        _log_y(ax)
         ax.legend(fontsize=7)
     ax.set_ylabel(ylabel)
     ax.set_xlabel("ulps from the truth")
@@ -171,7 +212,7 @@ def plot_budget(points: list, path: Path) -> None:
             ax.plot([lo, hi], [lo / tolerance.FACTOR, hi / tolerance.FACTOR], "k:", lw=1,
                     label=f"error = budget / FACTOR ({tolerance.FACTOR:g})")
             ax.set_xscale("log")
-            ax.set_yscale("log")
+            _log_y(ax)
             ax.legend(fontsize=8)
         ax.set_xlabel("budget at the element closest to its budget")
         ax.set_ylabel("|result - truth| there (zeros drawn at the bottom)")

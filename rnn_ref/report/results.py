@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from ..harness import tolerance
+from ..harness.spec import LAYERS
 from ..harness.tally import SCHEMA_VERSION, Tally, ToleranceTable, json_number, jsonable
-from .plots import PLOTS
-from .sweeps import implementations
+from .factor import factor_margin
+from .sweeps import implementations, split_label
 
 
 def environment() -> dict:
@@ -28,25 +29,44 @@ def environment() -> dict:
     return env
 
 
+def _implementation_summary(table: ToleranceTable, name: str, rows=None) -> dict:
+    """Totals and the worst case of implementation ``name`` over the property
+    rows ``rows`` (all when None)."""
+    ts = [t for (p, _, i), t in table.impl.items() if i == name and (rows is None or p in rows)]
+    fails = sum(n for (p, _, i), n in table.failed_examples.items() if i == name and (rows is None or p in rows))
+    worst = max(ts, key=lambda t: t.max_budget_ratio, default=Tally())
+    return {
+        "verdicts": sum(t.verdicts for t in ts),
+        "failed_examples": fails,
+        "overflowed": sum(t.overflowed for t in ts),
+        "max_budget_ratio": json_number(worst.max_budget_ratio),
+        "needed_factor": json_number(max((t.needed_factor for t in ts), default=0.0)),
+        "closest": worst.closest,
+    }
+
+
 def summary(table: ToleranceTable) -> dict:
-    """The ``summary`` block of report.json: totals, and per implementation its worst case."""
+    """The ``summary`` block of report.json: totals, per implementation its
+    worst case over every layer, and the same per layer (``by_layer``, from
+    the row labels: ``matches_keras (LSTM)`` is an LSTM row)."""
     out = {"examples": sum(table.examples.values()), "verdicts": 0, "failed_examples": 0, "overflowed": 0,
-           "by_implementation": {}}
+           "by_implementation": {}, "by_layer": {}}
     for name in table.implementations():
-        ts = [t for (_, _, i), t in table.impl.items() if i == name]
-        fails = sum(n for (_, _, i), n in table.failed_examples.items() if i == name)
-        worst = max(ts, key=lambda t: t.max_budget_ratio, default=Tally())
-        out["by_implementation"][name] = {
-            "verdicts": sum(t.verdicts for t in ts),
-            "failed_examples": fails,
-            "overflowed": sum(t.overflowed for t in ts),
-            "max_budget_ratio": json_number(worst.max_budget_ratio),
-            "needed_factor": json_number(max((t.needed_factor for t in ts), default=0.0)),
-            "closest": worst.closest,
+        d = out["by_implementation"][name] = _implementation_summary(table, name)
+        out["verdicts"] += d["verdicts"]
+        out["failed_examples"] += d["failed_examples"]
+        out["overflowed"] += d["overflowed"]
+    by_layer: dict = {}
+    for prop, _, _ in table.impl:
+        by_layer.setdefault(split_label(prop)[1], set()).add(prop)
+    for layer in [la for la in LAYERS if la in by_layer]:
+        rows = by_layer[layer]
+        names = [n for n in table.implementations() if any((p, d, n) in table.impl for p in rows
+                                                           for d in ("float32", "float64"))]
+        out["by_layer"][layer] = {
+            "examples": sum(n for (p, _), n in table.examples.items() if p in rows),
+            "implementations": {n: _implementation_summary(table, n, rows) for n in names},
         }
-        out["verdicts"] += sum(t.verdicts for t in ts)
-        out["failed_examples"] += fails
-        out["overflowed"] += sum(t.overflowed for t in ts)
     return out
 
 
@@ -60,8 +80,15 @@ def report_run(settings: dict) -> dict:
     }
 
 
-def write_json(path: Path, table: ToleranceTable, settings: dict, length: dict, radius: dict, seconds: dict) -> dict:
-    """Write report.json to ``path``; returns its contents (non-finite numbers not yet made strings)."""
+def write_json(path: Path, table: ToleranceTable, settings: dict, dedicated: dict, factor: dict, plots: dict,
+               seconds: dict) -> dict:
+    """Write report.json to ``path``; returns its contents (non-finite numbers not yet made strings).
+
+    ``dedicated`` is {layer: {"length", "spectral_radius"}} (``dedicated.sweep_layers``);
+    ``sweeps.length`` and ``sweeps.spectral_radius`` repeat the first layer's, as
+    files written before the other layers were swept have them."""
+    first = next(iter(dedicated.values()))
+    layers = list(dedicated)
     data = {
         "schema_version": SCHEMA_VERSION,
         "kind": "report",
@@ -70,12 +97,20 @@ def write_json(path: Path, table: ToleranceTable, settings: dict, length: dict, 
         "settings": settings,
         "environment": environment(),
         "budget_rule": tolerance.budget_rule(),
-        "implementations": {n: (f.__doc__ or "").strip().splitlines()[0] for n, f in implementations().items()},
+        "implementations": {n: _doc(f) for n, f in implementations(layers[0]).items()},
+        "layers": {layer: {n: _doc(f) for n, f in implementations(layer).items()} for layer in layers},
         "summary": summary(table),
+        "factor": factor,
+        "factor_margin": factor_margin(factor),
         **table.to_json(),
-        "sweeps": {"length": length, "spectral_radius": radius},
-        "plots": PLOTS,
+        "sweeps": {"length": first["length"], "spectral_radius": first["spectral_radius"], "by_layer": dedicated},
+        "plots": plots,
         "seconds": seconds,
     }
     path.write_text(json.dumps(jsonable(data), indent=1, allow_nan=False) + "\n")
     return data
+
+
+def _doc(f) -> str:
+    """The first line of a function's docstring."""
+    return (f.__doc__ or "").strip().splitlines()[0]
