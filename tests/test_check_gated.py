@@ -225,3 +225,26 @@ def test_the_run_reports_the_gate_options_it_covered(capsys):
     assert "checking rnn_ref:gru (GRU, layout keras)" in out
     checked = next(line for line in out.splitlines() if line.startswith("checked:"))
     assert "recurrent_activation sigmoid" in checked and "reset_after=True" in checked, checked
+
+
+def lstm_torch_nested(x, weight_ih, weight_hh, bias_ih, bias_hh):
+    """As PyTorch's nn.LSTM returns: every step's h (B, T, U), then (h_n, c_n)."""
+    B, T, _ = x.shape
+    U = weight_hh.shape[1]
+    h, c, hs = np.zeros((B, U), x.dtype), np.zeros((B, U), x.dtype), []
+    for t in range(T):
+        a = x[:, t] @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4U)
+        i, f, g, o = np.split(a, 4, axis=1)  # (B, U) each
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h = _sigmoid(o) * np.tanh(c)
+        hs.append(h)
+    return np.stack(hs, axis=1), (h, c)
+
+
+@pytest.mark.keras
+def test_pytorch_style_nested_states_are_read_flat(capsys):
+    status, out, err = run_check(capsys, f"{HERE}:lstm_torch_nested", "--layer", "lstm", "--layout", "torch",
+                                 "--property", "matches_keras,return_sequences_last_step_is_output",
+                                 "--max-examples", "5")
+    assert status == 0, out + err
+    assert "read flat, (output, h, c)" in out and "returns every step's output" in out

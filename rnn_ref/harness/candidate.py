@@ -234,7 +234,7 @@ class Adapted:
             raise ValueError(f"layout must be one of {', '.join(LAYOUT_NAMES)}, got {layout!r}")
         self.fn, self.layout, self.one_row_at_a_time, self.spec = fn, layout, one_row_at_a_time, spec
         self.options = spec.options
-        self.sequence_output = self.round_output = self.first_of_several = False
+        self.sequence_output = self.round_output = self.first_of_several = self.nested_states = False
         self.signature = sig = Signature.of(fn, self.options)
         self.__name__ = getattr(fn, "__name__", "candidate")
         self.__wrapped__ = fn
@@ -277,6 +277,10 @@ class Adapted:
 
     def _adjusted(self, out, dtype, return_sequences):
         """The output as the catalogue expects it, after the adaptations the probe chose."""
+        if isinstance(out, (tuple, list)) and any(isinstance(o, (tuple, list)) for o in out):
+            # PyTorch's nesting, (output, (h, c)): read flat, as Keras returns it
+            out = tuple(a for o in out for a in (o if isinstance(o, (tuple, list)) else (o,)))
+            self.nested_states = True
         if self.first_of_several and isinstance(out, (tuple, list)) and out:
             out = out[0]  # it returns (output, more...) and takes no return_state
         if not (self.sequence_output or self.round_output):
@@ -319,6 +323,8 @@ class Adapted:
         out = []
         if self.one_row_at_a_time:
             out.append("one sequence at a time")
+        if self.nested_states:
+            out.append("it returns its states nested, (output, (h, c)): read flat, (output, h, c)")
         if self.first_of_several:
             out.append("it returns several arrays and takes no return_state: the first is its output")
         if self.sequence_output:
@@ -357,7 +363,7 @@ class AdaptedBidirectional(Adapted):
         self.fn, self.layout, self.spec, self.one_row_at_a_time = fn, layout, spec, False
         self.options = {"merge_mode": "concat",
                         **{k: v for k, v in spec.options.items() if k not in BIDIRECTIONAL_FIXED}}
-        self.sequence_output = self.round_output = self.first_of_several = False
+        self.sequence_output = self.round_output = self.first_of_several = self.nested_states = False
         self.signature = sig = Signature.of(fn, self.options)
         self.__name__ = getattr(fn, "__name__", "candidate")
         self.__wrapped__ = fn
