@@ -84,6 +84,21 @@ def _runner(layer, D, U, T, dtype, has_mask, n_states):
     return run
 
 
+def _assign(layer, values, dtype) -> None:
+    """Copy ``values`` into the built ``layer``'s variables, in its weights' order."""
+    for var, value in zip(layer.weights, values):
+        var.assign(np.asarray(value, dtype=dtype))
+
+
+def _run_on(run, x, mask, states, dtype):
+    """``run`` (from ``_runner``) on x (B, T, D), the mask (B, T) and the initial states."""
+    args = [x.astype(dtype)]
+    if mask is not None:
+        args.append(np.asarray(mask).astype(bool))
+    args += [np.asarray(s, dtype=dtype) for s in states or ()]
+    return run(*args)
+
+
 class KerasOracle:
     """Callable like the spec's reference function, computed by a real Keras layer.
 
@@ -128,14 +143,9 @@ class KerasOracle:
         key = (D, U, options, bool(unroll), dtype, mask is not None, 0 if states is None else len(states),
                T if unroll else None)
         layer, run = self._layer(key)
-        for var, value in zip(layer.weights, spec.weight_values(kwargs)):
-            var.assign(np.asarray(value, dtype=dtype))
-        args = [x.astype(dtype)]
-        if mask is not None:
-            args.append(np.asarray(mask).astype(bool))
-        args += [np.asarray(s, dtype=dtype) for s in states or ()]
+        _assign(layer, spec.weight_values(kwargs), dtype)
         self.calls += 1
-        out = run(*args)
+        out = _run_on(run, x, mask, states, dtype)
         parts = [o.numpy() for o in out] if kwargs.get("return_state") else [out.numpy()]
         parts = [p[0] for p in parts] if unbatched else parts
         return tuple(parts) if kwargs.get("return_state") else parts[0]
@@ -197,14 +207,9 @@ class KerasOracle:
                0 if states is None else len(states), T if unroll else None)
         layer, run = self._bidirectional_layer(key)
         for inner, weights in ((layer.forward_layer, fwd), (layer.backward_layer, bwd)):
-            for var, value in zip(inner.weights, spec.weight_values(weights)):
-                var.assign(np.asarray(value, dtype=dtype))
-        args = [x.astype(dtype)]
-        if mask is not None:
-            args.append(np.asarray(mask).astype(bool))
-        args += [np.asarray(s, dtype=dtype) for s in states or ()]
+            _assign(inner, spec.weight_values(weights), dtype)
         self.calls += 1
-        out = run(*args)
+        out = _run_on(run, x, mask, states, dtype)
         several = bool(kwargs.get("return_state")) or merge_mode is None
         parts = [o.numpy() for o in out] if several else [out.numpy()]
         parts = [p[0] for p in parts] if unbatched else parts
