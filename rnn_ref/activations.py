@@ -16,7 +16,7 @@ import numpy as np
 Activation = Callable[[np.ndarray], np.ndarray]
 
 
-def _like(x: np.ndarray, y) -> np.ndarray:
+def as_dtype_of(x: np.ndarray, y) -> np.ndarray:
     """Return ``y`` as an array with the dtype of ``x``."""
     return np.asarray(y, dtype=x.dtype)
 
@@ -32,41 +32,41 @@ def tanh(x):
 def sigmoid(x):
     # 1 / (1 + exp(-x)) without overflow warnings for large negative x.
     with np.errstate(over="ignore"):
-        return _like(x, 1.0 / (1.0 + np.exp(-x)))
+        return as_dtype_of(x, 1.0 / (1.0 + np.exp(-x)))
 
 
 def relu(x):
-    return np.maximum(x, _like(x, 0))
+    return np.maximum(x, as_dtype_of(x, 0))
 
 
 def relu6(x):
-    return np.clip(x, _like(x, 0), _like(x, 6))
+    return np.clip(x, as_dtype_of(x, 0), as_dtype_of(x, 6))
 
 
 def elu(x, alpha=1.0):
     with np.errstate(over="ignore"):
-        return _like(x, np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))))
+        return as_dtype_of(x, np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))))
 
 
 def selu(x):
     alpha, scale = 1.6732632423543772, 1.0507009873554805
-    return _like(x, scale * elu(x, alpha))
+    return as_dtype_of(x, scale * elu(x, alpha))
 
 
 def celu(x, alpha=1.0):
-    return _like(x, np.maximum(x, 0) + np.minimum(0, alpha * np.expm1(np.minimum(x, 0) / alpha)))
+    return as_dtype_of(x, np.maximum(x, 0) + np.minimum(0, alpha * np.expm1(np.minimum(x, 0) / alpha)))
 
 
 def softplus(x):
-    return _like(x, np.logaddexp(_like(x, 0), x))
+    return as_dtype_of(x, np.logaddexp(as_dtype_of(x, 0), x))
 
 
 def softsign(x):
-    return _like(x, x / (1 + np.abs(x)))
+    return as_dtype_of(x, x / (1 + np.abs(x)))
 
 
 def silu(x):
-    return _like(x, x * sigmoid(x))
+    return as_dtype_of(x, x * sigmoid(x))
 
 
 def exponential(x):
@@ -76,52 +76,52 @@ def exponential(x):
 
 def hard_sigmoid(x):
     # Keras 3: clip(x / 6 + 1/2, 0, 1). Keras 2 used clip(0.2 x + 0.5, 0, 1).
-    return _like(x, np.clip(x / 6 + 0.5, 0, 1))
+    return as_dtype_of(x, np.clip(x / 6 + 0.5, 0, 1))
 
 
 def sparse_sigmoid(x):
-    return _like(x, np.clip(0.5 * (x + 1), 0, 1))
+    return as_dtype_of(x, np.clip(0.5 * (x + 1), 0, 1))
 
 
 def hard_silu(x):
-    return _like(x, x * hard_sigmoid(x))
+    return as_dtype_of(x, x * hard_sigmoid(x))
 
 
 def hard_tanh(x):
-    return _like(x, np.clip(x, -1, 1))
+    return as_dtype_of(x, np.clip(x, -1, 1))
 
 
 def leaky_relu(x, negative_slope=0.2):
     # Keras 3 default slope 0.2 (Keras 2: 0.3).
-    return _like(x, np.where(x >= 0, x, negative_slope * x))
+    return as_dtype_of(x, np.where(x >= 0, x, negative_slope * x))
 
 
 def log_sigmoid(x):
-    return _like(x, -np.logaddexp(_like(x, 0), -x))
+    return as_dtype_of(x, -np.logaddexp(as_dtype_of(x, 0), -x))
 
 
 def mish(x):
-    return _like(x, x * np.tanh(softplus(x)))
+    return as_dtype_of(x, x * np.tanh(softplus(x)))
 
 
 def tanh_shrink(x):
-    return _like(x, x - np.tanh(x))
+    return as_dtype_of(x, x - np.tanh(x))
 
 
 def soft_shrink(x, threshold=0.5):
-    return _like(x, np.where(x > threshold, x - threshold, np.where(x < -threshold, x + threshold, 0)))
+    return as_dtype_of(x, np.where(x > threshold, x - threshold, np.where(x < -threshold, x + threshold, 0)))
 
 
 def hard_shrink(x, threshold=0.5):
-    return _like(x, np.where(np.abs(x) > threshold, x, 0))
+    return as_dtype_of(x, np.where(np.abs(x) > threshold, x, 0))
 
 
 def squareplus(x, b=4.0):
-    return _like(x, (x + np.sqrt(np.square(x) + b)) / 2)
+    return as_dtype_of(x, (x + np.sqrt(np.square(x) + b)) / 2)
 
 
 def sparse_plus(x):
-    return _like(x, np.where(x <= -1, 0, np.where(x >= 1, x, np.square(x + 1) / 4)))
+    return as_dtype_of(x, np.where(x <= -1, 0, np.where(x >= 1, x, np.square(x + 1) / 4)))
 
 
 #: The complementary error function, elementwise (NumPy has none).
@@ -134,7 +134,7 @@ def gelu(x):
     # the negative tail, where 1 + erf(.) would cancel. NumPy has no erfc, so it
     # is evaluated elementwise in float64 by the standard library.
     x64 = np.asarray(x, dtype=np.float64)
-    return _like(x, 0.5 * x64 * erfc(-x64 / math.sqrt(2.0)).astype(np.float64))
+    return as_dtype_of(x, 0.5 * x64 * erfc(-x64 / math.sqrt(2.0)).astype(np.float64))
 
 
 def softmax(x):
@@ -148,12 +148,12 @@ def softmax(x):
         # others; measured on TF 2.21 CPU, e.g. [inf, 1, 2] -> [nan, 0, 0].
         broken = np.isnan(z)
         out = np.where(broken.any(axis=-1, keepdims=True), np.where(broken, np.nan, 0.0), out)
-    return _like(x, out)
+    return as_dtype_of(x, out)
 
 
 def log_softmax(x):
     z = x - np.max(x, axis=-1, keepdims=True)
-    return _like(x, z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True)))
+    return as_dtype_of(x, z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True)))
 
 
 ACTIVATIONS: dict[str, Activation] = {
