@@ -2,6 +2,8 @@
 
     >>> import rnn_ref
     >>> y = rnn_ref.simple_rnn(x, kernel, recurrent_kernel, bias)   # x (B, T, D) -> (B, U)
+    >>> y, backward = rnn_ref.vjp(rnn_ref.simple_rnn, x, kernel, recurrent_kernel, bias)
+    >>> grads = backward(dy)   # grads.inputs (B, T, D), grads.kernel (D, U), ...
 """
 
 from .activations import ACTIVATIONS
@@ -11,6 +13,7 @@ from .embedding import embedding
 from .gru import gru
 from .lstm import lstm
 from .simple_rnn import simple_rnn
+from .backward import vjp
 
 # Not lazy like from_keras: importing the submodule rnn_ref.load later would
 # rebind the name ``rnn_ref.load`` from the function to the module. load.py
@@ -18,7 +21,7 @@ from .simple_rnn import simple_rnn
 from .load import load, save_npz
 
 __all__ = ["ACTIVATIONS", "dense", "embedding", "simple_rnn", "lstm", "gru", "bidirectional",
-           "from_keras", "load", "save_npz"]
+           "from_keras", "load", "save_npz", "vjp"]
 __version__ = "0.1.0"
 
 

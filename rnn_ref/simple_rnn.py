@@ -90,17 +90,17 @@ class SimpleRNNCell:
             self.bias = _checks.float_array("bias", bias, dtype)
             _checks.shape("bias", self.bias, "U", (U,), hint="one bias per unit; Keras refuses other shapes too")
         self.activation = get_activation(activation)
-        self._z = None
+        self.pre_activation = None  # the last step's z (B, U), a buffer reused from step to step
 
     def project(self, x):
         """x (B, T, D) -> x @ kernel + bias for every step, time-major (T, B, U)."""
-        self._z = np.empty((x.shape[0], self.units), dtype=x.dtype)  # one step's pre-activation, reused
+        self.pre_activation = np.empty((x.shape[0], self.units), dtype=x.dtype)  # (B, U)
         return recurrence.input_projection(x, self.kernel, self.bias)  # (T, B, U)
 
     def step(self, x_t, states):
         """x_t = x_t @ kernel + bias (B, U), states [h_{t-1} (B, U)] -> h_t, [h_t]."""
         (h,) = states
-        z = self._z
+        z = self.pre_activation
         np.dot(h, self.recurrent_kernel, out=z)  # z = h_{t-1} @ recurrent_kernel, in place
         z += x_t  # z = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel
         h = self.activation(z)  # (B, U)

@@ -1,0 +1,302 @@
+"""Backpropagation: vector-Jacobian products of the reference functions.
+
+    >>> out, backward = rnn_ref.vjp(rnn_ref.simple_rnn, x, kernel, recurrent_kernel, bias,
+    ...                             return_sequences=True)
+    >>> grads = backward(d_out)      # d_out (B, T, U), the cotangent of out
+    >>> grads.kernel                 # (D, U): d sum(out * d_out) / d kernel
+
+``vjp(fn, *args, **options)`` runs ``fn(*args, **options)`` once, recording
+what the backward pass needs, and returns its output with a function
+``backward`` of the output's cotangent (with ``return_state``:
+``backward(d_output, d_final_state)``; None stands for zeros). ``backward``
+returns a NamedTuple named like ``fn``'s array arguments, each gradient
+shaped like its argument; None for an argument that was None (no bias, no
+initial_state).
+
+Supported: ``simple_rnn`` (every option), ``dense`` and ``embedding``, with
+every Keras activation name (the derivatives are
+``rnn_ref.activation_grads.activation_vjp``; a callable activation only if it
+is one of ``rnn_ref.activations``'s functions). LSTM, GRU and Bidirectional
+come later.
+
+SimpleRNN: backpropagation through time
+----------------------------------------
+In processing order (after ``go_backwards`` has flipped the steps), with
+keep_t the mask at step t (all True without a mask), the forward loop is::
+
+    z_t = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel       # (B, U)
+    y_t = activation(z_t)                                          # (B, U)
+    h_t = where(keep_t, y_t, h_{t-1})                              # the state, kept on padded rows
+    o_t = where(keep_t, y_t, o_{t-1})                              # the output (0 with zero_output_for_mask)
+
+with h_{-1} the initial state and o_{-1} = 0. The output is o (B, T, U)
+with ``return_sequences``, else o_{T-1}; the final state is h_{T-1}. The
+backward loop runs t = T-1 .. 0 carrying two cotangents, dh of h_t and do
+of o_t (what later steps, the result and the final state ask of them):
+
+* on a valid row, y_t reaches both: dy = dh + do; then dz = dy * act'(z_t)
+  (``activation_vjp(z_t, y_t, dy)``), and h_{t-1} receives
+  dz @ recurrent_kernel.T, o_{t-1} nothing;
+* on a padded row y_t reaches nothing (dz = 0: no contribution to any
+  weight); dh passes to h_{t-1} unchanged, and do to o_{t-1}, the step that
+  produced the repeated output (dropped with zero_output_for_mask, and at
+  t = 0, where o_{-1} is a constant 0).
+
+Letters: B batch, T time steps, D input features, U units; N, K for Dense;
+V vocabulary, E embedding size.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from . import _checks, recurrence
+from .activation_grads import activation_vjp
+from .activations import ACTIVATIONS, get as get_activation
+from .bidirectional import bidirectional
+from .dense import dense
+from .embedding import embedding
+from .gru import gru
+from .lstm import lstm
+from .simple_rnn import SimpleRNNCell, simple_rnn
+
+
+class SimpleRNNGrads(NamedTuple):
+    inputs: np.ndarray  # (B, T, D), or (T, D) for one sequence
+    kernel: np.ndarray  # (D, U)
+    recurrent_kernel: np.ndarray  # (U, U)
+    bias: Optional[np.ndarray]  # (U,), None without a bias
+    initial_state: object  # like the initial_state given ((B, U), (U,) or a list of one), None if not given
+
+
+class DenseGrads(NamedTuple):
+    inputs: np.ndarray  # (..., N)
+    kernel: np.ndarray  # (N, K)
+    bias: Optional[np.ndarray]  # (K,), None without a bias
+
+
+class EmbeddingGrads(NamedTuple):
+    embeddings: np.ndarray  # (V, E), dense: repeated ids add up; ids have no gradient
+
+
+def vjp(fn, *args, **options):
+    """``(fn(*args, **options), backward)``: the output and its vector-Jacobian product.
+
+    fn : ``rnn_ref.simple_rnn``, ``rnn_ref.dense`` or ``rnn_ref.embedding``
+    backward(d_output) or, with ``return_state``, backward(d_output, d_final_state)
+        d_output shaped like the output, d_final_state (B, U); None means zeros.
+        Returns ``SimpleRNNGrads``, ``DenseGrads`` or ``EmbeddingGrads``: the
+        gradients of ``sum(output * d_output) [+ sum(final_state * d_final_state)]``.
+    """
+    if any(fn is f for f in _LATER):
+        raise NotImplementedError(
+            f"vjp of {fn.__name__} is not implemented yet (LSTM, GRU and Bidirectional come later); "
+            f"supported: {', '.join(f.__name__ for f in _VJPS)}")
+    backward_of = next((b for f, b in _VJPS.items() if f is fn), None)
+    if backward_of is None:
+        name = getattr(fn, "__name__", repr(fn))
+        raise TypeError(f"vjp supports rnn_ref.simple_rnn, rnn_ref.dense and rnn_ref.embedding, got {name}")
+    inspect.signature(fn).bind(*args, **options)  # a wrong call is refused in fn's own terms
+    return backward_of(*args, **options)
+
+
+# ---------------------------------------------------------------------------
+# SimpleRNN
+# ---------------------------------------------------------------------------
+
+
+class _RecordingCell(SimpleRNNCell):
+    """``SimpleRNNCell`` that records, step by step in processing order, what the backward
+    pass needs: the state it read h_{t-1}, the pre-activation z_t and y_t = activation(z_t)."""
+
+    def project(self, x):
+        """x (B, T, D) in processing order -> (T, B, U), as SimpleRNNCell; x is kept."""
+        B, T, _ = x.shape
+        self.x = x  # (B, T, D)
+        self.h_prev = np.empty((T, B, self.units), dtype=x.dtype)  # (T, B, U)
+        self.z = np.empty((T, B, self.units), dtype=x.dtype)  # (T, B, U)
+        self.y = np.empty((T, B, self.units), dtype=x.dtype)  # (T, B, U)
+        self.t = 0
+        return super().project(x)  # (T, B, U)
+
+    def step(self, x_t, states):
+        t = self.t
+        self.h_prev[t] = states[0]  # (B, U), as the loop passed it (after the mask)
+        y, new_states = super().step(x_t, states)  # (B, U)
+        self.z[t] = self.pre_activation  # SimpleRNNCell's pre-activation of this step
+        self.y[t] = y
+        self.t = t + 1
+        return y, new_states
+
+
+def _simple_rnn_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", return_sequences=False,
+                    return_state=False, go_backwards=False, mask=None, initial_state=None,
+                    zero_output_for_mask=False):
+    act_name = _activation_name(activation)
+    x, unbatched = recurrence.batched_inputs(inputs)  # (B, T, D)
+    B, T, D = x.shape
+    cell = _RecordingCell(kernel, recurrent_kernel, bias, activation, D, x.dtype, np.shape(inputs))
+    # The forward pass: simple_rnn's own loop, with the recording cell.
+    out = recurrence.run(cell, x, unbatched=unbatched, return_sequences=return_sequences,
+                         return_state=return_state, go_backwards=go_backwards, mask=mask,
+                         initial_state=initial_state, zero_output_for_mask=zero_output_for_mask)
+    U, dtype = cell.units, x.dtype
+    m = recurrence.mask_array(mask, B, T, unbatched)  # (B, T) bool or None, validated by run
+    keep = np.ones((B, T), dtype=bool) if m is None else m  # (B, T), input order
+    if go_backwards:
+        keep = keep[:, ::-1]  # (B, T), processing order, as the loop applied it
+    W, R = cell.kernel, cell.recurrent_kernel  # (D, U), (U, U)
+    xs, h_prev, z, y = cell.x, cell.h_prev, cell.z, cell.y  # (B, T, D), then (T, B, U) each
+    n_cotangents = 2 if return_state else 1
+    call = f"simple_rnn(return_sequences={return_sequences}, return_state={return_state})"
+
+    def backward(*cotangents):
+        """d_output (B, T, U) or (B, U) [, d_final_state (B, U)] -> SimpleRNNGrads."""
+        if len(cotangents) != n_cotangents:
+            want = "(d_output, d_final_state)" if return_state else "(d_output)"
+            raise TypeError(f"backward of {call} takes {want}, got {len(cotangents)} cotangents")
+        out_shape = (T, U) if return_sequences else (U,)
+        d_out = _cotangent("d_output", cotangents[0], out_shape, B, unbatched, dtype)  # (B, T, U) or (B, U)
+        dh = (_cotangent("d_final_state", cotangents[1], (U,), B, unbatched, dtype) if return_state
+              else np.zeros((B, U), dtype=dtype))  # (B, U): of h_{T-1}
+        # do: of o_{T-1}, the last output; with return_sequences d_out[:, t] is added at each step instead
+        do = np.zeros((B, U), dtype=dtype) if return_sequences else d_out  # (B, U)
+        d_x = np.empty((B, T, D), dtype=dtype)  # (B, T, D), processing order
+        d_kernel = np.zeros((D, U), dtype=dtype)  # (D, U)
+        d_recurrent = np.zeros((U, U), dtype=dtype)  # (U, U)
+        d_bias = np.zeros(U, dtype=dtype)  # (U,)
+
+        for t in reversed(range(T)):
+            if return_sequences:
+                do = do + d_out[:, t]  # (B, U): o_t is read by the result, and repeated at later padded steps
+            k = keep[:, t, None]  # (B, 1)
+            dy = np.where(k, dh + do, 0)  # (B, U): y_t became h_t and o_t on valid rows, nothing on padded ones
+            dh = np.where(k, 0, dh)  # (B, U): padded rows kept h_{t-1} as h_t
+            # (B, U): padded rows repeated o_{t-1}, unless they output zeros
+            do = np.zeros_like(do) if zero_output_for_mask else np.where(k, 0, do)
+            dz = activation_vjp(act_name, z[t], y[t], dy)  # (B, U)
+            d_recurrent += h_prev[t].T @ dz  # (U, U)
+            d_kernel += xs[:, t].T @ dz  # (D, U)
+            d_bias += dz.sum(axis=0)  # (U,)
+            d_x[:, t] = dz @ W.T  # (B, D)
+            dh = dh + dz @ R.T  # (B, U): of h_{t-1}
+        # What is left in do belongs to o_{-1}, the constant zeros before the first step.
+
+        if go_backwards:
+            d_x = d_x[:, ::-1]  # (B, T, D), input order
+        if unbatched:
+            d_x, dh = d_x[0], dh[0]  # (T, D), (U,)
+        return SimpleRNNGrads(
+            inputs=np.ascontiguousarray(d_x),
+            kernel=d_kernel,
+            recurrent_kernel=d_recurrent,
+            bias=None if bias is None else d_bias,
+            initial_state=_like_given(initial_state, dh),
+        )
+
+    return out, backward
+
+
+def _cotangent(name, value, shape, B, unbatched, dtype):
+    """A cotangent as (B, *shape) in ``dtype``; None is zeros. ``shape`` without the batch axis."""
+    if value is None:
+        return np.zeros((B, *shape), dtype=dtype)
+    d = _checks.float_array(name, value, dtype)
+    letters = ", ".join("T" if i == 0 and len(shape) == 2 else "U" for i in range(len(shape)))
+    if unbatched:
+        _checks.shape(name, d, letters, shape, hint="inputs are one sequence: the output has no batch axis")
+        return d[None]  # (1, *shape)
+    _checks.shape(name, d, "B, " + letters, (B, *shape), hint="the cotangent has the output's shape")
+    return d
+
+
+def _like_given(initial_state, dh):
+    """The initial state's gradient in the structure it was given: None, an array, a list of one."""
+    if initial_state is None:
+        return None
+    if isinstance(initial_state, (list, tuple)):
+        return type(initial_state)([dh])
+    return dh
+
+
+# ---------------------------------------------------------------------------
+# Dense and Embedding
+# ---------------------------------------------------------------------------
+
+
+def _dense_vjp(inputs, kernel, bias=None, activation=None):
+    act_name = _activation_name(activation)
+    out = dense(inputs, kernel, bias, activation)  # (..., K), checks the arguments
+    x = _checks.float_array("inputs", inputs)  # (..., N)
+    W = _checks.float_array("kernel", kernel, x.dtype)  # (N, K)
+    z = x @ W  # (..., K), as dense computes it
+    if bias is not None:
+        z = z + _checks.float_array("bias", bias, x.dtype)
+    N, K = W.shape
+
+    def backward(d_output):
+        """d_output (..., K) -> DenseGrads."""
+        d = _checks.float_array("d_output", d_output, x.dtype)
+        _checks.shape("d_output", d, "..., K", out.shape, hint="the cotangent has the output's shape")
+        dz = activation_vjp(act_name, z, out, d)  # (..., K)
+        rows_x, rows_dz = x.reshape(-1, N), dz.reshape(-1, K)  # (n, N), (n, K): every leading axis is a batch
+        return DenseGrads(
+            inputs=dz @ W.T,  # (..., N)
+            kernel=rows_x.T @ rows_dz,  # (N, K)
+            bias=None if bias is None else rows_dz.sum(axis=0),  # (K,)
+        )
+
+    return out, backward
+
+
+def _embedding_vjp(ids, embeddings):
+    out = embedding(ids, embeddings)  # (..., E), checks the ids
+    V, E = np.shape(embeddings)
+    rows = _embedding_rows(ids, V)  # (...), in [0, V)
+
+    def backward(d_output):
+        """d_output (..., E) -> EmbeddingGrads: row v of the gradient sums d_output over the ids that read row v."""
+        d = _checks.float_array("d_output", d_output, out.dtype)
+        _checks.shape("d_output", d, "..., E", out.shape, hint="the cotangent has the output's shape")
+        d_table = np.zeros((V, E), dtype=out.dtype)  # (V, E)
+        np.add.at(d_table, rows, d)  # a scatter-add: repeated ids accumulate
+        return EmbeddingGrads(embeddings=d_table)
+
+    return out, backward
+
+
+def _embedding_rows(ids, V):
+    """The row each id reads, as ``embedding`` looks it up: bools are 0/1, floats truncated, -1 the last row."""
+    ids = np.asarray(ids)
+    rows = np.trunc(ids) if ids.dtype.kind == "f" else ids
+    rows = rows.astype(np.int64)  # (...)
+    return np.where(rows < 0, rows + V, rows)  # (...)
+
+
+# ---------------------------------------------------------------------------
+# Activations
+# ---------------------------------------------------------------------------
+
+
+def _activation_name(activation) -> str:
+    """The Keras name of ``activation`` (a name, None for linear, or one of rnn_ref's functions),
+    checked before the forward pass: ``activation_vjp`` needs the derivative by name."""
+    if activation is None:
+        return "linear"
+    if isinstance(activation, str):
+        get_activation(activation)  # the ValueError listing the known names
+        return activation
+    if not callable(activation):
+        get_activation(activation)  # the TypeError naming what an activation can be
+    named = [n for n, f in ACTIVATIONS.items() if f is activation]
+    if not named:
+        raise TypeError(f"vjp needs the activation's derivative: pass a Keras activation name, "
+                        f"got the callable {getattr(activation, '__name__', activation)!r}")
+    return named[0]
+
+
+_VJPS = {simple_rnn: _simple_rnn_vjp, dense: _dense_vjp, embedding: _embedding_vjp}
+_LATER = (lstm, gru, bidirectional)
