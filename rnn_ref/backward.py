@@ -13,11 +13,11 @@ returns a NamedTuple named like ``fn``'s array arguments, each gradient
 shaped like its argument; None for an argument that was None (no bias, no
 initial_state).
 
-Supported: ``simple_rnn`` (every option), ``dense`` and ``embedding``, with
-every Keras activation name (the derivatives are
+Supported: ``simple_rnn``, ``lstm`` and ``gru`` (every option; the gated
+layers' loops are in ``backward_lstm`` and ``backward_gru``), ``dense`` and
+``embedding``, with every Keras activation name (the derivatives are
 ``rnn_ref.activation_grads.activation_vjp``; a callable activation only if it
-is one of ``rnn_ref.activations``'s functions). LSTM, GRU and Bidirectional
-come later.
+is one of ``rnn_ref.activations``'s functions). Bidirectional comes later.
 
 SimpleRNN: backpropagation through time
 ----------------------------------------
@@ -55,7 +55,9 @@ import numpy as np
 
 from . import _checks, recurrence
 from .activation_grads import activation_vjp
-from .activations import ACTIVATIONS, get as get_activation
+from .cotangents import activation_name, cotangent, like_given
+from .backward_gru import gru_vjp
+from .backward_lstm import lstm_vjp
 from .bidirectional import bidirectional
 from .dense import dense
 from .embedding import embedding
@@ -85,20 +87,22 @@ class EmbeddingGrads(NamedTuple):
 def vjp(fn, *args, **options):
     """``(fn(*args, **options), backward)``: the output and its vector-Jacobian product.
 
-    fn : ``rnn_ref.simple_rnn``, ``rnn_ref.dense`` or ``rnn_ref.embedding``
-    backward(d_output) or, with ``return_state``, backward(d_output, d_final_state)
-        d_output shaped like the output, d_final_state (B, U); None means zeros.
-        Returns ``SimpleRNNGrads``, ``DenseGrads`` or ``EmbeddingGrads``: the
-        gradients of ``sum(output * d_output) [+ sum(final_state * d_final_state)]``.
+    fn : ``rnn_ref.simple_rnn``, ``lstm``, ``gru``, ``dense`` or ``embedding``
+    backward(d_output) or, with ``return_state``, backward(d_output, *d_states)
+        d_output shaped like the output, each final state's cotangent (B, U)
+        (an LSTM's d_h, d_c); None means zeros. Returns ``SimpleRNNGrads``,
+        ``LSTMGrads``, ``GRUGrads``, ``DenseGrads`` or ``EmbeddingGrads``: the
+        gradients of ``sum(output * d_output) [+ sum(state * d_state) ...]``.
     """
     if any(fn is f for f in _LATER):
         raise NotImplementedError(
-            f"vjp of {fn.__name__} is not implemented yet (LSTM, GRU and Bidirectional come later); "
+            f"vjp of {fn.__name__} is not implemented yet (Bidirectional comes later); "
             f"supported: {', '.join(f.__name__ for f in _VJPS)}")
     backward_of = next((b for f, b in _VJPS.items() if f is fn), None)
     if backward_of is None:
         name = getattr(fn, "__name__", repr(fn))
-        raise TypeError(f"vjp supports rnn_ref.simple_rnn, rnn_ref.dense and rnn_ref.embedding, got {name}")
+        raise TypeError(f"vjp supports rnn_ref.simple_rnn, rnn_ref.lstm, rnn_ref.gru, rnn_ref.dense and "
+                        f"rnn_ref.embedding, got {name}")
     inspect.signature(fn).bind(*args, **options)  # a wrong call is refused in fn's own terms
     return backward_of(*args, **options)
 
@@ -135,7 +139,7 @@ class _RecordingCell(SimpleRNNCell):
 def _simple_rnn_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", return_sequences=False,
                     return_state=False, go_backwards=False, mask=None, initial_state=None,
                     zero_output_for_mask=False):
-    act_name = _activation_name(activation)
+    act_name = activation_name(activation)
     x, unbatched = recurrence.batched_inputs(inputs)  # (B, T, D)
     B, T, D = x.shape
     cell = _RecordingCell(kernel, recurrent_kernel, bias, activation, D, x.dtype, np.shape(inputs))
@@ -159,8 +163,8 @@ def _simple_rnn_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="
             want = "(d_output, d_final_state)" if return_state else "(d_output)"
             raise TypeError(f"backward of {call} takes {want}, got {len(cotangents)} cotangents")
         out_shape = (T, U) if return_sequences else (U,)
-        d_out = _cotangent("d_output", cotangents[0], out_shape, B, unbatched, dtype)  # (B, T, U) or (B, U)
-        dh = (_cotangent("d_final_state", cotangents[1], (U,), B, unbatched, dtype) if return_state
+        d_out = cotangent("d_output", cotangents[0], out_shape, B, unbatched, dtype)  # (B, T, U) or (B, U)
+        dh = (cotangent("d_final_state", cotangents[1], (U,), B, unbatched, dtype) if return_state
               else np.zeros((B, U), dtype=dtype))  # (B, U): of h_{T-1}
         # do: of o_{T-1}, the last output; with return_sequences d_out[:, t] is added at each step instead
         do = np.zeros((B, U), dtype=dtype) if return_sequences else d_out  # (B, U)
@@ -194,32 +198,10 @@ def _simple_rnn_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="
             kernel=d_kernel,
             recurrent_kernel=d_recurrent,
             bias=None if bias is None else d_bias,
-            initial_state=_like_given(initial_state, dh),
+            initial_state=like_given(initial_state, dh),
         )
 
     return out, backward
-
-
-def _cotangent(name, value, shape, B, unbatched, dtype):
-    """A cotangent as (B, *shape) in ``dtype``; None is zeros. ``shape`` without the batch axis."""
-    if value is None:
-        return np.zeros((B, *shape), dtype=dtype)
-    d = _checks.float_array(name, value, dtype)
-    letters = ", ".join("T" if i == 0 and len(shape) == 2 else "U" for i in range(len(shape)))
-    if unbatched:
-        _checks.shape(name, d, letters, shape, hint="inputs are one sequence: the output has no batch axis")
-        return d[None]  # (1, *shape)
-    _checks.shape(name, d, "B, " + letters, (B, *shape), hint="the cotangent has the output's shape")
-    return d
-
-
-def _like_given(initial_state, dh):
-    """The initial state's gradient in the structure it was given: None, an array, a list of one."""
-    if initial_state is None:
-        return None
-    if isinstance(initial_state, (list, tuple)):
-        return type(initial_state)([dh])
-    return dh
 
 
 # ---------------------------------------------------------------------------
@@ -228,7 +210,7 @@ def _like_given(initial_state, dh):
 
 
 def _dense_vjp(inputs, kernel, bias=None, activation=None):
-    act_name = _activation_name(activation)
+    act_name = activation_name(activation)
     out = dense(inputs, kernel, bias, activation)  # (..., K), checks the arguments
     x = _checks.float_array("inputs", inputs)  # (..., N)
     W = _checks.float_array("kernel", kernel, x.dtype)  # (N, K)
@@ -281,22 +263,5 @@ def _embedding_rows(ids, V):
 # ---------------------------------------------------------------------------
 
 
-def _activation_name(activation) -> str:
-    """The Keras name of ``activation`` (a name, None for linear, or one of rnn_ref's functions),
-    checked before the forward pass: ``activation_vjp`` needs the derivative by name."""
-    if activation is None:
-        return "linear"
-    if isinstance(activation, str):
-        get_activation(activation)  # the ValueError listing the known names
-        return activation
-    if not callable(activation):
-        get_activation(activation)  # the TypeError naming what an activation can be
-    named = [n for n, f in ACTIVATIONS.items() if f is activation]
-    if not named:
-        raise TypeError(f"vjp needs the activation's derivative: pass a Keras activation name, "
-                        f"got the callable {getattr(activation, '__name__', activation)!r}")
-    return named[0]
-
-
-_VJPS = {simple_rnn: _simple_rnn_vjp, dense: _dense_vjp, embedding: _embedding_vjp}
-_LATER = (lstm, gru, bidirectional)
+_VJPS = {simple_rnn: _simple_rnn_vjp, lstm: lstm_vjp, gru: gru_vjp, dense: _dense_vjp, embedding: _embedding_vjp}
+_LATER = (bidirectional,)

@@ -827,11 +827,15 @@ def test_gradients_are_named_like_the_arguments():
     assert type(backward(np.ones((2, 2))))._fields == ("embeddings",)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
-def test_gated_layers_are_not_implemented_yet(name):
-    w = {"lstm": 4, "gru": 3}[name]
-    with pytest.raises(NotImplementedError, match=name):
-        rnn_ref.vjp(getattr(rnn_ref, name), np.ones((1, 2, 3)), np.ones((3, w * 2)), np.ones((2, w * 2)))
+@pytest.mark.parametrize("name, gates", [("lstm", 4), ("gru", 3)])
+def test_vjp_dispatches_the_gated_layers(name, gates):
+    """rnn_ref.vjp runs their own backward passes (tests/test_vjp_lstm.py, test_vjp_gru.py)."""
+    rng = np.random.default_rng(0)
+    x, k, r = rng.normal(size=(2, 3, 3)), rng.normal(size=(3, gates * 2)), rng.normal(size=(2, gates * 2))
+    out, backward = rnn_ref.vjp(getattr(rnn_ref, name), x, k, r)
+    np.testing.assert_array_equal(out, getattr(rnn_ref, name)(x, k, r))
+    grads = backward(np.ones_like(out))
+    assert grads.kernel.shape == k.shape and grads.inputs.shape == x.shape and grads.bias is None
 
 
 def test_bidirectional_is_not_implemented_yet():
