@@ -47,7 +47,7 @@ def layer_options(function_options):
     return {**{k: v for k, v in function_options.items() if k not in CALL_OPTIONS}, **MODEL_OPTIONS}
 
 
-def _check_mask_in(layer, mask):
+def check_mask_in(layer, mask):
     """Refuse a mask where Keras feeds none, or none where Keras feeds one."""
     if layer.mask_in is not None and layer.mask_in != (mask is not None):
         given = "a mask" if mask is not None else "no mask"
@@ -103,7 +103,7 @@ class Recurrent(Layer):
     mask_in: bool | None = None
 
     def __call__(self, x, mask=None):
-        _check_mask_in(self, mask)
+        check_mask_in(self, mask)
         x = _sequence_input(self, x)  # (B, T, D)
         output, *states = self.FUNCTION(
             x, self.kernel, self.recurrent_kernel, self.bias,
@@ -313,7 +313,7 @@ class Bidirectional(Layer):
         return self.forward.stateful
 
     def __call__(self, x, mask=None):
-        _check_mask_in(self, mask)
+        check_mask_in(self, mask)
         x = _sequence_input(self, x)  # (B, T, D)
         f, b = self.forward, self.backward
         states_f, states_b = f.initial_state(x.shape[0]), b.initial_state(x.shape[0])

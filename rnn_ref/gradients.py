@@ -1,0 +1,351 @@
+"""Gradients of a whole NumpyModel's loss, and one plain SGD step.
+
+    >>> np_model = rnn_ref.from_keras(keras_model)
+    >>> grads = model_gradients(np_model, x, y, "binary_crossentropy")
+    >>> # [(V, E), (E, U), (U, U), (U,), (U, 1), (1,)]: keras_model.trainable_weights' order
+    >>> loss = train_step(np_model, x, y, "binary_crossentropy", learning_rate=0.1)
+
+``model_gradients`` runs the model forward once with each layer's vjp
+(``rnn_ref.vjp``), computes the loss and its gradient with respect to the
+model output (``losses``), and chains the layers' backward functions from
+the last layer to the first. Masks flow as in the forward pass
+(``NumpyModel.__call__``).
+
+The loss, as Keras 3 computes it (TF backend, measured on Keras 3.15.1)
+-----------------------------------------------------------------------
+``keras.losses.binary_crossentropy``, ``categorical_crossentropy`` and
+``sparse_categorical_crossentropy`` look for the ``_keras_logits`` that
+Keras's ``sigmoid`` and ``softmax`` attach to their outputs; when present
+they compute from the logits (``sigmoid_cross_entropy_with_logits``,
+``softmax_cross_entropy_with_logits``), NOT from the clipped probabilities.
+A model whose last layer is ``Dense(..., "sigmoid" | "softmax")`` therefore
+gets the logits path in ``tf.GradientTape`` on ``loss(y, model(x))``, in
+``compile(loss=...)`` + ``train_on_batch``, ``evaluate`` and
+``compute_loss`` alike (all measured equal). Only a loss computed on
+``model.predict``'s NumPy output (no logits attached) takes the clipped path
+(``clip(p, 1e-7, 1 - 1e-7)``; its gradient is 0 where p was clipped): at a
+saturated output the two differ completely (logit 120, target 0: 120.0 from
+logits, 16.1 clipped; gradient 1 vs 0). ``model_gradients`` follows Keras:
+with a crossentropy and a last Dense with sigmoid or softmax, the loss is
+computed from that Dense's pre-activation, and the Dense is differentiated
+as a linear layer. Keras uses the logits whichever crossentropy meets
+whichever of the two activations (binary_crossentropy on a softmax output
+computes a sigmoid crossentropy of the softmax's logits); so does this module.
+
+One exception, measured: the ``Loss`` classes (``keras.losses.BinaryCrossentropy()``,
+and so ``compile(loss=...)`` + ``train_on_batch``) first cast y_pred to their
+dtype, floatx (float32) by default. For a ``dtype="float64"`` model the cast
+makes a new tensor without ``_keras_logits``, so Keras then takes the CLIPPED
+float32 path (logit 120, target 0: loss 16.03, gradient 0, and
+``train_on_batch`` leaves the weights unchanged), while the function form
+``keras.losses.binary_crossentropy(y, model(x))`` still uses the logits. This
+module follows the function form (the logits); ``train_step`` therefore equals
+``train_on_batch`` for float32 models (and for float64 ones away from
+saturation, up to float32 rounding of the loss), not at float64 saturation.
+
+Reduction: Keras's default ``"sum_over_batch_size"``: the per-sample loss
+(the mean over the last axis for binary_crossentropy and mse, the sum over
+classes for the categorical ones) averaged over every other axis.
+
+Not supported (raise NotImplementedError): Bidirectional layers (no vjp
+yet), a layer with ``return_state``, a model whose output carries a mask
+(Keras weights the loss by it), several outputs.
+
+Stateful layers: as ``model(x)`` in Keras, a gradient computation starts
+from the states the previous call left and advances them; the incoming
+states are constants (truncated backpropagation through time).
+
+Letters: B batch, T time steps, K output features, n the number of
+per-sample losses (B, or B T for a sequence output).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .backward import vjp
+from .dense import dense
+from .embedding import embedding
+from .model import Dense, Embedding, NumpyModel
+from .recurrent_layers import Bidirectional, Recurrent, check_mask_in
+
+EPSILON = 1e-7  # keras.backend.epsilon(), the clipping of the probability formulas
+
+
+class LossValue(NamedTuple):
+    value: float  # the loss, averaged as "sum_over_batch_size"
+    gradient: np.ndarray  # d value / d y_pred, shaped like y_pred (the logits when from_logits)
+
+
+# ---------------------------------------------------------------------------
+# Losses: value and gradient with respect to the model output (or its logits)
+# ---------------------------------------------------------------------------
+
+
+def _sigmoid(z):
+    return np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # (..., K)
+
+
+def _clip(p):
+    """Keras's ``clip(p, eps, 1 - eps)`` and where its gradient passes (TF's clip_by_value: inclusive bounds)."""
+    eps = np.asarray(EPSILON, p.dtype)
+    one = np.asarray(1, p.dtype)
+    return np.clip(p, eps, one - eps), (p >= eps) & (p <= one - eps)
+
+
+def _float(y_pred):
+    p = np.asarray(y_pred)
+    return p if p.dtype.kind == "f" else p.astype(np.float32)
+
+
+def mse(y_true, y_pred, from_logits=False):
+    """Mean squared error: mean over the last axis of (y_pred - y_true)^2, then over the batch.
+
+    y_true, y_pred : (..., K) -> LossValue; the gradient is 2 (y_pred - y_true) / (K n).
+    """
+    del from_logits  # not a crossentropy: the output is used as it is
+    p = _float(y_pred)
+    diff = p - np.asarray(y_true, dtype=p.dtype)  # (..., K)
+    n, K = diff[..., 0].size, diff.shape[-1]
+    value = np.mean(np.mean(diff * diff, axis=-1))
+    return LossValue(float(value), (2 * diff / (K * n)).astype(p.dtype))
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False):
+    """Keras ``binary_crossentropy``: mean over the last axis, then over the batch.
+
+    y_true (..., K) in [0, 1]; y_pred (..., K): probabilities, or logits z
+    with ``from_logits`` (then per element ``max(z, 0) - z y + log1p(exp(-|z|))``,
+    gradient ``(sigmoid(z) - y) / (K n)``). Probabilities are clipped to
+    [1e-7, 1 - 1e-7] first, and the gradient is 0 where they were clipped.
+    """
+    p = _float(y_pred)
+    y = np.asarray(y_true, dtype=p.dtype)
+    n, K = p[..., 0].size, p.shape[-1]
+    if from_logits:
+        z = p
+        per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))  # (..., K)
+        grad = _sigmoid(z) - y  # d per / d z
+    else:
+        pc, inside = _clip(p)
+        per = -(y * np.log(pc) + (1 - y) * np.log(1 - pc))
+        grad = np.where(inside, -y / pc + (1 - y) / (1 - pc), 0)
+    return LossValue(float(np.mean(np.mean(per, axis=-1))), (grad / (K * n)).astype(p.dtype))
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """Keras ``categorical_crossentropy``: -sum over classes of y log q, mean over the batch.
+
+    y_true (..., K), a distribution per sample (one-hot); y_pred (..., K):
+    probabilities, or logits z with ``from_logits`` (q = softmax(z); gradient
+    ``(sum(y) softmax(z) - y) / n``, TF's ``softmax(z) - y`` for a target that
+    sums to 1). Probabilities are renormalised to sum to 1, then clipped.
+    """
+    p = _float(y_pred)
+    y = np.asarray(y_true, dtype=p.dtype)
+    n = p[..., 0].size
+    if from_logits:
+        log_q = _log_softmax(p)  # (..., K)
+        per = -(y * log_q).sum(axis=-1)
+        grad = y.sum(axis=-1, keepdims=True) * np.exp(log_q) - y
+    else:
+        s = p.sum(axis=-1, keepdims=True)  # (..., 1)
+        q = p / s
+        qc, inside = _clip(q)
+        per = -(y * np.log(qc)).sum(axis=-1)
+        dq = np.where(inside, -y / qc, 0)  # (..., K)
+        grad = dq / s - (dq * p).sum(axis=-1, keepdims=True) / (s * s)  # through q = p / sum(p)
+    return LossValue(float(np.mean(per)), (grad / n).astype(p.dtype))
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """Keras ``sparse_categorical_crossentropy``: integer labels (...) or (..., 1).
+
+    y_pred (..., K): probabilities (Keras clips them and takes the log as the
+    logits), or logits with ``from_logits``; gradient ``(softmax - onehot) / n``
+    with respect to those logits.
+    """
+    p = _float(y_pred)
+    labels = np.asarray(y_true).astype(np.int64)
+    if labels.ndim == p.ndim and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels.shape != p.shape[:-1]:
+        raise ValueError(f"sparse labels must be shaped {p.shape[:-1]} (or with a trailing 1), got {labels.shape}")
+    n, K = labels.size, p.shape[-1]
+    onehot = (labels[..., None] == np.arange(K)).astype(p.dtype)  # (..., K)
+    if from_logits:
+        logits, inside, pc = p, None, None
+    else:
+        pc, inside = _clip(p)
+        logits = np.log(pc)
+    log_q = _log_softmax(logits)
+    per = -(onehot * log_q).sum(axis=-1)
+    grad = np.exp(log_q) - onehot  # d per / d logits
+    if not from_logits:
+        grad = np.where(inside, grad / pc, 0)  # through logits = log(clip(p))
+    return LossValue(float(np.mean(per)), (grad / n).astype(p.dtype))
+
+
+#: The losses by their Keras names.
+LOSSES = {
+    "binary_crossentropy": binary_crossentropy,
+    "categorical_crossentropy": categorical_crossentropy,
+    "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
+    "mse": mse,
+    "mean_squared_error": mse,
+}
+#: Losses that Keras computes from the logits of a sigmoid or softmax output.
+CROSSENTROPIES = (binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy)
+LOGIT_ACTIVATIONS = ("sigmoid", "softmax")
+
+
+def get_loss(loss):
+    """A loss of this module, by Keras name or as the function itself."""
+    if callable(loss) and loss in LOSSES.values():
+        return loss
+    if isinstance(loss, str) and loss in LOSSES:
+        return LOSSES[loss]
+    raise ValueError(f"loss must be one of {', '.join(LOSSES)} (or its function here), got {loss!r}")
+
+
+# ---------------------------------------------------------------------------
+# The model: forward with vjps, then backward through the chain
+# ---------------------------------------------------------------------------
+
+
+def value_and_gradients(np_model: NumpyModel, x, y, loss):
+    """``(loss value, [gradient of each weight])``, the weights in ``keras_model.trainable_weights``' order.
+
+    x : the model input ((B, T) ids or (B, T, D)); y : the targets, as Keras takes them.
+    A layer that appears twice in the chain (a shared Keras layer) gets the sum of its gradients.
+    """
+    loss_fn = get_loss(loss)
+    if np_model.outputs not in (None, 0, [0], (0,)):
+        raise NotImplementedError(f"model_gradients supports one output, the model selects {np_model.outputs!r}")
+    h = np.asarray(x)
+    if np_model.input_dtype is not None:
+        h = h.astype(np_model.input_dtype, copy=False)
+    mask = None  # (B, T) bool or None
+    backwards = []  # (layer, backward function), first to last
+    last = len(np_model.layers) - 1
+    from_logits = False
+    for i, layer in enumerate(np_model.layers):
+        logits_head = (i == last and loss_fn in CROSSENTROPIES and isinstance(layer, Dense)
+                       and layer.activation in LOGIT_ACTIVATIONS)
+        out, backward = _layer_vjp(layer, h, mask, linear=logits_head)
+        from_logits = logits_head
+        mask = layer.compute_mask(h, mask)
+        backwards.append((layer, backward))
+        h = out
+    if mask is not None:
+        raise NotImplementedError("the model output carries a mask (Keras weights the loss by it); not supported")
+
+    value, d = loss_fn(y, h, from_logits=from_logits)  # d: of the output, or of the last Dense's logits
+
+    grads = {}  # (id(layer), weight name) -> gradient, in trainable_weights order
+    for layer, _ in backwards:
+        for k in layer.weights():
+            grads.setdefault((id(layer), k), None)
+    for layer, backward in reversed(backwards):
+        d_in, d_weights = backward(d)
+        for k, g in d_weights.items():
+            key = (id(layer), k)
+            grads[key] = g if grads[key] is None else grads[key] + g
+        d = d_in
+    return value, list(grads.values())
+
+
+def model_gradients(np_model: NumpyModel, x, y, loss):
+    """The gradients of ``loss(y, np_model(x))`` (Keras's mean over the batch) with respect to
+    every weight, a list in the order of ``keras_model.trainable_weights``: each layer's
+    ``get_weights()`` order, layers first to last."""
+    return value_and_gradients(np_model, x, y, loss)[1]
+
+
+def train_step(np_model: NumpyModel, x, y, loss, learning_rate):
+    """One plain SGD step on ``np_model``'s weights (replaced in place on the layers):
+    ``w -= learning_rate * gradient``, as ``keras.optimizers.SGD(learning_rate)`` in one
+    ``train_on_batch``. Returns the loss before the step."""
+    value, grads = value_and_gradients(np_model, x, y, loss)
+    weights = [(layer, k, w) for layer in _unique(np_model.layers) for k, w in layer.weights().items()]
+    for (layer, k, w), g in zip(weights, grads):
+        lr = np.asarray(learning_rate, dtype=w.dtype)
+        setattr(layer, k, w - lr * g.astype(w.dtype, copy=False))
+    return value
+
+
+def _unique(layers):
+    seen, out = set(), []
+    for layer in layers:
+        if id(layer) not in seen:
+            seen.add(id(layer))
+            out.append(layer)
+    return out
+
+
+def _layer_vjp(layer, h, mask, linear=False):
+    """Run ``layer`` on h as ``layer(h, mask)`` does, with its vjp.
+
+    Returns ``(output, backward)``; ``backward(d_output)`` returns
+    ``(d_input or None, {weight name: gradient})``. ``linear``: a Dense run
+    without its activation (its output is then the logits).
+    """
+    if isinstance(layer, Embedding):
+        ids = np.asarray(h)
+        if ids.dtype not in (np.int32, np.int64):
+            ids = ids.astype(np.int32)  # as Embedding.__call__
+        out, bw = vjp(embedding, ids, layer.embeddings)  # (B, T, E)
+        w_dtype = layer.embeddings.dtype
+
+        def backward(d):
+            return None, {"embeddings": bw(np.asarray(d, dtype=w_dtype)).embeddings}
+
+        return out.astype(layer.dtype, copy=False), backward
+
+    if isinstance(layer, Dense):
+        x = np.asarray(h).astype(layer.dtype, copy=False)
+        out, bw = vjp(dense, x, layer.kernel, layer.bias, None if linear else layer.activation)  # (..., K)
+
+        def backward(d):
+            g = bw(d)
+            return g.inputs, {k: v for k, v in (("kernel", g.kernel), ("bias", g.bias)) if v is not None}
+
+        return out, backward
+
+    if isinstance(layer, Bidirectional):
+        raise NotImplementedError(
+            f"layer {layer.name!r} (Bidirectional): no vjp of rnn_ref.bidirectional yet, so model_gradients "
+            "cannot differentiate it; supported: Embedding, Dense, SimpleRNN, LSTM, GRU")
+
+    if isinstance(layer, Recurrent):
+        if layer.return_state:
+            raise NotImplementedError(f"layer {layer.name!r}: return_state inside a model is not supported")
+        check_mask_in(layer, mask)
+        x = np.asarray(h).astype(layer.dtype, copy=False)  # (B, T, D)
+        if x.ndim != 3:
+            raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) expects (B, T, D), got {x.shape}")
+        initial = layer.initial_state(x.shape[0])  # previous batch's states: constants (truncated BPTT)
+        (output, *states), bw = vjp(
+            layer.FUNCTION, x, layer.kernel, layer.recurrent_kernel, layer.bias,
+            mask=mask, initial_state=initial, **{**layer.call_options(), "return_state": True})
+        if layer.stateful:
+            layer.set_states(states)
+        n_states = len(states)
+
+        def backward(d):
+            g = bw(d, *([None] * n_states))
+            weights = {"kernel": g.kernel, "recurrent_kernel": g.recurrent_kernel}
+            if g.bias is not None:
+                weights["bias"] = g.bias
+            return g.inputs, weights
+
+        return output, backward
+
+    raise NotImplementedError(f"layer {layer.name!r}: no gradient for {type(layer).__name__}")

@@ -1,0 +1,378 @@
+"""``rnn_ref.gradients``: whole-model gradients and one SGD step, against live Keras.
+
+Every model gets random weights (``set_weights``): kernels and embeddings
+random normal with no entry near zero, biases non-zero, each recurrent
+kernel's gate blocks ``GAIN`` times a random orthogonal matrix (so the
+backward recurrence does not expand errors). Keras's gradients are
+``tf.GradientTape`` on ``mean(keras.losses.<loss>(y, model(x)))``, the
+function form (the ``Loss`` classes and ``compile`` give the same numbers in
+float32, measured, see rnn_ref/gradients.py), compared per array of
+``model.trainable_weights``.
+
+Tolerance (``budget``), derived, not fitted. Both sides compute the same sums
+in different orders; a sum of n terms is off by about n u of the sum of its
+absolute values (u = 2^-24 in float32, 2^-53 in float64). The per-layer rule
+of tests/test_vjp.py is ``4 (B + D + U + 9) T u max(1, max|Keras|)`` (forward
+and backward errors of one recurrent layer, non-expanding). In a model the
+errors of each layer's backward pass reach every layer below it, and each
+recurrent layer adds T more steps of accumulation, so per gradient array::
+
+    4 (B + W + 9) (R T + L) u max(1, max|Keras|)
+
+with W the widest sum in the model (a layer's input features plus its gate
+width, 4U for an LSTM), R the number of recurrent layers, L the number of
+layers. For the LSTM -> GRU model (B 6, W 28, T 7, R 2, L 4) that is 1.8e-4 in
+float32 and 3.4e-13 in float64 relative to the largest gradient. Measured
+worst errors / budget are printed by ``test_report_worst_errors`` (-s).
+
+Mutants (the loss gradient not divided by the batch size; the sigmoid + BCE
+shortcut with the wrong sign, y - sigmoid(z)) must exceed the same budget.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+import rnn_ref  # noqa: E402
+from rnn_ref import gradients  # noqa: E402
+from rnn_ref.gradients import LOSSES, model_gradients  # noqa: E402
+
+pytestmark = pytest.mark.keras
+
+UNIT_ROUNDOFF = {np.dtype("float64"): 2.0 ** -53, np.dtype("float32"): 2.0 ** -24}
+GAIN = 0.8
+V, T, B = 11, 7, 6
+WORST: dict = {}
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def nonzero(rng, shape, scale=0.5):
+    v = scale * rng.standard_normal(shape)
+    v[np.abs(v) < 0.05] = 0.3
+    return v
+
+
+def orthogonal_blocks(rng, U, G):
+    """(U, G U): G blocks, each GAIN times a random orthogonal (U, U) matrix."""
+    return np.concatenate([GAIN * np.linalg.qr(rng.standard_normal((U, U)))[0] for _ in range(G)], axis=1)
+
+
+def randomize(model, rng):
+    """Random weights with non-zero biases (module docstring); returns the model."""
+    new = []
+    for w in model.trainable_weights:
+        shape, name = tuple(w.shape), w.name
+        if name == "recurrent_kernel":
+            v = orthogonal_blocks(rng, shape[0], shape[1] // shape[0])
+        else:
+            v = nonzero(rng, shape)
+        new.append(v.astype(w.dtype))
+    model.set_weights(new)
+    return model
+
+
+def keras_grads(model, loss, x, y):
+    """(loss, [gradients]) of mean(keras.losses.<loss>(y, model(x))) by tf.GradientTape."""
+    fn = keras.losses.get(loss)
+    with tf.GradientTape() as tape:
+        value = tf.reduce_mean(fn(y, model(x)))
+    grads = tape.gradient(value, model.trainable_weights)
+    return float(value), [tf.convert_to_tensor(g).numpy() for g in grads]
+
+
+def budget(expected, *, B, W, T, R, L):
+    """The largest |ours - Keras| accepted for one gradient array (module docstring)."""
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    return 4 * (B + W + 9) * (R * T + L) * UNIT_ROUNDOFF[expected.dtype] * scale
+
+
+def worst_ratio(ours, theirs, **dims):
+    """max over the arrays of |ours - Keras| / budget; checks shapes and dtypes on the way."""
+    assert len(ours) == len(theirs), f"{len(ours)} gradients, Keras has {len(theirs)}"
+    ratios = []
+    for a, e in zip(ours, theirs):
+        assert a.shape == e.shape and a.dtype == e.dtype, f"got {a.shape} {a.dtype}, Keras {e.shape} {e.dtype}"
+        ratios.append(float(np.max(np.abs(a.astype(np.float64) - e))) / budget(e, **dims))
+    return max(ratios)
+
+
+def assert_close(ours, theirs, *, case, **dims):
+    __tracebackhide__ = True
+    ratio = worst_ratio(ours, theirs, **dims)
+    key = (case, str(theirs[0].dtype))
+    WORST[key] = max(WORST.get(key, 0.0), ratio)
+    assert ratio <= 1, f"[{case}] worst |ours - Keras| is {ratio:.3g} x the budget {dims}"
+
+
+def padded_ids(rng, batch=B, steps=T, left=True):
+    """(batch, steps) ids in [1, V), each row padded with 0 on the left (or right) to a random length >= 1."""
+    ids = rng.integers(1, V, size=(batch, steps))
+    for b, n in enumerate(rng.integers(1, steps + 1, size=batch)):
+        if left:
+            ids[b, : steps - n] = 0
+        else:
+            ids[b, n:] = 0
+    if left:
+        ids[0, : steps - 2] = 0  # a short row: two real tokens
+    return ids
+
+
+def rnn_bce_model(dtype="float32"):
+    return keras.Sequential([
+        keras.Input((T,), dtype="int32"),
+        keras.layers.Embedding(V, 8, mask_zero=True, dtype=dtype),
+        keras.layers.SimpleRNN(6, dtype=dtype),
+        keras.layers.Dense(1, activation="sigmoid", dtype=dtype),
+    ])
+
+
+def lstm_gru_model(dtype="float32", mask_zero=True):
+    return keras.Sequential([
+        keras.Input((T,), dtype="int32"),
+        keras.layers.Embedding(V, 8, mask_zero=mask_zero, dtype=dtype),
+        keras.layers.LSTM(5, return_sequences=True, dtype=dtype),
+        keras.layers.GRU(4, dtype=dtype),
+        keras.layers.Dense(3, activation="softmax", dtype=dtype),
+    ])
+
+
+RNN_DIMS = dict(B=B, W=8 + 6, T=T, R=1, L=3)
+LSTM_GRU_DIMS = dict(B=B, W=8 + 20, T=T, R=2, L=4)
+
+
+def targets(rng, loss, k, dtype=np.float32):
+    if loss == "binary_crossentropy":
+        return rng.integers(0, 2, size=(B, k)).astype(dtype)
+    labels = rng.integers(0, k, size=B)
+    if loss == "sparse_categorical_crossentropy":
+        return labels
+    if loss == "categorical_crossentropy":
+        return np.eye(k, dtype=dtype)[labels]
+    return nonzero(rng, (B, k)).astype(dtype)  # mse
+
+
+# ---------------------------------------------------------------------------
+# Losses alone
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+@pytest.mark.parametrize("loss", ["binary_crossentropy", "categorical_crossentropy",
+                                  "sparse_categorical_crossentropy", "mse"])
+def test_loss_value_and_gradient_match_keras_including_saturated_outputs(loss, from_logits):
+    """On a plain tensor (no ``_keras_logits``): Keras clips probabilities at 1e-7 (gradient 0 there)."""
+    rng = np.random.default_rng(1)
+    K = 4
+    if from_logits:
+        p = nonzero(rng, (B, K), scale=3.0)
+        p[0, 0], p[1, 1] = 120.0, -120.0  # saturated logits
+    else:
+        p = rng.uniform(0.05, 0.95, size=(B, K))
+        p[0, :2], p[1, 2], p[2, 0] = [0.0, 1.0], 1e-9, 1 - 1e-9  # at and beyond the clipping
+    p = p.astype(np.float32)
+    y = targets(rng, loss, K)
+    kw = {} if loss == "mse" else {"from_logits": from_logits}
+    pt = tf.constant(p)
+    with tf.GradientTape() as tape:
+        tape.watch(pt)
+        value = tf.reduce_mean(keras.losses.get(loss)(y, pt, **kw))
+    expected = tape.gradient(value, pt).numpy()
+    ours = LOSSES[loss](y, p, from_logits=from_logits)
+    assert ours.gradient.shape == p.shape and ours.gradient.dtype == p.dtype
+    # float32, a handful of roundings per element: a few u relative to the largest value
+    scale = max(1.0, abs(float(value)))
+    assert abs(ours.value - float(value)) <= 64 * 2.0 ** -24 * scale, (ours.value, float(value))
+    gscale = max(1.0, float(np.max(np.abs(expected))))
+    np.testing.assert_allclose(ours.gradient, expected, rtol=0, atol=64 * 2.0 ** -24 * gscale)
+
+
+def test_saturated_sigmoid_head_is_computed_from_logits_as_keras_does():
+    """Dense(1, "sigmoid") with logits +-120: Keras's loss is 60 from the logits (the clipped formula
+    would give about 16 and a zero gradient); model_gradients follows the logits."""
+    m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    m.set_weights([np.array([[60.0], [0.0]], np.float32), np.zeros(1, np.float32)])
+    x = np.array([[2.0, 0.0], [-2.0, 0.0]], np.float32)
+    y = np.array([[0.0], [1.0]], np.float32)
+    value, expected = keras_grads(m, "binary_crossentropy", x, y)
+    np_model = rnn_ref.from_keras(m)
+    ours_value, ours = gradients.value_and_gradients(np_model, x, y, "binary_crossentropy")
+    assert value == pytest.approx(120.0) and ours_value == pytest.approx(120.0)
+    np.testing.assert_allclose(ours[0], expected[0], rtol=1e-6)
+    np.testing.assert_allclose(ours[1], expected[1], rtol=1e-6)
+    p = np_model(x)  # what predict() returns: no logits attached, so Keras clips
+    clipped = float(tf.reduce_mean(keras.losses.binary_crossentropy(y, tf.constant(p))))
+    assert clipped == pytest.approx(LOSSES["binary_crossentropy"](y, p).value, rel=1e-6)
+    assert clipped < 20  # -log(float32(1e-7)-ish): far from the 120 Keras trains on
+
+
+def test_float64_model_loss_class_casts_to_float32_and_loses_the_logits():
+    """A Keras quirk, pinned: the Loss classes (and so compile + train_on_batch) cast y_pred to floatx
+    (float32), a new tensor without ``_keras_logits``, so a float64 sigmoid head gets the CLIPPED
+    float32 formula (16.03, gradient 0) while the function form on the same model gives 120 from the
+    logits. model_gradients follows the function form (the logits)."""
+    m = keras.Sequential([keras.Input((2,), dtype="float64"),
+                          keras.layers.Dense(1, activation="sigmoid", dtype="float64")])
+    m.set_weights([np.array([[60.0], [0.0]]), np.zeros(1)])
+    x, y = np.array([[2.0, 0.0], [-2.0, 0.0]]), np.array([[0.0], [1.0]])
+    with tf.GradientTape() as tape:
+        value = keras.losses.BinaryCrossentropy()(y, m(x))
+    assert [np.abs(g.numpy()).max() for g in tape.gradient(value, m.trainable_weights)] == [0.0, 0.0]
+    np_model = rnn_ref.from_keras(m)
+    clipped = LOSSES["binary_crossentropy"](y.astype(np.float32), np_model(x).astype(np.float32)).value
+    assert float(value) == pytest.approx(clipped, rel=1e-6)
+    assert gradients.value_and_gradients(np_model, x, y, "binary_crossentropy")[0] == pytest.approx(120.0)
+
+
+# ---------------------------------------------------------------------------
+# Models against tf.GradientTape
+# ---------------------------------------------------------------------------
+
+
+def test_masked_simple_rnn_sigmoid_bce_matches_tape_on_left_padded_ids():
+    rng = np.random.default_rng(2)
+    m = randomize(rnn_bce_model(), rng)
+    x, y = padded_ids(rng), targets(rng, "binary_crossentropy", 1)
+    value, expected = keras_grads(m, "binary_crossentropy", x, y)
+    np_model = rnn_ref.from_keras(m)
+    ours = np_model.gradients(x, y, "binary_crossentropy")
+    assert [g.shape for g in ours] == [tuple(w.shape) for w in m.trainable_weights]
+    assert_close(ours, expected, case="embedding-simple_rnn-sigmoid bce", **RNN_DIMS)
+    assert gradients.value_and_gradients(np_model, x, y, "binary_crossentropy")[0] == pytest.approx(value, rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
+def test_lstm_gru_softmax_crossentropy_matches_tape(loss):
+    rng = np.random.default_rng(3)
+    m = randomize(lstm_gru_model(), rng)
+    x, y = padded_ids(rng, left=False), targets(rng, loss, 3)
+    value, expected = keras_grads(m, loss, x, y)
+    ours_value, ours = gradients.value_and_gradients(rnn_ref.from_keras(m), x, y, loss)
+    assert ours_value == pytest.approx(value, rel=1e-5)
+    assert_close(ours, expected, case=f"lstm-gru-softmax {loss}", **LSTM_GRU_DIMS)
+
+
+def test_dense_regression_head_with_mse_matches_tape():
+    """Float inputs (B, T, D) -> GRU(5, reset_after=False) -> Dense(2) linear, mse."""
+    rng = np.random.default_rng(4)
+    m = randomize(keras.Sequential([
+        keras.Input((T, 3)), keras.layers.GRU(5, reset_after=False), keras.layers.Dense(2)]), rng)
+    x, y = nonzero(rng, (B, T, 3)).astype(np.float32), targets(rng, "mse", 2)
+    _, expected = keras_grads(m, "mse", x, y)
+    ours = model_gradients(rnn_ref.from_keras(m), x, y, "mse")
+    assert_close(ours, expected, case="gru-dense mse", B=B, W=3 + 15, T=T, R=1, L=2)
+
+
+def test_float64_model_matches_tape_at_float64_budget():
+    """dtype="float64" layers: the function-form loss keeps float64 (the Loss classes would cast to floatx)."""
+    rng = np.random.default_rng(5)
+    m = randomize(lstm_gru_model(dtype="float64"), rng)
+    x, y = padded_ids(rng), targets(rng, "categorical_crossentropy", 3, dtype=np.float64)
+    _, expected = keras_grads(m, "categorical_crossentropy", x, y)
+    assert expected[0].dtype == np.float64
+    ours = model_gradients(rnn_ref.from_keras(m), x, y, "categorical_crossentropy")
+    assert_close(ours, expected, case="lstm-gru-softmax cce float64", **LSTM_GRU_DIMS)
+
+
+def test_stateful_model_is_truncated_bptt_from_the_previous_batch_state():
+    """Second batch of a stateful SimpleRNN: the state left by the first is a constant in both."""
+    rng = np.random.default_rng(6)
+    m = randomize(keras.Sequential([
+        keras.Input(batch_shape=(B, T, 3)), keras.layers.SimpleRNN(4, stateful=True), keras.layers.Dense(1)]), rng)
+    np_model = rnn_ref.from_keras(m)
+    x1, x2 = (nonzero(rng, (B, T, 3)).astype(np.float32) for _ in range(2))
+    y = targets(rng, "mse", 1)
+    m(x1)
+    np_model(x1)
+    _, expected = keras_grads(m, "mse", x2, y)
+    ours = model_gradients(np_model, x2, y, "mse")
+    assert_close(ours, expected, case="stateful simple_rnn mse", B=B, W=3 + 4, T=T, R=1, L=2)
+    np.testing.assert_allclose(np_model.layers[0].state, m.layers[0].states[0].numpy(), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# train_step against train_on_batch
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("build, loss, dims", [
+    (rnn_bce_model, "binary_crossentropy", RNN_DIMS),
+    (lstm_gru_model, "sparse_categorical_crossentropy", LSTM_GRU_DIMS),
+])
+def test_train_step_equals_one_train_on_batch_with_sgd(build, loss, dims):
+    rng = np.random.default_rng(7)
+    lr = 0.5
+    m = randomize(build(), rng)
+    x, y = padded_ids(rng), targets(rng, loss, m.layers[-1].units)
+    np_model = rnn_ref.from_keras(m)
+    _, grads = keras_grads(m, loss, x, y)
+    before = [w.copy() for w in m.get_weights()]
+    m.compile(optimizer=keras.optimizers.SGD(lr), loss=loss)
+    keras_value = float(m.train_on_batch(x, y))
+    ours_value = np_model.train_step(x, y, loss, lr)
+    assert ours_value == pytest.approx(keras_value, rel=1e-5)
+    ours_after = [w for layer in np_model.layers for w in layer.weights().values()]
+    for a, e, w0, g in zip(ours_after, m.get_weights(), before, grads):
+        assert not np.array_equal(e, w0), "the Keras step changed nothing"
+        tol = lr * budget(g, **dims) + 2 * 2.0 ** -24 * np.abs(w0).max()
+        assert np.max(np.abs(a - e)) <= tol, f"weights after one step differ by {np.max(np.abs(a - e)):.3g} > {tol:.3g}"
+
+
+# ---------------------------------------------------------------------------
+# Mutants and refusals
+# ---------------------------------------------------------------------------
+
+
+def _not_divided_by_batch(loss_fn):
+    def mutant(y_true, y_pred, from_logits=False):
+        value, grad = loss_fn(y_true, y_pred, from_logits=from_logits)
+        return gradients.LossValue(value, grad * np.shape(y_pred)[0])
+    return mutant
+
+
+def _wrong_sign_bce_shortcut(y_true, y_pred, from_logits=False):
+    value, grad = gradients.binary_crossentropy(y_true, y_pred, from_logits=from_logits)
+    return gradients.LossValue(value, -grad)  # (y - sigmoid(z)) / (K n)
+
+
+@pytest.mark.parametrize("mutant", ["not divided by batch", "wrong-sign bce shortcut"])
+def test_mutant_loss_gradients_are_rejected(monkeypatch, mutant):
+    rng = np.random.default_rng(2)
+    m = randomize(rnn_bce_model(), rng)
+    x, y = padded_ids(rng), targets(rng, "binary_crossentropy", 1)
+    _, expected = keras_grads(m, "binary_crossentropy", x, y)
+    fn = (_not_divided_by_batch(gradients.binary_crossentropy) if mutant == "not divided by batch"
+          else _wrong_sign_bce_shortcut)
+    monkeypatch.setitem(gradients.LOSSES, "binary_crossentropy", fn)
+    monkeypatch.setattr(gradients, "CROSSENTROPIES", (*gradients.CROSSENTROPIES, fn))
+    ours = model_gradients(rnn_ref.from_keras(m), x, y, "binary_crossentropy")
+    assert worst_ratio(ours, expected, **RNN_DIMS) > 100
+
+
+def test_bidirectional_is_refused_by_name():
+    m = keras.Sequential([keras.Input((T, 3)), keras.layers.Bidirectional(keras.layers.SimpleRNN(2)),
+                          keras.layers.Dense(1)])
+    with pytest.raises(NotImplementedError, match="Bidirectional"):
+        model_gradients(rnn_ref.from_keras(m), np.zeros((2, T, 3), np.float32), np.zeros((2, 1)), "mse")
+
+
+def test_masked_sequence_output_is_refused():
+    """Keras weights a loss by the output's mask; not implemented here."""
+    m = keras.Sequential([keras.Input((T,), dtype="int32"), keras.layers.Embedding(V, 3, mask_zero=True),
+                          keras.layers.SimpleRNN(2, return_sequences=True), keras.layers.Dense(1)])
+    x = padded_ids(np.random.default_rng(0))
+    with pytest.raises(NotImplementedError, match="mask"):
+        model_gradients(rnn_ref.from_keras(m), x, np.zeros((B, T, 1), np.float32), "mse")
+
+
+def test_report_worst_errors():
+    """Prints the worst error / budget per case (run with -s)."""
+    for (case, dtype), ratio in sorted(WORST.items()):
+        print(f"{case:45s} {dtype:8s} worst error / budget = {ratio:.3g}")
