@@ -178,13 +178,14 @@ def matches_keras(ctx: Context, f, case: Case):
 
 
 # Each activation is a separate Keras build, so this property keeps the layer
-# configuration to a few choices (D = 7, U = 10, full sequences, bias, Keras's
-# gate activation and GRU variant) and lets B, T up to 40, the weights, the
-# gain, the initial state and the dtype vary: Keras builds are then reused
-# across examples. Long sequences, shapes and options are swept with every
-# activation by the other properties.
+# configuration to a few choices (D = 7, U = 10, full sequences, bias, no
+# initial state, Keras's gate activation and GRU variant) and lets B, T up to
+# 40, the weights, the gain and the dtype vary: Keras builds are then reused
+# across examples. Long sequences, shapes, initial states and options are swept
+# with every activation by the other properties.
 @prop(pins=dict(activation=("tanh",), return_state=(False,), return_sequences=Prefer((True, False)),
                use_bias=Prefer((True, False)), go_backwards=(False,), zero_output_for_mask=(False,),
+               initial_state=Prefer((False, True)),
                recurrent_activation=Prefer(GATE_ACTIVATIONS), reset_after=Prefer((True, False))),
       shapes=dict(D=st.just(7), U=st.just(10), T=st.integers(1, 40)), anchor=False)
 def every_activation_matches_keras(ctx: Context, f, case: Case):
