@@ -63,7 +63,7 @@ import numpy as np
 
 from . import _checks, recurrence
 from .activation_grads import activation_vjp
-from .cotangents import activation_name, cotangent, like_given
+from .cotangents import activation_name, final_cotangents, like_given, processing_keep, step_edges
 from .gru import STATES, GRUCell
 
 
@@ -147,25 +147,16 @@ def gru_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", r
                          return_state=return_state, go_backwards=go_backwards, mask=mask,
                          initial_state=initial_state, zero_output_for_mask=zero_output_for_mask)
     U, dtype = cell.units, x.dtype
-    m = recurrence.mask_array(mask, B, T, unbatched)  # (B, T) bool or None, validated by run
-    keep = np.ones((B, T), dtype=bool) if m is None else m  # (B, T), input order
-    if go_backwards:
-        keep = keep[:, ::-1]  # (B, T), processing order, as the loop applied it
+    keep = processing_keep(mask, B, T, unbatched, go_backwards)  # (B, T), processing order
     W, R = cell.kernel, cell.recurrent_kernel  # (D, 3U), (U, 3U)
-    n_cotangents = 2 if return_state else 1
     call = f"gru(return_sequences={return_sequences}, return_state={return_state})"
+    edges = dict(return_sequences=return_sequences, zero_output_for_mask=zero_output_for_mask)
 
     def backward(*cotangents):
         """d_output (B, T, U) or (B, U) [, d_h (B, U)] -> GRUGrads."""
-        if len(cotangents) != n_cotangents:
-            want = "(d_output, d_h)" if return_state else "(d_output)"
-            raise TypeError(f"backward of {call} takes {want}, got {len(cotangents)} cotangents")
-        out_shape = (T, U) if return_sequences else (U,)
-        d_out = cotangent("d_output", cotangents[0], out_shape, B, unbatched, dtype)  # (B, T, U) or (B, U)
-        dh = (cotangent("d_h", cotangents[1], (U,), B, unbatched, dtype) if return_state
-              else np.zeros((B, U), dtype=dtype))  # (B, U): of h_{T-1}
-        # do: of o_{T-1}, the last output; with return_sequences d_out[:, t] is added at each step instead
-        do = np.zeros((B, U), dtype=dtype) if return_sequences else d_out  # (B, U)
+        d_out, (dh,), do = final_cotangents(cotangents, call=call, state_names=("d_h",),
+                                            return_sequences=return_sequences, return_state=return_state,
+                                            T=T, B=B, U=U, unbatched=unbatched, dtype=dtype)
         d_x = np.empty((B, T, D), dtype=dtype)  # (B, T, D), processing order
         d_kernel = np.zeros((D, 3 * U), dtype=dtype)  # (D, 3U)
         d_recurrent = np.zeros((U, 3 * U), dtype=dtype)  # (U, 3U)
@@ -180,13 +171,7 @@ def gru_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", r
                                    activation_vjp(rec_act_name, pre[:, U:], gates[:, U:], dr)], axis=1)
 
         for t in reversed(range(T)):
-            if return_sequences:
-                do = do + d_out[:, t]  # (B, U): o_t is read by the result, and repeated at later padded steps
-            k = keep[:, t, None]  # (B, 1)
-            dy = np.where(k, dh + do, 0)  # (B, U): y_t became h_t and o_t on valid rows, nothing on padded ones
-            dh = np.where(k, 0, dh)  # (B, U): padded rows kept h_{t-1} as h_t
-            # (B, U): padded rows repeated o_{t-1}, unless they output zeros
-            do = np.zeros_like(do) if zero_output_for_mask else np.where(k, 0, do)
+            dy, _, (dh,), do = step_edges(t, keep, [dh], do, d_out, **edges)  # (B, U) each
 
             h_prev = cell.h_prev[t]  # (B, U)
             z, r = cell.zr[t, :, :U], cell.zr[t, :, U:]  # (B, U) each

@@ -66,7 +66,7 @@ import numpy as np
 
 from . import recurrence
 from .activation_grads import activation_vjp
-from .cotangents import activation_name, cotangent
+from .cotangents import activation_name, final_cotangents, processing_keep, step_edges
 from .lstm import STATES, LSTMCell
 
 
@@ -165,44 +165,25 @@ def lstm_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", 
                          return_state=return_state, go_backwards=go_backwards, mask=mask,
                          initial_state=initial_state, zero_output_for_mask=zero_output_for_mask)
     U, dtype = cell.units, x.dtype
-    m = recurrence.mask_array(mask, B, T, unbatched)  # (B, T) bool or None, validated by run
-    keep = np.ones((B, T), dtype=bool) if m is None else m  # (B, T), input order
-    if go_backwards:
-        keep = keep[:, ::-1]  # (B, T), processing order, as the loop applied it
+    keep = processing_keep(mask, B, T, unbatched, go_backwards)  # (B, T), processing order
     W, R = cell.kernel, cell.recurrent_kernel  # (D, 4U), (U, 4U)
     xs, steps = cell.x, cell.steps  # (B, T, D), T LSTMSteps
-    n_cotangents = 3 if return_state else 1
     call = f"lstm(return_sequences={return_sequences}, return_state={return_state})"
+    edges = dict(return_sequences=return_sequences, zero_output_for_mask=zero_output_for_mask)
 
     def backward(*cotangents):
         """d_output (B, T, U) or (B, U) [, d_h (B, U), d_c (B, U)] -> LSTMGrads."""
-        if len(cotangents) != n_cotangents:
-            want = "(d_output, d_h, d_c)" if return_state else "(d_output)"
-            raise TypeError(f"backward of {call} takes {want}, got {len(cotangents)} cotangents")
-        out_shape = (T, U) if return_sequences else (U,)
-        d_out = cotangent("d_output", cotangents[0], out_shape, B, unbatched, dtype)  # (B, T, U) or (B, U)
-        if return_state:
-            dh = cotangent("d_h", cotangents[1], (U,), B, unbatched, dtype)  # (B, U): of h_{T-1}
-            dc = cotangent("d_c", cotangents[2], (U,), B, unbatched, dtype)  # (B, U): of c_{T-1}
-        else:
-            dh, dc = np.zeros((B, U), dtype=dtype), np.zeros((B, U), dtype=dtype)
-        # do: of o_{T-1}, the last output; with return_sequences d_out[:, t] is added at each step instead
-        do = np.zeros((B, U), dtype=dtype) if return_sequences else d_out  # (B, U)
+        d_out, (dh, dc), do = final_cotangents(cotangents, call=call, state_names=("d_h", "d_c"),
+                                               return_sequences=return_sequences, return_state=return_state,
+                                               T=T, B=B, U=U, unbatched=unbatched, dtype=dtype)
         d_x = np.empty((B, T, D), dtype=dtype)  # (B, T, D), processing order
         d_kernel = np.zeros((D, 4 * U), dtype=dtype)  # (D, 4U)
         d_recurrent = np.zeros((U, 4 * U), dtype=dtype)  # (U, 4U)
         d_bias = np.zeros(4 * U, dtype=dtype)  # (4U,)
 
         for t in reversed(range(T)):
-            if return_sequences:
-                do = do + d_out[:, t]  # (B, U): o_t is read by the result, and repeated at later padded steps
-            k = keep[:, t, None]  # (B, 1)
-            dy = np.where(k, dh + do, 0)  # (B, U): y_t became h_t and o_t on valid rows, nothing on padded ones
-            dc_new = np.where(k, dc, 0)  # (B, U): c~_t became c_t on valid rows
-            dh = np.where(k, 0, dh)  # (B, U): padded rows kept h_{t-1} as h_t
-            dc = np.where(k, 0, dc)  # (B, U): and c_{t-1} as c_t
-            # (B, U): padded rows repeated o_{t-1}, unless they output zeros
-            do = np.zeros_like(do) if zero_output_for_mask else np.where(k, 0, do)
+            # dc_new (B, U): of the step's new c_t on valid rows; dh, dc: what padded rows pass on
+            dy, (dc_new,), (dh, dc), do = step_edges(t, keep, [dh, dc], do, d_out, **edges)
             dz, dc_prev = cell_backward(steps[t], dy, dc_new, act_name, rec_name)  # (B, 4U), (B, U)
             d_recurrent += steps[t].h_prev.T @ dz  # (U, 4U)
             d_kernel += xs[:, t].T @ dz  # (D, 4U)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
+from . import _checks, recurrence
 from .activations import ACTIVATIONS, get as get_activation
 
 
@@ -47,3 +47,56 @@ def activation_name(activation) -> str:
         raise TypeError(f"vjp needs the activation's derivative: pass a Keras activation name, "
                         f"got the callable {getattr(activation, '__name__', activation)!r}")
     return named[0]
+
+
+# -- the edges of every backward time loop ----------------------------------------------
+# The forward loop (recurrence.run) handles the options at its edges for every cell; these
+# two functions are the same edges run backwards, so that a layer's backward loop holds
+# only its own step.
+
+def processing_keep(mask, B: int, T: int, unbatched: bool, go_backwards: bool) -> np.ndarray:
+    """The mask as the forward loop applied it: (B, T) bool in processing order, all True
+    without a mask."""
+    m = recurrence.mask_array(mask, B, T, unbatched)  # (B, T) bool or None, validated by run
+    keep = np.ones((B, T), dtype=bool) if m is None else m  # (B, T), input order
+    return keep[:, ::-1] if go_backwards else keep  # (B, T), processing order
+
+
+def final_cotangents(cotangents, *, call: str, state_names, return_sequences: bool, return_state: bool,
+                     T: int, B: int, U: int, unbatched: bool, dtype):
+    """The cotangents ``backward`` was given, checked: ``(d_out, d_states, do)`` with d_out
+    (B, T, U) or (B, U), one (B, U) per state (zeros without return_state), and do (B, U),
+    that of the last output o_{T-1} (zeros with return_sequences: d_out[:, t] is added at
+    each step instead). ``state_names`` name the states' cotangents in messages."""
+    names = ("d_output", *state_names) if return_state else ("d_output",)
+    if len(cotangents) != len(names):
+        raise TypeError(f"backward of {call} takes ({', '.join(names)}), got {len(cotangents)} cotangents")
+    out_shape = (T, U) if return_sequences else (U,)
+    d_out = cotangent("d_output", cotangents[0], out_shape, B, unbatched, dtype)  # (B, T, U) or (B, U)
+    if return_state:
+        d_states = [cotangent(n, c, (U,), B, unbatched, dtype) for n, c in zip(names[1:], cotangents[1:])]
+    else:
+        d_states = [np.zeros((B, U), dtype=dtype) for _ in state_names]  # (B, U) each
+    do = np.zeros((B, U), dtype=dtype) if return_sequences else d_out  # (B, U)
+    return d_out, d_states, do
+
+
+def step_edges(t: int, keep, d_states: list, do, d_out, *, return_sequences: bool, zero_output_for_mask: bool):
+    """One step of the backward loop at its edges, before the cell's own step.
+
+    d_states are the cotangents of the states after step t (h first: the step's output
+    y_t became h_t), do that of the output o_t. Returns ``(dy, valid, passed, do)``:
+    dy (B, U) of y_t (zero on padded rows, where y_t reached nothing); ``valid``, the
+    cotangents of the other new states on valid rows (an LSTM's c_t); ``passed``, the
+    states' cotangents that go to step t-1 unchanged on padded rows (which kept their
+    states), zero on valid rows; and do for o_{t-1}, which a padded row repeated
+    (dropped with zero_output_for_mask).
+    """
+    if return_sequences:
+        do = do + d_out[:, t]  # (B, U): o_t is read by the result, and repeated at later padded steps
+    k = keep[:, t, None]  # (B, 1)
+    dy = np.where(k, d_states[0] + do, 0)  # (B, U)
+    valid = [np.where(k, d, 0) for d in d_states[1:]]  # (B, U) each
+    passed = [np.where(k, 0, d) for d in d_states]  # (B, U) each
+    do = np.zeros_like(do) if zero_output_for_mask else np.where(k, 0, do)  # (B, U)
+    return dy, valid, passed, do
