@@ -244,39 +244,48 @@ def keras_simple_rnn(U, D, dtype, use_bias, activation, return_sequences, return
     return layer
 
 
+def tape_gradients(layer, x, initial_states, mask, d_output, d_states, *, unbatched, return_state, use_bias):
+    """GradientTape on a built Keras recurrent layer (weights already set): the gradients of
+    ``sum(out * d_output) [+ sum(state_i * d_states[i]) ...]`` as ``(d_x, d_kernel,
+    d_recurrent, d_bias or None, [d_initial_state, ...] or None)``, without the batch axis for
+    one sequence. Shared by the SimpleRNN, LSTM and GRU tests."""
+    batch = (lambda v: v[None]) if unbatched else (lambda v: v)  # Keras takes batches only
+    unbatch = (lambda v: v[0]) if unbatched else (lambda v: v)
+    x = tf.constant(batch(x))
+    states = None if initial_states is None else [tf.constant(batch(s)) for s in initial_states]
+    kwargs = {}
+    if mask is not None:
+        kwargs["mask"] = tf.constant(batch(mask))
+    if states is not None:
+        kwargs["initial_state"] = states
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        for h in states or []:
+            tape.watch(h)
+        result = layer(x, **kwargs)
+        out = result[0] if return_state else result
+        loss = tf.reduce_sum(out * batch(d_output))
+        if return_state:
+            for state, d in zip(result[1:], d_states):
+                loss = loss + tf.reduce_sum(state * batch(d))
+    sources = [x, *layer.trainable_variables] + (states or [])
+    grads = [np.asarray(g) for g in tape.gradient(loss, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)]
+    d_x, d_kernel, d_recurrent, *rest = grads
+    d_bias = rest.pop(0) if use_bias else None
+    return unbatch(d_x), d_kernel, d_recurrent, d_bias, None if states is None else [unbatch(d) for d in rest]
+
+
 def keras_grads(case, a):
     """The gradients Keras gives, in the order of ``SimpleRNNGrads`` (None where vjp gives None)."""
     layer = keras_simple_rnn(case.U, case.D, case.dtype, case.use_bias, case.activation, case.return_sequences,
                              case.return_state, case.go_backwards, case.zero_output_for_mask)
     layer.set_weights(list(a.weights))
-    batch = (lambda v: v[None]) if case.unbatched else (lambda v: v)  # Keras takes batches only
-    x = tf.constant(batch(a.x))
-    h0 = None
-    if a.initial_state is not None:
-        h0 = tf.constant(batch(a.initial_state[0] if isinstance(a.initial_state, list) else a.initial_state))
-    kwargs = {}
-    if a.mask is not None:
-        kwargs["mask"] = tf.constant(batch(a.mask))
-    if h0 is not None:
-        kwargs["initial_state"] = [h0]
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        if h0 is not None:
-            tape.watch(h0)
-        result = layer(x, **kwargs)
-        out, state = result if case.return_state else (result, None)
-        loss = tf.reduce_sum(out * batch(a.d_output))
-        if case.return_state:
-            loss += tf.reduce_sum(state * batch(a.d_state))
-    sources = [x, *layer.trainable_variables] + ([h0] if h0 is not None else [])
-    grads = [np.asarray(g) for g in tape.gradient(loss, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)]
-    d_x, d_kernel, d_recurrent, *rest = grads
-    d_bias = rest.pop(0) if case.use_bias else None
-    d_h0 = rest.pop(0) if h0 is not None else None
-    if case.unbatched:
-        d_x = d_x[0]
-        d_h0 = None if d_h0 is None else d_h0[0]
-    return rnn_ref.backward.SimpleRNNGrads(d_x, d_kernel, d_recurrent, d_bias, d_h0)
+    h0 = None if a.initial_state is None else [
+        a.initial_state[0] if isinstance(a.initial_state, list) else a.initial_state]
+    d_x, d_kernel, d_recurrent, d_bias, d_h0 = tape_gradients(
+        layer, a.x, h0, a.mask, a.d_output, [a.d_state] if case.return_state else [],
+        unbatched=case.unbatched, return_state=case.return_state, use_bias=case.use_bias)
+    return rnn_ref.backward.SimpleRNNGrads(d_x, d_kernel, d_recurrent, d_bias, None if d_h0 is None else d_h0[0])
 
 
 # ---------------------------------------------------------------------------

@@ -32,14 +32,14 @@ import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
+pytest.importorskip("tensorflow")
 layers = keras.layers
 
 import rnn_ref  # noqa: E402
 from rnn_ref import backward_gru  # noqa: E402
 from rnn_ref.backward_gru import GRUGrads, gru_vjp  # noqa: E402
 from test_vjp import (  # noqa: E402
-    UNIT_ROUNDOFF, budget, cs231n_relative_error, flat, max_diff, nonzero, orthogonal)
+    UNIT_ROUNDOFF, budget, cs231n_relative_error, flat, max_diff, nonzero, orthogonal, tape_gradients)
 
 pytestmark = pytest.mark.keras
 
@@ -150,32 +150,12 @@ def keras_grads(case, a):
                       case.recurrent_activation, case.return_sequences, case.return_state, case.go_backwards,
                       case.zero_output_for_mask)
     layer.set_weights(list(a.weights))
-    batch = (lambda v: v[None]) if case.unbatched else (lambda v: v)
-    x = tf.constant(batch(a.x))
-    h0 = None
-    if a.initial_state is not None:
-        h0 = tf.constant(batch(a.initial_state[0] if isinstance(a.initial_state, list) else a.initial_state))
-    kwargs = {}
-    if a.mask is not None:
-        kwargs["mask"] = tf.constant(batch(a.mask))
-    if h0 is not None:
-        kwargs["initial_state"] = [h0]
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        if h0 is not None:
-            tape.watch(h0)
-        result = layer(x, **kwargs)
-        out, state = result if case.return_state else (result, None)
-        loss = tf.reduce_sum(out * batch(a.d_output))
-        if case.return_state:
-            loss = loss + tf.reduce_sum(state * batch(a.d_state))
-    sources = [x, *layer.trainable_variables] + ([h0] if h0 is not None else [])
-    grads = [np.asarray(g) for g in tape.gradient(loss, sources)]
-    unbatch = (lambda v: v[0]) if case.unbatched else (lambda v: v)
-    d_x, d_kernel, d_recurrent, *rest = grads
-    d_bias = rest.pop(0) if case.use_bias else None
-    d_h0 = unbatch(rest.pop(0)) if h0 is not None else None
-    return GRUGrads(unbatch(d_x), d_kernel, d_recurrent, d_bias, d_h0)
+    h0 = None if a.initial_state is None else [
+        a.initial_state[0] if isinstance(a.initial_state, list) else a.initial_state]
+    d_x, d_kernel, d_recurrent, d_bias, d_h0 = tape_gradients(
+        layer, a.x, h0, a.mask, a.d_output, [a.d_state] if case.return_state else [],
+        unbatched=case.unbatched, return_state=case.return_state, use_bias=case.use_bias)
+    return GRUGrads(d_x, d_kernel, d_recurrent, d_bias, None if d_h0 is None else d_h0[0])
 
 
 def sizes(case):

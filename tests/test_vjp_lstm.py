@@ -39,13 +39,14 @@ import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
+pytest.importorskip("tensorflow")
 
 import rnn_ref  # noqa: E402
 from rnn_ref import backward_lstm  # noqa: E402
 from rnn_ref.activations import ACTIVATIONS  # noqa: E402
 from rnn_ref.backward_lstm import LSTMGrads, lstm_vjp  # noqa: E402
 from test_vjp import (  # noqa: E402  (tests/ is on sys.path)
+    tape_gradients,
     budget,
     centred_differences,
     cs231n_relative_error,
@@ -164,31 +165,9 @@ def keras_grads(case, a):
     layer = keras_lstm(case.U, case.D, case.dtype, case.use_bias, case.activation, case.recurrent_activation,
                        case.return_sequences, case.return_state, case.go_backwards, case.zero_output_for_mask)
     layer.set_weights(list(a.weights))
-    batch = (lambda v: v[None]) if case.unbatched else (lambda v: v)  # Keras takes batches only
-    x = tf.constant(batch(a.x))
-    states = None if a.initial_state is None else [tf.constant(batch(s)) for s in a.initial_state]
-    kwargs = {}
-    if a.mask is not None:
-        kwargs["mask"] = tf.constant(batch(a.mask))
-    if states is not None:
-        kwargs["initial_state"] = states
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        for s in states or []:
-            tape.watch(s)
-        result = layer(x, **kwargs)
-        out = result[0] if case.return_state else result
-        loss = tf.reduce_sum(out * batch(a.d_output))
-        if case.return_state:
-            loss += tf.reduce_sum(result[1] * batch(a.d_h)) + tf.reduce_sum(result[2] * batch(a.d_c))
-    sources = [x, *layer.trainable_variables] + (states or [])
-    grads = [np.asarray(g) for g in tape.gradient(loss, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)]
-    d_x, d_kernel, d_recurrent, *rest = grads
-    d_bias = rest.pop(0) if case.use_bias else None
-    d_states = rest if states is not None else None
-    if case.unbatched:
-        d_x = d_x[0]
-        d_states = None if d_states is None else [s[0] for s in d_states]
+    d_x, d_kernel, d_recurrent, d_bias, d_states = tape_gradients(
+        layer, a.x, a.initial_state, a.mask, a.d_output, [a.d_h, a.d_c] if case.return_state else [],
+        unbatched=case.unbatched, return_state=case.return_state, use_bias=case.use_bias)
     return LSTMGrads(d_x, d_kernel, d_recurrent, d_bias, d_states)
 
 
