@@ -17,7 +17,9 @@ Supported: ``simple_rnn``, ``lstm`` and ``gru`` (every option; the gated
 layers' loops are in ``backward_lstm`` and ``backward_gru``), ``dense`` and
 ``embedding``, with every Keras activation name (the derivatives are
 ``rnn_ref.activation_grads.activation_vjp``; a callable activation only if it
-is one of ``rnn_ref.activations``'s functions). Bidirectional comes later.
+is one of ``rnn_ref.activations``'s functions), and ``bidirectional`` around any of the
+three (``backward_bidirectional``: each direction's vjp, joined through the
+merge; ``backward(d_output, *d_states)`` returns ``BidirectionalGrads``).
 
 SimpleRNN: backpropagation through time
 ----------------------------------------
@@ -56,6 +58,7 @@ import numpy as np
 from . import _checks, recurrence
 from .activation_grads import activation_vjp
 from .cotangents import activation_name, cotangent, final_cotangents, like_given, processing_keep, step_edges
+from .backward_bidirectional import bidirectional_vjp
 from .backward_gru import gru_vjp
 from .backward_lstm import lstm_vjp
 from .bidirectional import bidirectional
@@ -87,22 +90,20 @@ class EmbeddingGrads(NamedTuple):
 def vjp(fn, *args, **options):
     """``(fn(*args, **options), backward)``: the output and its vector-Jacobian product.
 
-    fn : ``rnn_ref.simple_rnn``, ``lstm``, ``gru``, ``dense`` or ``embedding``
+    fn : ``rnn_ref.simple_rnn``, ``lstm``, ``gru``, ``dense``, ``embedding`` or ``bidirectional``
     backward(d_output) or, with ``return_state``, backward(d_output, *d_states)
         d_output shaped like the output, each final state's cotangent (B, U)
-        (an LSTM's d_h, d_c); None means zeros. Returns ``SimpleRNNGrads``,
-        ``LSTMGrads``, ``GRUGrads``, ``DenseGrads`` or ``EmbeddingGrads``: the
+        (an LSTM's d_h, d_c; a Bidirectional's forward states, then backward
+        ones; with merge_mode None d_output is the pair (d_y, d_y_rev)); None
+        means zeros. Returns ``SimpleRNNGrads``, ``LSTMGrads``, ``GRUGrads``,
+        ``DenseGrads``, ``EmbeddingGrads`` or ``BidirectionalGrads``: the
         gradients of ``sum(output * d_output) [+ sum(state * d_state) ...]``.
     """
-    if any(fn is f for f in _LATER):
-        raise NotImplementedError(
-            f"vjp of {fn.__name__} is not implemented yet (Bidirectional comes later); "
-            f"supported: {', '.join(f.__name__ for f in _VJPS)}")
     backward_of = next((b for f, b in _VJPS.items() if f is fn), None)
     if backward_of is None:
         name = getattr(fn, "__name__", repr(fn))
-        raise TypeError(f"vjp supports rnn_ref.simple_rnn, rnn_ref.lstm, rnn_ref.gru, rnn_ref.dense and "
-                        f"rnn_ref.embedding, got {name}")
+        raise TypeError(f"vjp supports rnn_ref.simple_rnn, rnn_ref.lstm, rnn_ref.gru, rnn_ref.dense, "
+                        f"rnn_ref.embedding and rnn_ref.bidirectional, got {name}")
     inspect.signature(fn).bind(*args, **options)  # a wrong call is refused in fn's own terms
     return backward_of(*args, **options)
 
@@ -248,5 +249,5 @@ def _embedding_rows(ids, V):
 # ---------------------------------------------------------------------------
 
 
-_VJPS = {simple_rnn: _simple_rnn_vjp, lstm: lstm_vjp, gru: gru_vjp, dense: _dense_vjp, embedding: _embedding_vjp}
-_LATER = (bidirectional,)
+_VJPS = {simple_rnn: _simple_rnn_vjp, lstm: lstm_vjp, gru: gru_vjp, dense: _dense_vjp, embedding: _embedding_vjp,
+         bidirectional: bidirectional_vjp}

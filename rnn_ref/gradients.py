@@ -47,9 +47,14 @@ Reduction: Keras's default ``"sum_over_batch_size"``: the per-sample loss
 (the mean over the last axis for binary_crossentropy and mse, the sum over
 classes for the categorical ones) averaged over every other axis.
 
-Not supported (raise NotImplementedError): Bidirectional layers (no vjp
-yet), a layer with ``return_state``, a model whose output carries a mask
-(Keras weights the loss by it), several outputs.
+Bidirectional layers are differentiated with ``rnn_ref.vjp`` of
+``rnn_ref.bidirectional`` (``rnn_ref.backward_bidirectional``); their
+gradients come in Keras's order, the forward layer's weights then the
+backward layer's, and ``train_step`` updates the wrapped layers' weights.
+
+Not supported (raise NotImplementedError): a layer with ``return_state``, a
+Bidirectional with merge_mode None (two outputs), a model whose output
+carries a mask (Keras weights the loss by it), several outputs.
 
 Stateful layers: as ``model(x)`` in Keras, a gradient computation starts
 from the states the previous call left and advances them; the incoming
@@ -66,6 +71,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .backward import vjp
+from .bidirectional import bidirectional
 from .dense import dense
 from .embedding import embedding
 from .model import Dense, Embedding, NumpyModel
@@ -277,8 +283,17 @@ def train_step(np_model: NumpyModel, x, y, loss, learning_rate):
     weights = [(layer, k, w) for layer in _unique(np_model.layers) for k, w in layer.weights().items()]
     for (layer, k, w), g in zip(weights, grads):
         lr = np.asarray(learning_rate, dtype=w.dtype)
-        setattr(layer, k, w - lr * g.astype(w.dtype, copy=False))
+        _set_weight(layer, k, w - lr * g.astype(w.dtype, copy=False))
     return value
+
+
+def _set_weight(layer, name, value):
+    """Replace one weight of ``layer`` (named as in ``layer.weights()``); a Bidirectional's
+    ``forward_kernel`` is its forward layer's ``kernel``."""
+    if isinstance(layer, Bidirectional):
+        direction, name = name.split("_", 1)  # "forward" or "backward", then the wrapped layer's name
+        layer = getattr(layer, direction)
+    setattr(layer, name, value)
 
 
 def _unique(layers):
@@ -320,9 +335,39 @@ def _layer_vjp(layer, h, mask, linear=False):
         return out, backward
 
     if isinstance(layer, Bidirectional):
-        raise NotImplementedError(
-            f"layer {layer.name!r} (Bidirectional): no vjp of rnn_ref.bidirectional yet, so model_gradients "
-            "cannot differentiate it; supported: Embedding, Dense, SimpleRNN, LSTM, GRU")
+        if layer.return_state:
+            raise NotImplementedError(f"layer {layer.name!r}: return_state inside a model is not supported")
+        if layer.merge_mode is None:
+            raise NotImplementedError(f"layer {layer.name!r} (Bidirectional): merge_mode None returns two "
+                                      "outputs; model_gradients supports one output per layer")
+        check_mask_in(layer, mask)
+        x = np.asarray(h).astype(layer.dtype, copy=False)  # (B, T, D)
+        if x.ndim != 3:
+            raise ValueError(f"layer {layer.name!r} (Bidirectional) expects (B, T, D), got {x.shape}")
+        f, b = layer.forward, layer.backward
+        states_f, states_b = f.initial_state(x.shape[0]), b.initial_state(x.shape[0])  # constants (truncated BPTT)
+        initial = None if states_f is None or states_b is None else [*states_f, *states_b]
+        options = {k: v for k, v in f.call_options().items() if k not in layer.SET_BY_WRAPPER}
+        (output, *states), bw = vjp(
+            bidirectional, f.FUNCTION, x, (f.kernel, f.recurrent_kernel, f.bias),
+            (b.kernel, b.recurrent_kernel, b.bias), merge_mode=layer.merge_mode, mask=mask,
+            initial_state=initial, **{**options, "return_state": True})  # (B, [T,] 2U or U); (B, U) each
+        if layer.stateful:
+            f.set_states(states[:len(f.STATE)])
+            b.set_states(states[len(f.STATE):])
+        n_states = len(states)
+
+        def backward(d):
+            g = bw(d, *([None] * n_states))
+            weights = {}
+            for direction, gd in (("forward", g.forward), ("backward", g.backward)):
+                weights[f"{direction}_kernel"] = gd.kernel
+                weights[f"{direction}_recurrent_kernel"] = gd.recurrent_kernel
+                if gd.bias is not None:
+                    weights[f"{direction}_bias"] = gd.bias
+            return g.inputs, weights
+
+        return output, backward
 
     if isinstance(layer, Recurrent):
         if layer.return_state:

@@ -25,6 +25,10 @@ layers. For the LSTM -> GRU model (B 6, W 28, T 7, R 2, L 4) that is 1.8e-4 in
 float32 and 3.4e-13 in float64 relative to the largest gradient. Measured
 worst errors / budget are printed by ``test_report_worst_errors`` (-s).
 
+A Bidirectional (Embedding -> Bidirectional(LSTM or GRU) -> Dense(sigmoid)) counts
+as R = 2: its two directions run side by side, and both directions' errors
+reach the embedding's gradient, the sum of their input gradients.
+
 Mutants (the loss gradient not divided by the batch size; the sigmoid + BCE
 shortcut with the wrong sign, y - sigmoid(z)) must exceed the same budget.
 """
@@ -144,8 +148,22 @@ def lstm_gru_model(dtype="float32", mask_zero=True):
     ])
 
 
+def bidirectional_model(dtype="float32", inner="lstm", merge_mode="concat"):
+    """Embedding(mask_zero) -> Bidirectional(LSTM(5) or GRU(4)), the mask consumed -> Dense(1, sigmoid)."""
+    rnn = keras.layers.LSTM(5, dtype=dtype) if inner == "lstm" else keras.layers.GRU(4, dtype=dtype)
+    return keras.Sequential([
+        keras.Input((T,), dtype="int32"),
+        keras.layers.Embedding(V, 8, mask_zero=True, dtype=dtype),
+        keras.layers.Bidirectional(rnn, merge_mode=merge_mode, dtype=dtype),
+        keras.layers.Dense(1, activation="sigmoid", dtype=dtype),
+    ])
+
+
 RNN_DIMS = dict(B=B, W=8 + 6, T=T, R=1, L=3)
 LSTM_GRU_DIMS = dict(B=B, W=8 + 20, T=T, R=2, L=4)
+#: A Bidirectional runs two recurrent layers side by side, not stacked, but their errors add up in
+#: the gradient of the embedding (the sum of both directions' input gradients): R = 2.
+BIDIRECTIONAL_DIMS = dict(B=B, W=8 + 20, T=T, R=2, L=3)
 
 
 def targets(rng, loss, k, dtype=np.float32):
@@ -259,6 +277,19 @@ def test_lstm_gru_softmax_crossentropy_matches_tape(loss):
     assert_close(ours, expected, case=f"lstm-gru-softmax {loss}", **LSTM_GRU_DIMS)
 
 
+@pytest.mark.parametrize("inner, merge_mode", [("lstm", "concat"), ("gru", "mul")])
+def test_masked_bidirectional_sigmoid_bce_matches_tape_on_left_padded_ids(inner, merge_mode):
+    """Embedding(mask_zero) -> Bidirectional (mask consumed: return_sequences=False) -> Dense(sigmoid)."""
+    rng = np.random.default_rng(8)
+    m = randomize(bidirectional_model(inner=inner, merge_mode=merge_mode), rng)
+    x, y = padded_ids(rng), targets(rng, "binary_crossentropy", 1)
+    value, expected = keras_grads(m, "binary_crossentropy", x, y)
+    ours_value, ours = gradients.value_and_gradients(rnn_ref.from_keras(m), x, y, "binary_crossentropy")
+    assert [g.shape for g in ours] == [tuple(w.shape) for w in m.trainable_weights]
+    assert ours_value == pytest.approx(value, rel=1e-5)
+    assert_close(ours, expected, case=f"embedding-bidirectional({inner}, {merge_mode}) bce", **BIDIRECTIONAL_DIMS)
+
+
 def test_dense_regression_head_with_mse_matches_tape():
     """Float inputs (B, T, D) -> GRU(5, reset_after=False) -> Dense(2) linear, mse."""
     rng = np.random.default_rng(4)
@@ -305,6 +336,7 @@ def test_stateful_model_is_truncated_bptt_from_the_previous_batch_state():
 @pytest.mark.parametrize("build, loss, dims", [
     (rnn_bce_model, "binary_crossentropy", RNN_DIMS),
     (lstm_gru_model, "sparse_categorical_crossentropy", LSTM_GRU_DIMS),
+    (bidirectional_model, "binary_crossentropy", BIDIRECTIONAL_DIMS),
 ])
 def test_train_step_equals_one_train_on_batch_with_sgd(build, loss, dims):
     rng = np.random.default_rng(7)
@@ -356,11 +388,12 @@ def test_mutant_loss_gradients_are_rejected(monkeypatch, mutant):
     assert worst_ratio(ours, expected, **RNN_DIMS) > 100
 
 
-def test_bidirectional_is_refused_by_name():
-    m = keras.Sequential([keras.Input((T, 3)), keras.layers.Bidirectional(keras.layers.SimpleRNN(2)),
-                          keras.layers.Dense(1)])
-    with pytest.raises(NotImplementedError, match="Bidirectional"):
-        model_gradients(rnn_ref.from_keras(m), np.zeros((2, T, 3), np.float32), np.zeros((2, 1)), "mse")
+def test_bidirectional_with_two_outputs_is_refused_by_name():
+    """merge_mode None returns the pair (forward, backward): not one output."""
+    m = keras.Sequential([keras.Input((T, 3)),
+                          keras.layers.Bidirectional(keras.layers.SimpleRNN(2), merge_mode=None)])
+    with pytest.raises(NotImplementedError, match="merge_mode None|output"):
+        model_gradients(rnn_ref.from_keras(m), np.zeros((2, T, 3), np.float32), np.zeros((2, 2)), "mse")
 
 
 def test_masked_sequence_output_is_refused():

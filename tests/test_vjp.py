@@ -847,9 +847,14 @@ def test_vjp_dispatches_the_gated_layers(name, gates):
     assert grads.kernel.shape == k.shape and grads.inputs.shape == x.shape and grads.bias is None
 
 
-def test_bidirectional_is_not_implemented_yet():
-    with pytest.raises(NotImplementedError, match="bidirectional"):
-        rnn_ref.vjp(rnn_ref.bidirectional, rnn_ref.simple_rnn, np.ones((1, 2, 3)), (), ())
+def test_vjp_dispatches_bidirectional():
+    """rnn_ref.vjp runs backward_bidirectional (tests/test_vjp_bidirectional.py compares it with Keras)."""
+    rng = np.random.default_rng(0)
+    x, k, r = rng.normal(size=(1, 2, 3)), rng.normal(size=(3, 2)), rng.normal(size=(2, 2))
+    out, backward = rnn_ref.vjp(rnn_ref.bidirectional, rnn_ref.simple_rnn, x, (k, r), (k, r))
+    np.testing.assert_array_equal(out, rnn_ref.bidirectional(rnn_ref.simple_rnn, x, (k, r), (k, r)))
+    grads = backward(np.ones_like(out))
+    assert grads.inputs.shape == x.shape and grads.forward.kernel.shape == k.shape
 
 
 X, K, R = np.ones((2, 4, 3)), np.ones((3, 5)), np.eye(5)  # (B, T, D), (D, U), (U, U)
