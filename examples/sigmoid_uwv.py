@@ -33,6 +33,13 @@ an RNN's shared weights are meant to avoid. (It is still a SimpleRNN, one with
 D = T fed the rows of ``np.diag(x)``.) Here step t gets the ordinary input
 x_t, with one U shared by all steps.
 
+Backward pass: ``sigmoid_uwv_gradients`` is backpropagation through time
+written out from the equations for the squared loss
+L = 1/2 sum_t ||y_t - target_t||^2 (a sum over steps and outputs, not a mean);
+``rnn_ref_uwv_gradients`` gets the same numbers from ``rnn_ref.vjp`` and
+``keras_uwv_gradients`` from ``tf.GradientTape`` on the Keras model
+(tests/test_worked_examples.py compares the three).
+
 Run: ``python examples/sigmoid_uwv.py``
 """
 
@@ -75,6 +82,64 @@ def rnn_ref_uwv(x, U, W, V):
     return s, rnn_ref.dense(s, V.T)
 
 
+def sigmoid_uwv_gradients(x, U, W, V, targets):
+    """Backpropagation through time by hand: (dU, dW, dV, dx) of the squared loss.
+
+    Shapes: x (T, D), U (H, D), W (H, H), V (K, H), targets (T, K). Returns
+    dU (H, D), dW (H, H), dV (K, H), each shaped like its weight in the
+    textbook layout, and dx (T, D).
+
+    Loss: L = 1/2 * sum_t sum_k (y_t[k] - target_t[k])^2, summed over the T
+    steps and K outputs. Keras's ``loss="mse"`` is the mean over both (and
+    over the batch): for one sequence L_mse = 2 L / (T K), so its gradients
+    are these times 2 / (T K).
+
+    The forward pass keeps every s_t (s_0 = 0). Going back from t = T to 1,
+    ``carried`` is dL/ds_t through the later steps (zero at t = T):
+
+        dy_t    = y_t - target_t            (K,)    dL/dy_t
+        dV     += outer(dy_t, s_t)          (K, H)  y_t = V s_t
+        ds_t    = V.T dy_t + carried        (H,)    s_t feeds y_t and s_{t+1}
+        dz_t    = ds_t * s_t * (1 - s_t)    (H,)    sigmoid'(z_t) = s_t (1 - s_t), z_t = U x_t + W s_{t-1}
+        dU     += outer(dz_t, x_t)          (H, D)
+        dW     += outer(dz_t, s_{t-1})      (H, H)
+        dx_t    = U.T dz_t                  (D,)
+        carried = W.T dz_t                  (H,)    dL/ds_{t-1} through step t
+
+    The derivative of the sigmoid is written with its output s_t, which the
+    forward pass kept; z_t itself is not needed.
+    """
+    s, y = sigmoid_uwv(x, U, W, V)  # (T, H), (T, K)
+    T, H = s.shape
+    s_prev = np.concatenate([np.zeros((1, H), dtype=s.dtype), s[:-1]])  # row t holds s_{t-1}, (T, H)
+    dU, dW, dV, dx = np.zeros_like(U), np.zeros_like(W), np.zeros_like(V), np.zeros_like(x)
+    carried = np.zeros(H, dtype=s.dtype)  # (H,) nothing comes back from after the last step
+    for t in reversed(range(T)):
+        dy = y[t] - targets[t]  # (K,)
+        dV += np.outer(dy, s[t])  # (K, H)
+        ds = V.T @ dy + carried  # (H,)
+        dz = ds * s[t] * (1 - s[t])  # (H,)
+        dU += np.outer(dz, x[t])  # (H, D)
+        dW += np.outer(dz, s_prev[t])  # (H, H)
+        dx[t] = U.T @ dz  # (D,)
+        carried = W.T @ dz  # (H,) to step t - 1
+    return dU, dW, dV, dx
+
+
+def rnn_ref_uwv_gradients(x, U, W, V, targets):
+    """The same (dU, dW, dV, dx) with ``rnn_ref.vjp``, layer by layer.
+
+    vjp gives Keras-layout gradients (kernel (D, H), recurrent_kernel (H, H),
+    Dense kernel (H, K)); transposing them gives the textbook dU, dW, dV.
+    """
+    s, rnn_backward = rnn_ref.vjp(rnn_ref.simple_rnn, x, U.T, W.T, None, activation="sigmoid",
+                                  return_sequences=True)  # s (T, H)
+    y, dense_backward = rnn_ref.vjp(rnn_ref.dense, s, V.T)  # y (T, K)
+    dense_grads = dense_backward(y - targets)  # dL/dy (T, K) in; .inputs = dL/ds (T, H)
+    rnn_grads = rnn_backward(dense_grads.inputs)  # .inputs = dL/dx (T, D)
+    return rnn_grads.kernel.T, rnn_grads.recurrent_kernel.T, dense_grads.kernel.T, rnn_grads.inputs
+
+
 def build_keras(input_dim, hidden, outputs, dtype="float32"):
     """SimpleRNN(sigmoid, no bias) -> Dense(no bias), returning both (states, readouts)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -95,6 +160,21 @@ def keras_uwv(model, x, U, W, V):
     return np.asarray(states)[0], np.asarray(readouts)[0]
 
 
+def keras_uwv_gradients(model, x, U, W, V, targets):
+    """``tf.GradientTape`` on the Keras model: (dU, dW, dV, dx) of the same loss, textbook layout."""
+    import tensorflow as tf
+
+    model.set_weights([U.T, W.T, V.T])
+    inputs = tf.constant(x[None])  # (1, T, D): Keras takes batches
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        _, readouts = model(inputs)  # (1, T, K)
+        loss = 0.5 * tf.reduce_sum((readouts - targets[None]) ** 2)
+    d_inputs, kernel, recurrent_kernel, dense_kernel = (
+        np.asarray(g) for g in tape.gradient(loss, [inputs, *model.trainable_variables]))
+    return kernel.T, recurrent_kernel.T, dense_kernel.T, d_inputs[0]
+
+
 def main():
     rng = np.random.default_rng(2)
     T, D, H, K = 15, 5, 3, 2
@@ -102,13 +182,24 @@ def main():
     U, W, V = random_weights(rng, D, H, K, np.float32)
 
     s, y = sigmoid_uwv(x, U, W, V)
-    ks, ky = keras_uwv(build_keras(D, H, K), x, U, W, V)
+    model = build_keras(D, H, K)
+    ks, ky = keras_uwv(model, x, U, W, V)
     rs, ry = rnn_ref_uwv(x, U, W, V)
     print(f"sigmoid U/W/V RNN, x (T, D) = {x.shape}, U {U.shape}, W {W.shape}, V {V.shape}, float32")
     print(f"  vs Keras SimpleRNN(sigmoid, no bias) + Dense(no bias): "
           f"states {np.max(np.abs(s - ks)):.2e}, readouts {np.max(np.abs(y - ky)):.2e}")
     print(f"  vs rnn_ref.simple_rnn + rnn_ref.dense:                "
           f"states {np.max(np.abs(s - rs)):.2e}, readouts {np.max(np.abs(y - ry)):.2e}")
+
+    targets = rng.standard_normal((T, K)).astype(np.float32)
+    grads = sigmoid_uwv_gradients(x, U, W, V, targets)
+    loss = 0.5 * np.sum((y - targets) ** 2)
+    print(f"backward pass, L = 1/2 sum_t ||y_t - target_t||^2 = {loss:.4f}: max |hand-written - other|")
+    for name, other in [("Keras GradientTape", keras_uwv_gradients(model, x, U, W, V, targets)),
+                        ("rnn_ref.vjp", rnn_ref_uwv_gradients(x, U, W, V, targets))]:
+        diffs = ", ".join(f"{n} {np.max(np.abs(g - o)):.2e}" for n, g, o in zip(["dU", "dW", "dV", "dx"], grads, other))
+        print(f"  vs {name + ':':20s}{diffs}")
+    print(f"  (largest gradient entry {max(np.max(np.abs(g)) for g in grads):.2f})")
 
 
 if __name__ == "__main__":
