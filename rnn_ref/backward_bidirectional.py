@@ -85,7 +85,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from . import _checks, recurrence
-from .bidirectional import LAYERS, MERGE_MODES
+from .bidirectional import LAYERS, MERGE_MODES, merge
 
 #: Options of the inner layers that Bidirectional sets itself (as rnn_ref.bidirectional refuses them).
 SET_BY_BIDIRECTIONAL = ("go_backwards", "zero_output_for_mask")
@@ -148,17 +148,7 @@ def bidirectional_vjp(layer, inputs, forward, backward, *, merge_mode="concat", 
         states = (*states_f, *states_b)  # (B, U) each
     y_rev = np.flip(r, axis=-2) if return_sequences else r  # (B, T, U): processing order -> input order
 
-    # The output, exactly as rnn_ref.bidirectional builds it.
-    if merge_mode == "concat":
-        output = np.concatenate([y, y_rev], axis=-1)  # (B, [T,] 2U)
-    elif merge_mode == "sum":
-        output = y + y_rev
-    elif merge_mode == "mul":
-        output = y * y_rev
-    elif merge_mode == "ave":
-        output = (y + y_rev) / 2
-    else:
-        output = (y, np.ascontiguousarray(y_rev))
+    output = merge(y, y_rev, merge_mode)  # exactly as rnn_ref.bidirectional builds it
     if return_state:
         out = (*output, *states) if merge_mode is None else (output, *states)
     else:

@@ -104,19 +104,24 @@ def bidirectional(layer, inputs, forward, backward, *, merge_mode="concat", **op
     if return_sequences:
         y_rev = np.flip(y_rev, axis=-2)  # (B, T, U), from processing order back to input order
 
-    if merge_mode == "concat":
-        output = np.concatenate([y, y_rev], axis=-1)  # (B, [T,] 2U)
-    elif merge_mode == "sum":
-        output = y + y_rev
-    elif merge_mode == "mul":
-        output = y * y_rev
-    elif merge_mode == "ave":
-        output = (y + y_rev) / 2
-    else:
-        output = (y, np.ascontiguousarray(y_rev))
+    output = merge(y, y_rev, merge_mode)
     if return_state:
         return (*output, *states) if merge_mode is None else (output, *states)
     return output
+
+
+def merge(y, y_rev, merge_mode):
+    """The two directions' outputs (both in input order) merged as Keras merges them:
+    concat (B, [T,] 2U); sum, mul, ave (B, [T,] U); None the pair (y, y_rev)."""
+    if merge_mode == "concat":
+        return np.concatenate([y, y_rev], axis=-1)  # (B, [T,] 2U)
+    if merge_mode == "sum":
+        return y + y_rev
+    if merge_mode == "mul":
+        return y * y_rev
+    if merge_mode == "ave":
+        return (y + y_rev) / 2
+    return (y, np.ascontiguousarray(y_rev))
 
 
 def _run(direction, layer, inputs, weights, **options):
