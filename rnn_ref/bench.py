@@ -54,16 +54,23 @@ from .harness.oracle import as_batch
 
 FULL = dict(
     pipeline=dict(V=5000, E=32, U=100, T=250, batches=(1, 32, 256, 1024)),
+    # Not B = 1024: with OpenBLAS's two threads on a shared machine one NumPy call there can take
+    # 2-17 s instead of 0.5 s (docs/bench.md), which alone would blow the section's minute.
+    backward=dict(V=5000, E=32, U=100, T=250, batches=(1, 32, 256), eager_batches=(1, 32, 256),
+                  goal_B=32, layer_B=32),
     configs=4, examples=32, new_config_examples=12, max_T=300, target_s=0.3, settle_s=0.1, repeats=5,
 )
 QUICK = dict(
     pipeline=dict(V=50, E=4, U=6, T=12, batches=(1, 4)),
+    backward=dict(V=50, E=4, U=6, T=12, batches=(1, 4), eager_batches=(1, 4), goal_B=4, layer_B=4),
     configs=2, examples=4, new_config_examples=2, max_T=12, target_s=0.005, settle_s=0.0, repeats=2,
 )
 
 GOAL_HARNESS = 10.0  # cached oracle vs naive harness, examples per second
 GOAL_PIPELINE_B1 = 5.0  # NumPy vs compiled Keras at B = 1
 GOAL_PIPELINE = 1.0  # NumPy vs compiled Keras at every B
+GOAL_BACKWARD = 1.0  # rnn_ref gradients vs GradientTape in a tf.function, at the backward size's goal_B (32)
+BACKWARD_LOSS = "binary_crossentropy"
 
 #: The configurations of the "shapes vary" sequence (the first ``configs`` are used).
 CONFIGS = (
@@ -432,6 +439,145 @@ def bench_pipeline(size: dict, repeats: int, log) -> list[dict]:
     return results
 
 
+# -- (c) backward pass -----------------------------------------------------------
+
+def _dense(grads):
+    """Keras's gradients as dense tensors (the Embedding's comes as tf.IndexedSlices)."""
+    from ._tf import keras_and_tf  # noqa: PLC0415
+
+    _, tf = keras_and_tf()
+    return [tf.convert_to_tensor(g) for g in grads]
+
+
+def keras_gradient_step(model, loss=BACKWARD_LOSS):
+    """``step(ids, y) -> (loss, [gradient of each trainable weight])``: the mean loss of
+    ``model(ids)`` under a ``tf.GradientTape``, as a training step computes it, and its gradients,
+    made dense so that they are what rnn_ref returns (the Embedding's (V, E) table included)."""
+    from ._tf import keras_and_tf  # noqa: PLC0415
+
+    keras, tf = keras_and_tf()
+    loss_fn = getattr(keras.losses, loss)
+
+    def step(ids, y):
+        with tf.GradientTape() as tape:
+            value = tf.reduce_mean(loss_fn(y, model(ids, training=True)))
+        return value, _dense(tape.gradient(value, model.trainable_weights))
+
+    return step
+
+
+def _max_abs_diff(a, b) -> float:
+    return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(z, np.float64)))) for x, z in zip(a, b))
+
+
+def _timed_ways(ways: dict, size: dict, repeats: int, log, what: str) -> dict:
+    """Every way ``{name: (function, BLAS threads or None)}`` timed ``repeats`` times, interleaved by
+    repeat; ``{name: dict(seconds_per_call, calls_per_repeat, spread)}``, spread being the slowest
+    repeat's time over the fastest's."""
+    calls = {}
+    for k, (f, threads) in ways.items():
+        with _blas_threads(threads):
+            f()  # warm-up
+            calls[k] = _calls_per_repeat(f, size["target_s"])
+    times = {k: [] for k in ways}
+    for r in range(repeats):
+        log(f"backward: {what}, repeat {r + 1}/{repeats}")
+        for k, (f, threads) in ways.items():  # interleaved by repeat: a change of load hits every way alike
+            times[k].append(_time_per_call(f, calls[k], threads, size["settle_s"]))
+    out = {}
+    for k in ways:
+        st = stats(times[k])
+        out[k] = dict(seconds_per_call=st, calls_per_repeat=calls[k], spread=st["max"] / st["min"])
+    return out
+
+
+def bench_backward(size: dict, repeats: int, log) -> dict:
+    """The pipeline's gradients: rnn_ref against tf.GradientTape (compiled and eager) at every B, and
+    ``rnn_ref.vjp(simple_rnn)`` against a tape on the SimpleRNN layer alone at one B."""
+    from . import from_keras, vjp  # noqa: PLC0415
+    from ._tf import keras_and_tf  # noqa: PLC0415
+    from .gradients import value_and_gradients  # noqa: PLC0415
+    from .simple_rnn import simple_rnn  # noqa: PLC0415
+
+    _, tf = keras_and_tf()
+    p = size["backward"]
+    V, E, U, T = p["V"], p["E"], p["U"], p["T"]
+    model = build_pipeline(V, E, U, T)
+    np_model = from_keras(model)  # converted once, outside the timing
+    step = keras_gradient_step(model)
+    limit_one = _has_threadpoolctl()
+    rng = np.random.default_rng(2)
+
+    rows = []
+    for B in p["batches"]:
+        ids = rng.integers(1, V, size=(B, T), dtype=np.int32)  # (B, T)
+        y = rng.integers(0, 2, size=(B, 1)).astype(np.float32)  # (B, 1)
+        # One tf.function per B, as a training loop with a fixed batch size traces one.
+        compiled = tf.function(step, reduce_retracing=True)
+        run_ref = lambda: np_model.gradients(ids, y, BACKWARD_LOSS)  # noqa: E731
+        ways = {"rnn_ref": (run_ref, None)}  # name: (function, BLAS threads or None for the default)
+        if limit_one:
+            ways["rnn_ref_1_blas_thread"] = (run_ref, 1)
+        ways["keras_tf_function"] = (lambda: [g.numpy() for g in compiled(ids, y)[1]], None)
+        if B in p["eager_batches"]:
+            ways["keras_eager"] = (lambda: [g.numpy() for g in step(ids, y)[1]], None)
+        # The check, once: same loss, same gradients (and a warm-up: this traces the tf.function).
+        ref_value, ref_grads = value_and_gradients(np_model, ids, y, BACKWARD_LOSS)
+        k_value, k_grads = compiled(ids, y)
+        k_grads = [g.numpy() for g in k_grads]
+        entry = dict(
+            B=B, T=T, V=V, E=E, U=U, loss=BACKWARD_LOSS,
+            weights=[list(g.shape) for g in k_grads],
+            max_abs_diff_vs_keras=_max_abs_diff(ref_grads, k_grads),
+            max_abs_gradient=max(float(np.max(np.abs(g))) for g in k_grads),
+            loss_abs_diff_vs_keras=abs(float(ref_value) - float(k_value)),
+        )
+        if "keras_eager" in ways:
+            entry["max_abs_diff_eager_vs_tf_function"] = _max_abs_diff(ways["keras_eager"][0](), k_grads)
+        entry.update(_timed_ways(ways, size, repeats, log, f"model B={B}"))
+        ref_s = entry["rnn_ref"]["seconds_per_call"]["median"]
+        entry["ratio_vs_tf_function"] = entry["keras_tf_function"]["seconds_per_call"]["median"] / ref_s
+        entry["ratio_vs_eager"] = (entry["keras_eager"]["seconds_per_call"]["median"] / ref_s
+                                   if "keras_eager" in entry else None)
+        entry["ratio_1_blas_thread_vs_tf_function"] = (
+            entry["keras_tf_function"]["seconds_per_call"]["median"]
+            / entry["rnn_ref_1_blas_thread"]["seconds_per_call"]["median"] if limit_one else None)
+        judged = B == p["goal_B"]
+        entry["goal"] = f">= {GOAL_BACKWARD:g}x vs tf.function" if judged else None
+        entry["goal_met"] = bool(entry["ratio_vs_tf_function"] >= GOAL_BACKWARD) if judged else None
+        rows.append(entry)
+
+    # The SimpleRNN layer alone: rnn_ref.vjp against a tape on the Keras layer, forward and backward.
+    B = p["layer_B"]
+    layer = next(lay for lay in model.layers if type(lay).__name__ == "SimpleRNN")
+    table = model.layers[0].get_weights()[0]  # (V, E)
+    x = table[rng.integers(1, V, size=(B, T))]  # (B, T, E): what the Embedding gives the layer
+    d_out = rng.standard_normal((B, U)).astype(np.float32)  # (B, U), the cotangent of the layer's output
+    W, R, b = layer.get_weights()
+
+    def run_ref():
+        _, backward = vjp(simple_rnn, x, W, R, b)
+        g = backward(d_out)
+        return [g.inputs, g.kernel, g.recurrent_kernel, g.bias]
+
+    @tf.function(reduce_retracing=True)
+    def layer_step(x, d):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = layer(x, training=True)
+        return tape.gradient(out, [x, *layer.trainable_weights], output_gradients=d)
+
+    run_keras = lambda: [g.numpy() for g in _dense(layer_step(x, d_out))]  # noqa: E731
+    ways = {"rnn_ref": (run_ref, None), "keras_tf_function": (run_keras, None)}
+    k_grads = run_keras()
+    layer_entry = dict(B=B, T=T, D=E, U=U, max_abs_diff_vs_keras=_max_abs_diff(run_ref(), k_grads),
+                       max_abs_gradient=max(float(np.max(np.abs(g))) for g in k_grads))
+    layer_entry.update(_timed_ways(ways, size, repeats, log, f"SimpleRNN layer B={B}"))
+    layer_entry["ratio_vs_tf_function"] = (layer_entry["keras_tf_function"]["seconds_per_call"]["median"]
+                                           / layer_entry["rnn_ref"]["seconds_per_call"]["median"])
+    return dict(model=rows, layer=layer_entry)
+
+
 # -- output ----------------------------------------------------------------------
 
 def _spread(st, scale=1e3):
@@ -478,6 +624,9 @@ def print_tables(result: dict, console) -> None:
         t.add_row(*row)
     console.print(t)
     console.print("speed-up: the faster Keras path's time over NumPy's; the goal is judged on it.")
+
+    if "backward" in result:
+        print_backward_table(result["backward"], console)
     m = result["machine"]
     console.print(
         f"machine: {m['cores_usable']} usable cores of {m['cpu_count']}, Python {m['python']}, NumPy {m['numpy']}, "
@@ -486,11 +635,43 @@ def print_tables(result: dict, console) -> None:
     )
 
 
+def _range(st, scale=1e3):
+    return f"{st['median'] * scale:.3g} \\[{st['min'] * scale:.3g}, {st['max'] * scale:.3g}]"
+
+
+def print_backward_table(backward: dict, console) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    rows, lay = backward["model"], backward["layer"]
+    first = rows[0]
+    t = Table(title=f"(c) backward, the model of (b): mean {first['loss']} and its gradients w.r.t. every weight, "
+                    "ms per call, median \\[min, max] over repeats")
+    one = "rnn_ref_1_blas_thread" in first
+    for col in ("what", "B", "rnn_ref", *(["rnn_ref 1 BLAS thread"] if one else []), "tape, tf.function",
+                "tape, eager", "speed-up", "vs eager", f"goal >= {GOAL_BACKWARD:g}x", "max |diff|"):
+        t.add_column(col, justify="left" if col == "what" else "right")
+    for e in rows:
+        eager = "keras_eager" in e
+        t.add_row("model", str(e["B"]), _range(e["rnn_ref"]["seconds_per_call"]),
+                  *([_range(e["rnn_ref_1_blas_thread"]["seconds_per_call"])] if one else []),
+                  _range(e["keras_tf_function"]["seconds_per_call"]),
+                  _range(e["keras_eager"]["seconds_per_call"]) if eager else "-",
+                  f"{e['ratio_vs_tf_function']:.2f}x", f"{e['ratio_vs_eager']:.1f}x" if eager else "-",
+                  _goal(e["goal_met"]), f"{e['max_abs_diff_vs_keras']:.1e}")
+    t.add_row("SimpleRNN vjp", str(lay["B"]), _range(lay["rnn_ref"]["seconds_per_call"]), *(["-"] if one else []),
+              _range(lay["keras_tf_function"]["seconds_per_call"]), "-",
+              f"{lay['ratio_vs_tf_function']:.2f}x", "-", "-", f"{lay['max_abs_diff_vs_keras']:.1e}")
+    console.print(t)
+    console.print("speed-up: the tape in a tf.function over rnn_ref (medians); vs eager: the eager tape over rnn_ref. "
+                  "Both compute forward and backward; Keras's gradients are made dense and fetched as NumPy. "
+                  "SimpleRNN vjp: rnn_ref.vjp(simple_rnn) against a tape on the Keras layer alone.")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rnn_ref bench",
-        description="Time the property harness (cached vs naive Keras oracle) and the NumPy "
-                    "Embedding -> SimpleRNN -> Dense pipeline against compiled Keras.",
+        description="Time the property harness (cached vs naive Keras oracle), and the NumPy "
+                    "Embedding -> SimpleRNN -> Dense pipeline, forward and with its gradients, against Keras.",
     )
     parser.add_argument("--out", metavar="PATH", default=None, help="write the figures as JSON to PATH")
     parser.add_argument("--repeats", type=int, default=None,
@@ -522,12 +703,16 @@ def main(argv=None) -> int:
     )
     result["harness"] = bench_harness(size, repeats, log)
     result["pipeline"] = bench_pipeline(size, repeats, log)
+    backward_started = time.perf_counter()
+    result["backward"] = bench_backward(size, repeats, log)
+    result["backward"]["seconds"] = time.perf_counter() - backward_started
     load_end = os.getloadavg() if hasattr(os, "getloadavg") else None
     fmt = lambda la: None if la is None else [round(x, 2) for x in la]  # noqa: E731
     result["load_average"] = dict(start=fmt(load_start), end=fmt(load_end))
     result["seconds"] = time.perf_counter() - started
     goals = [e["goal_met"] for e in result["harness"] if e["goal_met"] is not None]
     goals += [e["goal_met"] for e in result["pipeline"]]
+    goals += [e["goal_met"] for e in result["backward"]["model"] if e["goal_met"] is not None]
     result["all_goals_met"] = all(goals)
 
     print_tables(result, console)

@@ -6,7 +6,7 @@ as asked, and that what the benchmark derives from the times (examples per
 second, ratios, goals) is what those times give; that the machine section
 reports the thread pools threadpoolctl sees; and that the checks the benchmark
 runs along the way (the property judge on both harnesses, the NumPy model
-against Keras) found nothing wrong.
+against Keras, rnn_ref's gradients against GradientTape's) found nothing wrong.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ pytestmark = pytest.mark.keras
 #: n / seconds is then n / (median of seconds), and a run that ignores --repeats shows.
 REPEATS = 3
 
-#: Goals whose outcome is known whatever the times: the harness goal and the pipeline
-#: goal at B = 1 are always met, the pipeline goal at every other B never is.
-GOALS = dict(GOAL_HARNESS=0.0, GOAL_PIPELINE_B1=0.0, GOAL_PIPELINE=math.inf)
+#: Goals whose outcome is known whatever the times: the harness goal, the pipeline
+#: goal at B = 1 and the backward goal are always met, the pipeline goal at every other B never is.
+GOALS = dict(GOAL_HARNESS=0.0, GOAL_PIPELINE_B1=0.0, GOAL_PIPELINE=math.inf, GOAL_BACKWARD=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,13 @@ def _measurements(result):
         for way in ("numpy", "numpy_1_blas_thread", "keras_predict_on_batch", "keras_tf_function"):
             if way in e:
                 yield f"pipeline B={e['B']} {way}", e[way]["seconds_per_call"]
+    for e in [*result["backward"]["model"], result["backward"]["layer"]]:
+        for way in BACKWARD_WAYS:
+            if way in e:
+                yield f"backward B={e['B']} {way}", e[way]["seconds_per_call"]
+
+
+BACKWARD_WAYS = ("rnn_ref", "rnn_ref_1_blas_thread", "keras_tf_function", "keras_eager")
 
 
 def test_quick_bench_writes_every_measurement(run):
@@ -120,6 +127,56 @@ def test_pipeline_ratios_come_from_the_measured_times(run):
         assert e["ratio"] == pytest.approx(min(predict_s, function_s) / numpy_s, rel=1e-12), e["B"]
 
 
+def test_backward_writes_every_measurement_and_checks_the_gradients(run):
+    printed, result = run
+    assert "(c) backward" in printed
+    size = bench.QUICK["backward"]
+    V, E, U, T = size["V"], size["E"], size["U"], size["T"]
+    rows = result["backward"]["model"]
+    assert [e["B"] for e in rows] == list(size["batches"])
+    for e in rows:
+        assert (e["T"], e["V"], e["E"], e["U"], e["loss"]) == (T, V, E, U, "binary_crossentropy")
+        # Every trainable weight, in Keras's order: Embedding, SimpleRNN, Dense.
+        assert e["weights"] == [[V, E], [E, U], [U, U], [U], [U, 1], [1]]
+        # The timed computation is the right one: rnn_ref's gradients and loss are Keras's (float32).
+        assert e["max_abs_diff_vs_keras"] < 1e-5 and e["loss_abs_diff_vs_keras"] < 1e-5, e["B"]
+        assert e["max_abs_gradient"] > 0
+        ways = {"rnn_ref", "keras_tf_function"} | ({"keras_eager"} if e["B"] in size["eager_batches"] else set())
+        assert ways <= set(e), e["B"]
+        if "keras_eager" in e:
+            assert e["max_abs_diff_eager_vs_tf_function"] < 1e-5
+        for way in BACKWARD_WAYS:
+            if way in e:
+                st = e[way]["seconds_per_call"]
+                assert 0 < st["min"] <= st["median"] <= st["max"], (e["B"], way)
+                assert e[way]["spread"] == pytest.approx(st["max"] / st["min"], rel=1e-12)
+                assert e[way]["calls_per_repeat"] >= 1
+    layer = result["backward"]["layer"]
+    assert (layer["B"], layer["T"], layer["D"], layer["U"]) == (size["layer_B"], T, E, U)
+    assert layer["max_abs_diff_vs_keras"] < 1e-5 and layer["max_abs_gradient"] > 0
+    assert result["backward"]["seconds"] > 0
+
+
+def test_backward_ratios_come_from_the_measured_times(run):
+    _, result = run
+    for e in result["backward"]["model"]:
+        ref_s = e["rnn_ref"]["seconds_per_call"]["median"]
+        function_s = e["keras_tf_function"]["seconds_per_call"]["median"]
+        assert e["ratio_vs_tf_function"] == pytest.approx(function_s / ref_s, rel=1e-12), e["B"]
+        if "keras_eager" in e:
+            assert e["ratio_vs_eager"] == pytest.approx(e["keras_eager"]["seconds_per_call"]["median"] / ref_s,
+                                                        rel=1e-12), e["B"]
+        else:
+            assert e["ratio_vs_eager"] is None
+        if "rnn_ref_1_blas_thread" in e:
+            one_s = e["rnn_ref_1_blas_thread"]["seconds_per_call"]["median"]
+            assert e["ratio_1_blas_thread_vs_tf_function"] == pytest.approx(function_s / one_s, rel=1e-12)
+    layer = result["backward"]["layer"]
+    assert layer["ratio_vs_tf_function"] == pytest.approx(
+        layer["keras_tf_function"]["seconds_per_call"]["median"] / layer["rnn_ref"]["seconds_per_call"]["median"],
+        rel=1e-12)
+
+
 def test_goals_are_judged_on_the_ratios(run):
     _, result = run
     # Only the warm-cache row of the harness has a goal (always met with GOALS).
@@ -130,6 +187,10 @@ def test_goals_are_judged_on_the_ratios(run):
         (B, B == 1) for B in bench.QUICK["pipeline"]["batches"]]
     assert [(e["B"], e["goal_met_vs_predict_on_batch"]) for e in result["pipeline"]] == [
         (B, B == 1) for B in bench.QUICK["pipeline"]["batches"]]
+    # The backward goal is judged at one B only (always met with GOALS).
+    goal_B = bench.QUICK["backward"]["goal_B"]
+    assert [(e["B"], e["goal_met"]) for e in result["backward"]["model"]] == [
+        (B, True if B == goal_B else None) for B in bench.QUICK["backward"]["batches"]]
     assert result["all_goals_met"] is False  # a pipeline goal is missed
 
 
@@ -146,6 +207,7 @@ def test_machine_reports_the_thread_pools_threadpoolctl_sees(run):
             assert pool[key] == seen[pool["filepath"]][key], (pool["filepath"], key)
     # With threadpoolctl, NumPy is also timed with its BLAS limited to one thread.
     assert all("numpy_1_blas_thread" in e for e in result["pipeline"])
+    assert all("rnn_ref_1_blas_thread" in e for e in result["backward"]["model"])
 
 
 @pytest.mark.parametrize("repeats", ["-1", "0"])
