@@ -138,6 +138,10 @@ def _parser(layouts, layers, wrapped) -> argparse.ArgumentParser:
     p.add_argument("--wrap", choices=wrapped, default=None,
                    help="with --layer bidirectional: the layer it wraps (default: the one whose weights "
                         "its first call takes)")
+    p.add_argument("--gradients", action="store_true",
+                   help="the function is a backward pass, f(inputs, W, U, b, d_output, **options), returning the "
+                        "gradients of sum(output * d_output) as a dict or a tuple in argument order ([dx,] dW, dU, "
+                        "db[, dh0]; in the textbook layout dW (G, D), dU (G, U)); checked against tf.GradientTape")
     p.add_argument("--layout", choices=layouts, default="keras",
                    help="with G = U, 4U or 3U columns for simple_rnn, lstm, gru: "
                         "keras: f(inputs, kernel (D, G), recurrent_kernel (U, G), bias, ...); "
@@ -206,6 +210,7 @@ class _Progress:
 def main(argv=None) -> int:
     from .harness.candidate import (LAYOUT_NAMES, AdaptedBidirectional, AdaptError, Adapted, LoadError, coverage,
                                     load_function, probe, wrapped_layer)
+    from .harness.backward_candidate import AdaptedGradients
     from .harness.properties import PROPERTIES, properties_for
     from .harness.spec import LAYERS, SIMPLE_RNN, layer_named
 
@@ -215,8 +220,13 @@ def main(argv=None) -> int:
     if args.wrap and not bidirectional:
         print("error: --wrap goes with --layer bidirectional", file=sys.stderr)
         return EXIT["unusable"]
+    if args.gradients and bidirectional:
+        print("error: --gradients checks a SimpleRNN, LSTM or GRU backward pass (--layer simple_rnn, lstm or gru); "
+              "a Bidirectional one is not supported", file=sys.stderr)
+        return EXIT["unusable"]
     spec = layer_named(args.wrap or "simple_rnn") if bidirectional else layer_named(args.layer)
-    applies = properties_for(spec.name, "bidirectional" if bidirectional else "layer")
+    kind = "bidirectional" if bidirectional else "gradients" if args.gradients else "layer"
+    applies = properties_for(spec.name, kind)
     if args.list:
         width = max(map(len, applies))
         for name, prop in applies.items():
@@ -244,6 +254,8 @@ def main(argv=None) -> int:
             if not args.wrap:  # the layer whose weights its first call takes
                 spec = wrapped_layer(fn, args.layout, args.case_timeout) or SIMPLE_RNN
             candidate = AdaptedBidirectional(fn, args.layout, spec=spec)
+        elif args.gradients:
+            candidate = AdaptedGradients(fn, args.layout, spec=spec)
         else:
             candidate = Adapted(fn, args.layout, spec=spec)
     except (LoadError, AdaptError) as e:
@@ -263,6 +275,7 @@ def main(argv=None) -> int:
 
     layer = (f"Bidirectional({spec.name}), " if bidirectional else f"{spec.name}, " if spec.name != "SimpleRNN"
              else "")
+    layer = f"{spec.name} backward pass, " if args.gradients else layer
     print(f"checking {args.target} ({layer}layout {args.layout}) against Keras {versions['keras']} "
           f"(TensorFlow {versions['tensorflow']})")
     print(f"called as {candidate.call_text()}" + "".join(f"; {a}" for a in candidate.adaptations()))
@@ -339,6 +352,7 @@ def main(argv=None) -> int:
     if args.json:
         doc = {
             "target": args.target, "layer": args.layer, "wraps": spec.cli_name if bidirectional else None,
+            "gradients": args.gradients,
             "layout": args.layout, "max_examples": max_examples, "seed": args.seed,
             "case_timeout": args.case_timeout, "versions": versions, "exit_status": status,
             "seconds": total, "counts": counts, "interrupted": interrupted,

@@ -350,3 +350,83 @@ def bidirectional_ave_is_sum(inputs, forward, backward, merge_mode="concat", **o
 BIDIRECTIONAL_MUTANTS = {f.__name__: f for f in (
     bidirectional_backward_ignores_mask, bidirectional_padded_steps_not_zeroed,
     bidirectional_backward_in_processing_order, bidirectional_initial_states_swapped, bidirectional_ave_is_sum)}
+
+
+# -- backward passes ------------------------------------------------------------------
+# Called like ``rnn_ref.harness.backprop.reference_backward(layer)``:
+# ``f(inputs, kernel, recurrent_kernel, bias=None, *, d_output, **options)`` returning
+# ``{name: gradient}`` in Keras's layout (``check --gradients`` on a keras-layout
+# function, tests/test_check_gradients.py). Each is rnn_ref's own backward pass
+# (``rnn_ref.vjp``) with one plausible bug, for any of the three layers.
+
+def _reference_grads(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options):
+    from .backward import vjp
+
+    _, back = vjp(layer, inputs, kernel, recurrent_kernel, bias, **options)
+    return {k: v for k, v in back(d_output)._asdict().items() if v is not None}
+
+
+def _backward_mutant(bug):
+    """One backward mutant per layer: ``bug(layer, inputs, ..., d_output=, **options)``."""
+    def for_layer(layer):
+        def backward(inputs, kernel, recurrent_kernel, bias=None, *, d_output, **options):
+            if options.pop("return_state", False):
+                raise NotImplementedError("a backward pass takes the output's cotangent only")
+            return bug(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options)
+
+        backward.__name__ = f"{bug.__name__}_{layer.__name__}"
+        backward.__doc__ = bug.__doc__
+        return backward
+    return {layer.__name__: for_layer(layer) for layer in (simple_rnn, lstm, gru)}
+
+
+def grad_weights_averaged_over_batch(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options):
+    """The weight gradients divided by the batch size (a mean loss's 1/B applied twice)."""
+    grads = _reference_grads(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options)
+    B = np.shape(inputs)[0] if np.ndim(inputs) == 3 else 1
+    for name in ("kernel", "recurrent_kernel", "bias"):
+        if name in grads:
+            grads[name] = (grads[name] / B).astype(grads[name].dtype)
+    return grads
+
+
+def grad_last_output_at_first_step(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options):
+    """Without return_sequences, the last output's cotangent is put at the first step processed."""
+    if options.get("return_sequences"):
+        return _reference_grads(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options)
+    d = np.asarray(d_output)
+    T = np.shape(inputs)[-2]
+    seq = np.zeros((*d.shape[:-1], T, d.shape[-1]), dtype=d.dtype)  # ([B,] T, U)
+    seq[..., 0, :] = d
+    return _reference_grads(layer, inputs, kernel, recurrent_kernel, bias, seq,
+                            **{**options, "return_sequences": True})
+
+
+def grad_padded_inputs_get_gradient(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options):
+    """The inputs' gradient at padded steps is the one the step would have without the mask."""
+    grads = _reference_grads(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options)
+    mask = options.get("mask")
+    if mask is not None:
+        unmasked = _reference_grads(layer, inputs, kernel, recurrent_kernel, bias, d_output,
+                                    **{**options, "mask": None})
+        grads["inputs"] = np.where(np.asarray(mask)[..., None], grads["inputs"], unmasked["inputs"])
+    return grads
+
+
+def grad_one_sequence_ignores_mask(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options):
+    """One sequence (T, D) is run as a batch of one, without its mask."""
+    if np.ndim(inputs) == 2:
+        options = {**options, "mask": None}
+    return _reference_grads(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options)
+
+
+def grad_hard_sigmoid_as_sigmoid(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options):
+    """hard_sigmoid's derivative taken as sigmoid's (the gradients of the smooth function)."""
+    options = {k: ("sigmoid" if v == "hard_sigmoid" else v) for k, v in options.items()}
+    return _reference_grads(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options)
+
+
+#: layer name (rnn_ref.simple_rnn.__name__, ...) -> the mutant for that layer, by bug.
+GRADIENT_MUTANTS = {bug.__name__: _backward_mutant(bug) for bug in (
+    grad_weights_averaged_over_batch, grad_last_output_at_first_step, grad_padded_inputs_get_gradient,
+    grad_one_sequence_ignores_mask, grad_hard_sigmoid_as_sigmoid)}

@@ -9,14 +9,17 @@ the candidate.
 import functools
 
 import pytest
-from hypothesis import example, given, note
+from hypothesis import example, given, note, settings
 
 import rnn_ref
+from rnn_ref.harness.backprop import reference_backward
 from rnn_ref.harness.context import Context
 from rnn_ref.harness.properties import PROPERTIES, case_of, properties_for
 from rnn_ref.harness.spec import LAYERS
 
 CASES = [(layer, name) for layer in LAYERS for name in properties_for(layer)]
+#: Gradient properties, applied to each layer's backward pass, rnn_ref.vjp.
+GRADIENTS = [(layer, name) for layer in LAYERS for name in properties_for(layer, "gradients")]
 #: Properties of a Bidirectional function, applied to rnn_ref.bidirectional around each layer.
 WRAPPED = [(layer, name) for layer in LAYERS for name in properties_for(layer, "bidirectional")]
 
@@ -94,3 +97,28 @@ def test_an_overflow_inside_a_step_is_not_judged_but_the_rest_is(contexts):
 
     with pytest.raises(PropertyFailure):
         ctx.expect(first_step_off, case)
+
+
+#: The gradient properties run half the profile's examples: each example judges
+#: every gradient with three perturbed float64 backward passes for its budget, and
+#: every option combination is also run deterministically by tests/test_vjp*.py.
+GRADIENT_EXAMPLES = max(1, settings.default.max_examples // 2)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("layer, name", GRADIENTS, ids=[f"{layer}-{name}" for layer, name in GRADIENTS])
+def test_gradient_property(layer, name, contexts):
+    prop, spec, ctx = PROPERTIES[name], LAYERS[layer], contexts[layer]
+    candidate = reference_backward(spec.reference)
+
+    @settings(max_examples=GRADIENT_EXAMPLES)
+    @given(prop.strategy_for(spec=spec))
+    def check(case):
+        shown = case_of(case)
+        note(f"{name}: {shown.describe()}\nreproduce with:\n{shown.snippet()}")
+        ctx.property = name if layer == "SimpleRNN" else f"{name} ({layer})"
+        prop.check(ctx, candidate, case)
+
+    for anchor in prop.anchors(spec=spec):
+        check = example(anchor)(check)
+    check()

@@ -264,7 +264,7 @@ class Adapted:
                 raise TypeError(f"unknown option {name!r}")
             if self.accepts(name):
                 opts[name] = value
-            elif not _is_default(name, value, self.options) and not (name == "return_sequences" and self.sequence_output):
+            elif not is_default(name, value, self.options) and not (name == "return_sequences" and self.sequence_output):
                 raise NotImplementedError(f"{self.__name__}() has no parameter {name!r}")
         if bias is not None and not self.has_bias:
             raise NotImplementedError(f"{self.__name__}() takes no bias")
@@ -333,6 +333,10 @@ class Adapted:
             out.append("it returns a wider dtype than its inputs: results are rounded to the inputs' dtype "
                        "before they are judged")
         return out
+
+    def adapt_to(self, out, case) -> None:
+        """Adapt to what the default call on ``case`` returned (see ``_adapt_output``)."""
+        _adapt_output(self, out, case)
 
     def call_text(self) -> str:
         """How the function is called, for messages: ``rnn(x, W, U, b)``."""
@@ -404,7 +408,7 @@ class AdaptedBidirectional(Adapted):
                 raise TypeError(f"unknown option {name!r}")
             if self.accepts(name):
                 opts[name] = value
-            elif not _is_default(name, value, self.options):
+            elif not is_default(name, value, self.options):
                 raise NotImplementedError(f"{self.__name__}() has no parameter {name!r}")
         biased = [w[2] is not None for w in (forward, backward) if len(w) > 2]
         if any(biased) and not self.has_bias:
@@ -448,7 +452,7 @@ def _row(value, b: int):
     return value[b]
 
 
-def _is_default(name: str, value, options: dict = OPTIONS) -> bool:
+def is_default(name: str, value, options: dict = OPTIONS) -> bool:
     default = options[name]
     return value is None if default is None else (not isinstance(value, np.ndarray) and value == default)
 
@@ -519,7 +523,7 @@ def probe(candidate: Adapted, timeout: float | None = None) -> Probe:
             why = attempt(base)
     if why is not None:
         return Probe(Support(), declined, problem=why, hint=_layout_hint(candidate, timeout))
-    _adapt_output(candidate, outputs[-1], base)
+    candidate.adapt_to(outputs[-1], base)
 
     ok = {dim: [value] for dim, value in DEFAULTS.items()}
 
@@ -551,7 +555,8 @@ def probe(candidate: Adapted, timeout: float | None = None) -> Probe:
             if mode != DEFAULTS["merge_mode"]:
                 check("merge_mode", mode, merge_mode=mode)
     for option in ("return_sequences", "return_state") + (() if wrapper else ("go_backwards",)):
-        check(option, True, **{option: True})
+        if option in candidate.options:  # a backward pass has no return_state
+            check(option, True, **{option: True})
     check("initial_state", True, tiny(initial_state=True))
     for pattern in MASK_PATTERNS:
         check("mask_pattern", pattern, tiny(mask_pattern=pattern))
@@ -635,14 +640,19 @@ def _layout_hint(candidate: Adapted, timeout) -> str:
 
 
 def load_candidate(target: str, layout: str = "keras", *, layer: str = "simple_rnn", wrap: str | None = None,
-                   timeout: float | None = None) -> Adapted:
+                   timeout: float | None = None, gradients: bool = False) -> Adapted:
     """The function named by ``target``, adapted to ``layout`` for ``layer``
     (simple_rnn, lstm, gru, or bidirectional around ``wrap``: found by
-    ``wrapped_layer`` when None) and probed: ``candidate.support`` is what the
+    ``wrapped_layer`` when None; with ``gradients`` a backward pass, see
+    ``backward_candidate``) and probed: ``candidate.support`` is what the
     properties may draw, ``candidate.probe`` the whole result (raises
     LoadError or AdaptError)."""
     fn = load_function(target)
-    if layer == "bidirectional":
+    if gradients:
+        from .backward_candidate import AdaptedGradients  # noqa: PLC0415  (it builds on this module)
+
+        candidate = AdaptedGradients(fn, layout, spec=layer_named(layer))
+    elif layer == "bidirectional":
         spec = layer_named(wrap) if wrap else wrapped_layer(fn, layout, timeout) or SIMPLE_RNN
         candidate = AdaptedBidirectional(fn, layout, spec=spec)
     else:

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from . import tolerance
+from .backprop import cotangent_for, float64_gradients, named_arrays, reference_backward
 from .cases import FULL, Case, Support
 from .oracle import KerasOracle
 from .spec import SIMPLE_RNN, LayerSpec
@@ -67,6 +68,7 @@ class Judged:
 
     value: np.ndarray
     budget: np.ndarray
+    truth: np.ndarray | None = None  # the float64 truth it was judged against (gradients)
 
 
 class Context:
@@ -155,6 +157,108 @@ class Context:
         if bad:
             raise PropertyFailure("\n".join(v.summary() for v in bad), verdicts)
         return tuple(results) if len(results) > 1 else results[0]
+
+    # -- the backward pass ----------------------------------------------------
+    def call_gradients(self, candidate, case: Case, d_output=None, *, expected: dict | None = None,
+                       **overrides) -> dict:
+        """Call a backward-pass candidate (see ``backprop``) on ``case`` with the output's
+        cotangent (default: the case's own, ``cotangent_for``); return its gradients as
+        ``{name: array}`` (``named_arrays``' names), checked for shape and dtype against
+        ``expected`` (default: the reference's gradients of the call)."""
+        kw = case.kwargs(**overrides)
+        d_output = cotangent_for(case, kw) if d_output is None else d_output
+        passed = {k: np.array(v, order="C") if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+        with np.errstate(all="ignore"):
+            got = candidate(**passed, d_output=np.array(d_output, order="C"))
+        for k, v in kw.items():
+            if isinstance(v, np.ndarray) and not np.array_equal(passed[k], v, equal_nan=True):
+                raise CandidateError(f"the candidate modified its argument {k!r} in place")
+        if not isinstance(got, dict):
+            raise CandidateError(f"a backward pass must return its gradients as a dict, got {type(got).__name__}")
+        if expected is None:
+            with np.errstate(all="ignore"):
+                expected = dict(named_arrays(reference_backward(self.spec.reference)(**kw, d_output=d_output)))
+        shapes = expected
+        flat = {}
+        for key, value in got.items():  # several initial states one by one, as named_arrays names them
+            if isinstance(value, (list, tuple)):
+                name, _, shown = key.partition(":")
+                flat.update({f"{name}[{i}]" + (f":{shown}[{i}]" if shown else ""): v for i, v in enumerate(value)})
+            elif value is not None:
+                flat[key] = value
+        result = {}
+        for key, value in flat.items():
+            name = key.split(":")[0]
+            if name not in shapes:
+                raise CandidateError(f"the candidate returned a gradient of {key.split(':')[-1]!r}, which this call "
+                                     f"has no argument for (it has {', '.join(shapes)})")
+            arr = np.asarray(value)
+            if arr.shape != shapes[name].shape:
+                raise CandidateError(f"the gradient of {key.split(':')[-1]} has shape {arr.shape}, expected "
+                                     f"{shapes[name].shape} for {case.describe()}")
+            if arr.dtype != case.dtype:
+                raise CandidateError(f"the gradient of {key.split(':')[-1]} has dtype {arr.dtype}, expected "
+                                     f"{case.dtype} (the dtype of the inputs)")
+            result[key] = arr
+        if not result:
+            raise CandidateError("the candidate returned no gradients")
+        return result
+
+    def expect_gradients(self, candidate, case: Case, label: str = "gradients", d_output=None, **overrides) -> dict:
+        """Call a backward-pass candidate on ``case`` and judge each gradient it returns
+        against GradientTape on the Keras layer and the float64 truth (the reference's
+        vjp), with the budget of ``tolerance.judge``; return ``{name: Judged}``.
+
+        The budget's terms are the forward pass's: Keras's own error, the conditioning
+        (how far the float64 gradients move when every input, weight and the cotangent
+        is perturbed by PERTURB_ULPS units of roundoff) and the rounding floor, with
+        m = one step's products + B*T (a weight gradient sums over every row and step).
+        A gradient's error grows backwards through the steps, so the envelope of an
+        ``inputs`` gradient is its maximum over all steps (and units) of a row; a weight
+        gradient's is its maximum over each row of the weight."""
+        from .oracle import keras_gradients
+
+        kw = case.kwargs(**overrides)
+        d_output = cotangent_for(case, kw) if d_output is None else np.asarray(d_output)
+        reference = self.spec.reference
+        with np.errstate(all="ignore"):
+            in_dtype = dict(named_arrays(reference_backward(reference)(**kw, d_output=d_output)))
+        got = self.call_gradients(candidate, case, d_output, expected=in_dtype, **overrides)
+        keras = dict(named_arrays(keras_gradients(self.oracle, **kw, d_output=d_output)))
+        with np.errstate(all="ignore"):
+            truth = dict(named_arrays(float64_gradients(reference, kw, d_output)))
+            rng = np.random.default_rng(case.seed)
+            names = list(truth)
+
+            def gradients_of(d_output, **call):  # the float64 gradients as a tuple, for the conditioning
+                grads = dict(named_arrays(float64_gradients(reference, call, d_output)))
+                return tuple(grads[n] for n in names)
+
+            spread = tolerance.conditioning(gradients_of, {**kw, "d_output": d_output}, case.dtype, rng=rng)
+            spread = spread if isinstance(spread, tuple) else (spread,)
+            spread = {n: self.internal_overflow(in_dtype[n], truth[n], s, case.dtype) for n, s in zip(names, spread)}
+            # Where a gradient leaves the dtype's range, the order of the additions decides
+            # between +-inf and NaN (inf - inf): nothing there can be judged.
+            spread = {n: np.where(np.isfinite(truth[n].astype(case.dtype)), s, np.inf) for n, s in spread.items()}
+        deviant = any(KNOWN_KERAS_DEVIATIONS.get((kw.get(slot), case.dtype.name))
+                      for slot in ("activation", "recurrent_activation") if isinstance(kw.get(slot), str))
+        B, T = (np.shape(kw["inputs"]) if np.ndim(kw["inputs"]) == 3 else (1, *np.shape(kw["inputs"])))[:2]
+        m = self.spec.products(case.shape["D"], case.shape["U"]) + B * T
+        results, verdicts = {}, []
+        for key, g in got.items():
+            name, shown = key.split(":")[0], key.split(":")[-1]
+            time_axis = (np.ndim(g) - 2) if name == "inputs" else None
+            v = tolerance.judge(f"{label}: d {shown}", g, keras[name], truth[name], spread[name], case.dtype, m=m,
+                                time_axis=time_axis, whole_time=True,
+                                keras_truth=keras[name] if deviant else None)
+            verdicts.append(v)
+            if self.record:
+                self.record(self.property, v)
+            results[key] = Judged(g, v.budget, truth[name])
+        bad = [v for v in verdicts if not v.ok]
+        if bad:
+            raise PropertyFailure("\n".join(v.summary() for v in bad), verdicts)
+        return results
 
     def relate(self, label: str, a: Judged, b: Judged, *, where=None):
         """a and b must agree within the sum of their budgets (at ``where``)."""

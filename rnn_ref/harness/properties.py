@@ -583,3 +583,7 @@ def bidirectional_function_matches_keras(ctx: Context, g, drawn):
 def bidirectional_function_masks_match_keras(ctx: Context, g, drawn):
     """With masks, padded steps output zeros and each direction skips them, as in keras.layers.Bidirectional."""
     _check_bidirectional_function(ctx, g, drawn)
+
+
+# The gradient properties (a candidate of kind "gradients") register themselves here too.
+from . import gradient_properties  # noqa: E402,F401

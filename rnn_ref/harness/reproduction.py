@@ -41,6 +41,7 @@ def reproduction(name: str, case, *, target: str | None = None, layout: str = "k
     drawn = case
     case = case_of(drawn)
     wrapper = PROPERTIES[name].takes == "bidirectional"  # a Bidirectional function
+    backward = PROPERTIES[name].takes == "gradients"  # a backward pass
     lines = [case.snippet().rstrip("\n")]
     arg = "case"
     if drawn is not case:
@@ -54,15 +55,20 @@ def reproduction(name: str, case, *, target: str | None = None, layout: str = "k
                   "    for name, value in case.kwargs().items():",
                   "        if isinstance(value, np.ndarray):",
                   "            print(f'{name} = {value!r}')"]
+    if sum(v.size for v in arrays.values()) <= SMALL_CASE and backward:
+        lines += ["from rnn_ref.harness.backprop import cotangent_for",
+                  "print('d_output =', repr(cotangent_for(case)))  # the output's cotangent the property passes"]
     if target is None:
         load = (f"candidate = your_function  # the function under test, called like "
-                f"rnn_ref.{case.spec.reference.__name__}")
+                f"rnn_ref.{case.spec.reference.__name__}" + (" with d_output=..." if backward else ""))
         support = ""
     else:
         layout_arg = "" if layout == "keras" else f", layout={layout!r}"
         layer_arg = "" if case.spec is SIMPLE_RNN else f", layer={case.spec.cli_name!r}"
         if wrapper:
             layer_arg = f", layer='bidirectional', wrap={case.spec.cli_name!r}"
+        if backward:
+            layer_arg += ", gradients=True"
         load = (f"candidate = load_candidate({target!r}{layout_arg}{layer_arg})  # run from the directory the "
                 "check ran in; it probes what the function handles")
         support = "support=candidate.support"
@@ -75,7 +81,7 @@ def reproduction(name: str, case, *, target: str | None = None, layout: str = "k
         "from rnn_ref.harness.properties import PROPERTIES",
         "from rnn_ref.harness.reproduction import compare",
         load,
-        *([] if wrapper or overrides is None else
+        *([] if wrapper or backward or overrides is None else
           [f"compare(candidate, case{opts})  # candidate vs Keras vs float64 truth, worst element"]),
         "try:",
         f"    PROPERTIES[{name!r}].check(Context({support}), candidate, {arg})",

@@ -141,11 +141,15 @@ class Verdict:
         return "\n".join(lines)
 
 
-def _envelope(err: np.ndarray, time_axis: int | None) -> np.ndarray:
-    """Max over the units axis, running max over time, broadcast back to err's shape."""
+def _envelope(err: np.ndarray, time_axis: int | None, whole_time: bool = False) -> np.ndarray:
+    """Max over the units axis, running max over time (``whole_time``: max over every
+    step), broadcast back to err's shape."""
     env = np.max(err, axis=-1, keepdims=True) if err.ndim else err
     if time_axis is not None and env.ndim > 1:
-        env = np.maximum.accumulate(env, axis=time_axis)
+        if whole_time:
+            env = np.max(env, axis=time_axis, keepdims=True)
+        else:
+            env = np.maximum.accumulate(env, axis=time_axis)
     return np.broadcast_to(env, err.shape)
 
 
@@ -186,12 +190,14 @@ def judge(
     m: int,
     time_axis: int | None,
     keras_truth: np.ndarray | None = None,
+    whole_time: bool = False,
 ) -> Verdict:
     """Judge ``candidate`` against the float64 ``truth`` with the case's budget.
 
     candidate, keras, truth, spread: the same shape; ``m`` = D + U + 1 terms
     per step's dot product; ``time_axis`` the axis of steps (None for a last
-    output or a state).
+    output or a state); ``whole_time``: the envelope is the maximum over every
+    step instead of the running maximum (a gradient, whose error grows backwards).
     """
     dtype = np.dtype(dtype)
     candidate = np.asarray(candidate)
@@ -205,8 +211,8 @@ def judge(
     e_k_model = e_k if keras_truth is None else abs_err(keras, keras_truth, dtype)
     scale = np.maximum(1.0, np.abs(np.where(np.isfinite(truth), truth, 0.0)))
     floor = FLOOR_ULPS * u * np.sqrt(m) * scale
-    s_env = _envelope(np.asarray(spread, dtype=np.float64), time_axis)
-    k_env = _envelope(e_k, time_axis)
+    s_env = _envelope(np.asarray(spread, dtype=np.float64), time_axis, whole_time)
+    k_env = _envelope(e_k, time_axis, whole_time)
     budget = FACTOR * np.maximum(k_env, s_env) + floor
     keras_budget = FACTOR * s_env + floor
     # Overflow to +-inf is correct rounding where the truth plus the budget
@@ -216,7 +222,7 @@ def judge(
     near_max = np.abs(np.where(np.isfinite(truth), truth, 0)) + budget >= big
     e_c = np.where(near_max & np.isinf(np.asarray(candidate, dtype=np.float64)), 0.0, e_c)
     k_over = near_max & np.isinf(np.asarray(keras, dtype=np.float64))
-    e_k_model = np.where(_envelope(k_over.astype(float), time_axis) > 0, 0.0, e_k_model)
+    e_k_model = np.where(_envelope(k_over.astype(float), time_axis, whole_time) > 0, 0.0, e_k_model)
 
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         rel = lambda e: np.where(e == 0, 0.0, e / np.maximum(np.abs(truth), np.finfo(dtype).tiny))  # noqa: E731

@@ -112,7 +112,8 @@ def candidates(prop, layer: str, impls: dict) -> dict:
 def applies(name: str, layer: str) -> bool:
     """Whether property ``name`` of the report's catalogue runs on ``layer`` (``Property.layers``)."""
     prop = catalogue(layer).get(name)
-    return prop is not None and layer in prop.layers
+    # the gradient properties (a backward pass as the candidate) are not swept here
+    return prop is not None and layer in prop.layers and getattr(prop, "takes", "layer") != "gradients"
 
 
 def labelled_catalogue(names, layers) -> dict:
