@@ -242,6 +242,18 @@ class Context:
             spread = {n: np.where(np.isfinite(truth[n].astype(case.dtype)), s, np.inf) for n, s in spread.items()}
         deviant = any(KNOWN_KERAS_DEVIATIONS.get((kw.get(slot), case.dtype.name))
                       for slot in ("activation", "recurrent_activation") if isinstance(kw.get(slot), str))
+        # Keras's own check needs the truth of its deviating activation, which the backward
+        # pass does not take: it is left out there (Keras's error still widens the budget).
+        keras_truth = keras if deviant else truth
+        return self.judge_gradients(label, got, keras, truth, keras_truth, spread, case, kw)
+
+    def judge_gradients(self, label, got, keras, truth, keras_truth, spread, case, kw) -> dict:
+        """Judge each gradient the candidate returned (``got``, named as ``call_gradients``
+        names them) against ``truth`` with Keras's gradient and the conditioning ``spread``
+        in its budget (dicts by gradient name); raise PropertyFailure naming those over
+        budget, else return ``{name: Judged}``. The one place that sees the candidate's
+        gradients, Keras's, the truth and the conditioning together (as ``judge_all`` for
+        outputs; the report's FACTOR tally extends it)."""
         B, T = (np.shape(kw["inputs"]) if np.ndim(kw["inputs"]) == 3 else (1, *np.shape(kw["inputs"])))[:2]
         m = self.spec.products(case.shape["D"], case.shape["U"]) + B * T
         results, verdicts = {}, []
@@ -249,8 +261,7 @@ class Context:
             name, shown = key.split(":")[0], key.split(":")[-1]
             time_axis = (np.ndim(g) - 2) if name == "inputs" else None
             v = tolerance.judge(f"{label}: d {shown}", g, keras[name], truth[name], spread[name], case.dtype, m=m,
-                                time_axis=time_axis, whole_time=True,
-                                keras_truth=keras[name] if deviant else None)
+                                time_axis=time_axis, whole_time=True, keras_truth=keras_truth[name])
             verdicts.append(v)
             if self.record:
                 self.record(self.property, v)
