@@ -426,7 +426,19 @@ def grad_hard_sigmoid_as_sigmoid(layer, inputs, kernel, recurrent_kernel, bias, 
     return _reference_grads(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options)
 
 
+def grad_initial_state_not_carried(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options):
+    """The initial state's gradient is what reaches it from the first step's output alone (not carried back
+    from later steps)."""
+    grads = _reference_grads(layer, inputs, kernel, recurrent_kernel, bias, d_output, **options)
+    if "initial_state" in grads and options.get("return_sequences"):
+        d = np.zeros_like(np.asarray(d_output))
+        d[..., :1, :] = np.asarray(d_output)[..., :1, :]
+        grads["initial_state"] = _reference_grads(layer, inputs, kernel, recurrent_kernel, bias, d,
+                                                  **options)["initial_state"]
+    return grads
+
+
 #: layer name (rnn_ref.simple_rnn.__name__, ...) -> the mutant for that layer, by bug.
 GRADIENT_MUTANTS = {bug.__name__: _backward_mutant(bug) for bug in (
     grad_weights_averaged_over_batch, grad_last_output_at_first_step, grad_padded_inputs_get_gradient,
-    grad_one_sequence_ignores_mask, grad_hard_sigmoid_as_sigmoid)}
+    grad_one_sequence_ignores_mask, grad_hard_sigmoid_as_sigmoid, grad_initial_state_not_carried)}

@@ -37,6 +37,7 @@ EXPECTED = [
     ("grad_padded_inputs_get_gradient", "masked_steps_add_nothing_to_gradients", ("simple_rnn", "lstm", "gru")),
     ("grad_one_sequence_ignores_mask", "unbatched_gradients_equal_batch_of_one", ("simple_rnn", "gru")),
     ("grad_hard_sigmoid_as_sigmoid", "every_activation_gradients_match_keras", ("simple_rnn", "lstm")),
+    ("grad_initial_state_not_carried", "chunk_initial_state_gradient_flows_to_previous_chunk", ("simple_rnn", "gru")),
     ("grad_weights_averaged_over_batch", "gradients_match_keras", ("simple_rnn",)),
 ]
 
@@ -167,6 +168,7 @@ def test_return_conventions_are_read_by_name_and_by_shape():
 
     returns = {
         "tuple with dx": lambda *a: as_textbook(truth),
+        "tuple with dx and no initial state": lambda *a: (*as_textbook(truth), None),
         "tuple of the weights": lambda *a: as_textbook(truth)[1:],
         "dict of own names": lambda *a: dict(zip(("dx", "dW", "dU", "db"), as_textbook(truth))),
         "dict of Keras names": lambda *a: dict(zip(("inputs", "kernel", "recurrent_kernel", "bias"),
@@ -180,6 +182,7 @@ def test_return_conventions_are_read_by_name_and_by_shape():
         for name in ("kernel", "recurrent_kernel", "bias"):
             np.testing.assert_array_equal(got[name], truth[name], err_msg=f"{label}: {name}")
         assert ("inputs" in got) == (label != "tuple of the weights"), label
+        assert "initial_state" not in got, label
 
     def unknown(x, W, U, b, dy):
         return {"grad_of_something": W}

@@ -239,8 +239,8 @@ class AdaptedGradients(Adapted):
         given = [w for w in weights if w in shapes]
         tail = ["initial_state"] if state is not None else []
         readings = [["inputs", *given, *tail], [*given, *tail], ["inputs", *weights, *tail], [*weights, *tail]]
-        if tail:
-            readings += [r[:-1] for r in readings]
+        # without an initial state given, a last slot for its gradient holds None (or is absent)
+        readings += [r[:-1] for r in readings] if tail else [[*r, "initial_state"] for r in readings]
         fits = [r for r in readings if len(r) == len(out)]
 
         def shaped(reading):

@@ -523,7 +523,8 @@ def probe(candidate: Adapted, timeout: float | None = None) -> Probe:
             why = attempt(base)
     if why is not None:
         return Probe(Support(), declined, problem=why, hint=_layout_hint(candidate, timeout))
-    candidate.adapt_to(outputs[-1], base)
+    if outputs:  # (none when the first call returned something the properties will reject)
+        candidate.adapt_to(outputs[-1], base)
 
     ok = {dim: [value] for dim, value in DEFAULTS.items()}
 

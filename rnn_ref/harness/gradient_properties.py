@@ -200,3 +200,41 @@ def gradients_match_finite_differences(ctx: Context, f, case: Case):
                 f"d {shown} disagrees with centred differences of the forward pass at {tuple(map(int, i))}: "
                 f"candidate {float(g[i])!r}, difference {float(fd[i])!r}: |diff| {err[i]:.3g} > allowed {allowed[i]:.3g}, "
                 f"relative error |a - b| / max(|a|, |b|) = {rel:.3g}; {int(np.sum(ratio > 1))} of {ratio.size} elements")
+
+
+@st.composite
+def _with_cut(draw, case_strategy, support=None):
+    case = draw(case_strategy)
+    return case, draw(st.integers(1, case.shape["T"] - 1), label="cut")
+
+
+@prop(pins=dict(mask_pattern=("none",), go_backwards=(False,), initial_state=(False,), return_sequences=(True,),
+               zero_output_for_mask=(False,), **BACKWARD),
+      needs=dict(initial_state=(True,), return_sequences=(False,)), shapes=dict(T=st.integers(2, 30)),
+      wrap=_with_cut, layers=("SimpleRNN", "GRU"), anchor=False, takes="gradients")
+def chunk_initial_state_gradient_flows_to_previous_chunk(ctx: Context, f, drawn):
+    """Split in two chunks: the second's d initial_state, sent back through the first, gives the whole sequence's gradients."""
+    case, k = drawn
+    d = cotangent_for(case)  # (B, T, U)
+    d[:, :k] = 0  # the loss sees the second chunk's outputs only
+    whole = ctx.expect_gradients(f, case, "whole sequence", d_output=d)
+    with np.errstate(all="ignore"):  # the state between the chunks, from the reference in the case's dtype
+        h_k = ctx.spec.reference(**case.kwargs(inputs=case.inputs[:, :k], return_sequences=False))  # (B, U)
+    second = ctx.expect_gradients(f, case, f"steps {k}: from the state at step {k}", d_output=d[:, k:],
+                                  inputs=case.inputs[:, k:], initial_state=h_k)
+    if "initial_state" not in second:
+        raise NotImplementedError("it returns no gradient of the initial state")
+    # The state is the first chunk's last output (no mask): its cotangent is the second chunk's d initial_state.
+    first = ctx.expect_gradients(f, case, f"steps :{k} with the second chunk's d initial_state as d_output",
+                                 d_output=second["initial_state"].value, inputs=case.inputs[:, :k],
+                                 return_sequences=False)
+    for key, w in whole.items():
+        shown = key.split(":")[-1]
+        if key == "inputs":
+            ctx.relate(f"d inputs of steps :{k}", first[key], Judged(w.value[:, :k], w.budget[:, :k]))
+            ctx.relate(f"d inputs of steps {k}:", second[key], Judged(w.value[:, k:], w.budget[:, k:]))
+        elif key in first and key in second:
+            with np.errstate(all="ignore"):
+                total = first[key].value.astype(np.float64) + second[key].value
+            ctx.relate(f"d {shown}: first chunk + second chunk vs the whole sequence",
+                       Judged(total, first[key].budget + second[key].budget), w)
