@@ -283,7 +283,7 @@ def activation_vjp(activation, x, y, dy) -> np.ndarray:
     """
     name = _name_of(activation)
     x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
+    if x.dtype.kind != "f":  # (np.issubdtype(x.dtype, np.floating), at a tenth of the cost)
         raise TypeError(f"x must be a floating-point array, got dtype {x.dtype}")
     y = np.asarray(y, dtype=x.dtype)
     dy = np.asarray(dy, dtype=x.dtype)

@@ -115,26 +115,30 @@ def vjp(fn, *args, **options):
 
 class _RecordingCell(SimpleRNNCell):
     """``SimpleRNNCell`` that records, step by step in processing order, what the backward
-    pass needs: the state it read h_{t-1}, the pre-activation z_t and y_t = activation(z_t)."""
+    pass needs: the state it read h_{t-1}, the pre-activation z_t and y_t = activation(z_t).
+
+    Nothing is copied. z_t is kept where the forward pass already holds it: each step turns
+    its block of the input projection (x_t @ kernel + bias) into z_t, in place. h_{t-1} and
+    y_t are the arrays the loop made (references; without a mask h_t is y_t itself)."""
 
     def project(self, x):
         """x (B, T, D) in processing order -> (T, B, U), as SimpleRNNCell; x is kept."""
-        B, T, _ = x.shape
         self.x = x  # (B, T, D)
-        self.h_prev = np.empty((T, B, self.units), dtype=x.dtype)  # (T, B, U)
-        self.z = np.empty((T, B, self.units), dtype=x.dtype)  # (T, B, U)
-        self.y = np.empty((T, B, self.units), dtype=x.dtype)  # (T, B, U)
-        self.t = 0
-        return super().project(x)  # (T, B, U)
+        self.h_prev = []  # h_{t-1} (B, U) of each step
+        self.y = []  # y_t (B, U) of each step
+        self.z = super().project(x)  # (T, B, U): x_t @ kernel + bias, then z_t once step t has run
+        return self.z  # (T, B, U)
 
     def step(self, x_t, states):
-        t = self.t
-        self.h_prev[t] = states[0]  # (B, U), as the loop passed it (after the mask)
-        y, new_states = super().step(x_t, states)  # (B, U)
-        self.z[t] = self.pre_activation  # SimpleRNNCell's pre-activation of this step
-        self.y[t] = y
-        self.t = t + 1
-        return y, new_states
+        (h,) = states  # (B, U), as the loop passed it (after the mask)
+        z = x_t  # (B, U): block t of self.z
+        z += np.dot(h, self.recurrent_kernel)  # z_t = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel
+        y = self.activation(z)  # (B, U)
+        if y is z:  # linear returns its argument: the output must not be the record's block
+            y = z.copy()
+        self.h_prev.append(h)
+        self.y.append(y)
+        return y, [y]
 
 
 def _simple_rnn_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", return_sequences=False,
@@ -149,9 +153,10 @@ def _simple_rnn_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="
                          return_state=return_state, go_backwards=go_backwards, mask=mask,
                          initial_state=initial_state, zero_output_for_mask=zero_output_for_mask)
     U, dtype = cell.units, x.dtype
-    keep = processing_keep(mask, B, T, unbatched, go_backwards)  # (B, T), processing order
-    W, R = cell.kernel, cell.recurrent_kernel  # (D, U), (U, U)
-    xs, h_prev, z, y = cell.x, cell.h_prev, cell.z, cell.y  # (B, T, D), then (T, B, U) each
+    keep = processing_keep(mask, B, T, unbatched, go_backwards)  # (B, T) processing order, None without a mask
+    # kernel.T and recurrent_kernel.T, contiguous: a product with a transposed view is slower.
+    W_T, R_T = np.ascontiguousarray(cell.kernel.T), np.ascontiguousarray(cell.recurrent_kernel.T)  # (U, D), (U, U)
+    xs, h_prev, z, y = cell.x, cell.h_prev, cell.z, cell.y  # (B, T, D), T arrays (B, U), (T, B, U), T arrays (B, U)
     call = f"simple_rnn(return_sequences={return_sequences}, return_state={return_state})"
     edges = dict(return_sequences=return_sequences, zero_output_for_mask=zero_output_for_mask)
 
@@ -163,17 +168,21 @@ def _simple_rnn_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="
         d_x = np.empty((B, T, D), dtype=dtype)  # (B, T, D), processing order
         d_kernel = np.zeros((D, U), dtype=dtype)  # (D, U)
         d_recurrent = np.zeros((U, U), dtype=dtype)  # (U, U)
-        d_bias = np.zeros(U, dtype=dtype)  # (U,)
+        dz_sum = np.zeros((B, U), dtype=dtype)  # (B, U): sum over t of dz; d_bias is its sum over B
 
+        # Each weight's gradient is a sum over steps, added step by step: products of one step are
+        # small enough for OpenBLAS to keep them on one thread (products over all steps at once
+        # use two, and take 5-50x longer when another process holds the second core).
         for t in reversed(range(T)):
             dy, _, (dh,), do = step_edges(t, keep, [dh], do, d_out, **edges)  # (B, U) each
             dz = activation_vjp(act_name, z[t], y[t], dy)  # (B, U)
             d_recurrent += h_prev[t].T @ dz  # (U, U)
             d_kernel += xs[:, t].T @ dz  # (D, U)
-            d_bias += dz.sum(axis=0)  # (U,)
-            d_x[:, t] = dz @ W.T  # (B, D)
-            dh = dh + dz @ R.T  # (B, U): of h_{t-1}
+            dz_sum += dz  # (B, U)
+            np.matmul(dz, W_T, out=d_x[:, t])  # (B, D): dx_t = dz @ kernel.T
+            dh = dh + dz @ R_T  # (B, U): of h_{t-1}
         # What is left in do belongs to o_{-1}, the constant zeros before the first step.
+        d_bias = dz_sum.sum(axis=0)  # (U,)
 
         if go_backwards:
             d_x = d_x[:, ::-1]  # (B, T, D), input order
@@ -230,7 +239,10 @@ def _embedding_vjp(ids, embeddings):
         d = _checks.float_array("d_output", d_output, out.dtype)
         _checks.shape("d_output", d, "..., E", out.shape, hint="the cotangent has the output's shape")
         d_table = np.zeros((V, E), dtype=out.dtype)  # (V, E)
-        np.add.at(d_table, rows, d)  # a scatter-add: repeated ids accumulate
+        # A scatter-add, repeated ids accumulating: np.add.at(d_table, rows, d), done on the flattened
+        # table, element by element (NumPy's fast path for np.add.at is one-dimensional: 3x faster).
+        flat_index = rows.reshape(-1, 1) * E + np.arange(E)  # (n, E): element e of row v is v * E + e
+        np.add.at(d_table.reshape(-1), flat_index.reshape(-1), d.reshape(-1))
         return EmbeddingGrads(embeddings=d_table)
 
     return out, backward

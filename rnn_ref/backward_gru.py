@@ -78,7 +78,13 @@ class GRUGrads(NamedTuple):
 class _RecordingGRUCell(GRUCell):
     """``GRUCell`` that records, step by step in processing order, what the backward pass
     needs. ``step`` is ``GRUCell.step``'s arithmetic, operation for operation (so the output
-    is bit for bit ``gru``'s), keeping the intermediate values."""
+    is bit for bit ``gru``'s), keeping the intermediate values.
+
+    The pre-activations are kept where the forward pass already holds them: each step turns
+    its block of the input projection a = x_t @ kernel + input bias into [z_pre, r_pre, c]
+    (the gates' and the candidate's pre-activations), in place: ``self.a`` (T, B, 3U). The
+    gates z, r and the candidate h~ are computed again from them by ``gates_and_candidate``:
+    the same values, at less cost than keeping them (fresh memory is slow to touch)."""
 
     def project(self, x):
         """x (B, T, D) in processing order -> (T, B, 3U), as GRUCell; x is kept."""
@@ -86,43 +92,43 @@ class _RecordingGRUCell(GRUCell):
         U = self.units
         self.x = x  # (B, T, D)
         self.h_prev = np.empty((T, B, U), dtype=x.dtype)  # (T, B, U): h_{t-1} as the step read it
-        self.zr_pre = np.empty((T, B, 2 * U), dtype=x.dtype)  # (T, B, 2U): the gates' pre-activations
-        self.zr = np.empty((T, B, 2 * U), dtype=x.dtype)  # (T, B, 2U): z, r
-        self.c = np.empty((T, B, U), dtype=x.dtype)  # (T, B, U): the candidate's pre-activation
-        self.candidate = np.empty((T, B, U), dtype=x.dtype)  # (T, B, U): h~ = act(c)
-        self.rec_h = np.empty((T, B, U), dtype=x.dtype)  # (T, B, U): b[h] (reset_after only)
+        self.rec_h = np.empty((T, B, U), dtype=x.dtype) if self.reset_after else None  # (T, B, U): b[h]
+        self.a = super().project(x)  # (T, B, 3U): a, then [z_pre, r_pre, c] once step t has run
         self.t = 0
-        return super().project(x)  # (T, B, 3U)
+        return self.a  # (T, B, 3U)
 
     def step(self, x_t, states):
         t = self.t
         (h,) = states  # (B, U), as the loop passed it (after the mask)
         U = self.units
         self.h_prev[t] = h
+        pre = x_t  # (B, 3U): block t of self.a, turned into [z_pre, r_pre, c]
         if self.reset_after:
             rec = h @ self.recurrent_kernel  # (B, 3U)
             if self.recurrent_bias is not None:
                 rec += self.recurrent_bias
-            z_pre = x_t[:, :U] + rec[:, :U]  # (B, U)
-            r_pre = x_t[:, U:2 * U] + rec[:, U:2 * U]  # (B, U)
-            z = self.recurrent_activation(z_pre)  # (B, U)
-            r = self.recurrent_activation(r_pre)  # (B, U)
-            c = x_t[:, 2 * U:] + r * rec[:, 2 * U:]  # (B, U)
+            pre[:, :2 * U] += rec[:, :2 * U]  # z_pre, r_pre: a[z] + b[z], a[r] + b[r]
+            z = self.recurrent_activation(pre[:, :U])  # (B, U)
+            r = self.recurrent_activation(pre[:, U:2 * U])  # (B, U)
+            pre[:, 2 * U:] += r * rec[:, 2 * U:]  # c = a[h] + r * b[h]
             self.rec_h[t] = rec[:, 2 * U:]
         else:
-            rec_zr = h @ self.recurrent_kernel[:, :2 * U]  # (B, 2U)
-            z_pre = x_t[:, :U] + rec_zr[:, :U]  # (B, U)
-            r_pre = x_t[:, U:2 * U] + rec_zr[:, U:]  # (B, U)
-            z = self.recurrent_activation(z_pre)  # (B, U)
-            r = self.recurrent_activation(r_pre)  # (B, U)
-            c = x_t[:, 2 * U:] + (r * h) @ self.recurrent_kernel[:, 2 * U:]  # (B, U)
-        candidate = self.activation(c)  # (B, U)
+            pre[:, :2 * U] += h @ self.recurrent_kernel[:, :2 * U]  # z_pre, r_pre
+            z = self.recurrent_activation(pre[:, :U])  # (B, U)
+            r = self.recurrent_activation(pre[:, U:2 * U])  # (B, U)
+            pre[:, 2 * U:] += (r * h) @ self.recurrent_kernel[:, 2 * U:]  # c
+        candidate = self.activation(pre[:, 2 * U:])  # (B, U)
         h = z * h + (1 - z) * candidate  # (B, U)
-        self.zr_pre[t, :, :U], self.zr_pre[t, :, U:] = z_pre, r_pre
-        self.zr[t, :, :U], self.zr[t, :, U:] = z, r
-        self.c[t], self.candidate[t] = c, candidate
         self.t = t + 1
         return h, [h]
+
+    def gates_and_candidate(self, t):
+        """z, r and h~ (B, U) each of step t, from its pre-activations."""
+        U = self.units
+        pre = self.a[t]  # (B, 3U)
+        z = self.recurrent_activation(pre[:, :U])  # (B, U)
+        r = self.recurrent_activation(pre[:, U:2 * U])  # (B, U)
+        return z, r, self.activation(pre[:, 2 * U:])
 
 
 def gru_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", recurrent_activation="sigmoid",
@@ -148,7 +154,10 @@ def gru_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", r
                          initial_state=initial_state, zero_output_for_mask=zero_output_for_mask)
     U, dtype = cell.units, x.dtype
     keep = processing_keep(mask, B, T, unbatched, go_backwards)  # (B, T), processing order
-    W, R = cell.kernel, cell.recurrent_kernel  # (D, 3U), (U, 3U)
+    R = cell.recurrent_kernel  # (U, 3U)
+    # kernel.T and the blocks of recurrent_kernel.T, contiguous: a product with a transposed view is slower.
+    W_T, R_T = np.ascontiguousarray(cell.kernel.T), np.ascontiguousarray(R.T)  # (3U, D), (3U, U)
+    R_zr_T, R_h_T = np.ascontiguousarray(R_T[:2 * U]), np.ascontiguousarray(R_T[2 * U:])  # (2U, U), (U, U)
     call = f"gru(return_sequences={return_sequences}, return_state={return_state})"
     edges = dict(return_sequences=return_sequences, zero_output_for_mask=zero_output_for_mask)
 
@@ -163,45 +172,44 @@ def gru_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", r
         d_input_bias = np.zeros(3 * U, dtype=dtype)  # (3U,): bias[0] with reset_after, else bias
         d_recurrent_bias = np.zeros(3 * U, dtype=dtype)  # (3U,): bias[1] (reset_after only)
 
-        def gates_vjp(t, dz, dr):
+        def gates_vjp(t, z, r, dz, dr):
             """(B, U) each -> the gates' pre-activations' cotangent (B, 2U); z and r apart, as the
             forward applied sigma to each (softmax acts on one gate's U units)."""
-            pre, gates = cell.zr_pre[t], cell.zr[t]  # (B, 2U) each
-            return np.concatenate([activation_vjp(rec_act_name, pre[:, :U], gates[:, :U], dz),
-                                   activation_vjp(rec_act_name, pre[:, U:], gates[:, U:], dr)], axis=1)
+            pre = cell.a[t]  # (B, 3U)
+            return np.concatenate([activation_vjp(rec_act_name, pre[:, :U], z, dz),
+                                   activation_vjp(rec_act_name, pre[:, U:2 * U], r, dr)], axis=1)
 
         for t in reversed(range(T)):
             dy, _, (dh,), do = step_edges(t, keep, [dh], do, d_out, **edges)  # (B, U) each
 
             h_prev = cell.h_prev[t]  # (B, U)
-            z, r = cell.zr[t, :, :U], cell.zr[t, :, U:]  # (B, U) each
-            candidate = cell.candidate[t]  # (B, U)
+            z, r, candidate = cell.gates_and_candidate(t)  # (B, U) each
             # y_t = z * h_{t-1} + (1 - z) * h~
             dz = dy * (h_prev - candidate)  # (B, U)
             d_candidate = dy * (1 - z)  # (B, U)
             dh = dh + dy * z  # (B, U): of h_{t-1}, the direct path
-            dc = activation_vjp(act_name, cell.c[t], candidate, d_candidate)  # (B, U)
+            dc = activation_vjp(act_name, cell.a[t, :, 2 * U:], candidate, d_candidate)  # (B, U)
             if reset_after:
                 rec_h = cell.rec_h[t]  # (B, U): b[h] = h_{t-1} @ recurrent_kernel[:, h] + recurrent bias
                 dr = dc * rec_h  # (B, U): c = a[h] + r * b[h]
-                d_zr_pre = gates_vjp(t, dz, dr)  # (B, 2U)
+                d_zr_pre = gates_vjp(t, z, r, dz, dr)  # (B, 2U)
                 da = np.concatenate([d_zr_pre, dc], axis=1)  # (B, 3U): of a = x_t @ kernel + bias[0]
                 db = np.concatenate([d_zr_pre, dc * r], axis=1)  # (B, 3U): of b = h_{t-1} @ R + bias[1]
                 d_recurrent += h_prev.T @ db  # (U, 3U)
                 d_recurrent_bias += db.sum(axis=0)  # (3U,)
-                dh = dh + db @ R.T  # (B, U)
+                dh = dh + db @ R_T  # (B, U)
             else:
-                d_rh = dc @ R[:, 2 * U:].T  # (B, U): of r * h_{t-1}
+                d_rh = dc @ R_h_T  # (B, U): of r * h_{t-1}
                 dr = d_rh * h_prev  # (B, U)
                 dh = dh + d_rh * r  # (B, U)
-                d_zr_pre = gates_vjp(t, dz, dr)  # (B, 2U)
+                d_zr_pre = gates_vjp(t, z, r, dz, dr)  # (B, 2U)
                 da = np.concatenate([d_zr_pre, dc], axis=1)  # (B, 3U): of a = x_t @ kernel + bias
                 d_recurrent[:, :2 * U] += h_prev.T @ d_zr_pre  # (U, 2U)
                 d_recurrent[:, 2 * U:] += (r * h_prev).T @ dc  # (U, U)
-                dh = dh + d_zr_pre @ R[:, :2 * U].T  # (B, U)
+                dh = dh + d_zr_pre @ R_zr_T  # (B, U)
             d_kernel += cell.x[:, t].T @ da  # (D, 3U)
             d_input_bias += da.sum(axis=0)  # (3U,)
-            d_x[:, t] = da @ W.T  # (B, D)
+            np.matmul(da, W_T, out=d_x[:, t])  # (B, D): dx_t = da @ kernel.T
         # What is left in do belongs to o_{-1}, the constant zeros before the first step.
 
         if go_backwards:

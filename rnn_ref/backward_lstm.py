@@ -79,7 +79,7 @@ class LSTMGrads(NamedTuple):
 
 
 class LSTMStep(NamedTuple):
-    """What one forward step recorded (processing order), (B, U) each unless marked."""
+    """The values of one forward step (processing order), (B, U) each unless marked."""
 
     h_prev: np.ndarray  # h_{t-1}, as the loop passed it
     c_prev: np.ndarray  # c_{t-1}
@@ -93,30 +93,49 @@ class LSTMStep(NamedTuple):
 
 
 class _RecordingLSTMCell(LSTMCell):
-    """``LSTMCell`` that records each step's values (``LSTMStep``) in processing order.
+    """``LSTMCell`` that records each step in processing order; ``recorded(t)`` gives step t's
+    values as an ``LSTMStep``.
 
     ``step`` computes exactly what ``LSTMCell.step`` computes, in the same order, so the
-    output is bit for bit ``lstm``'s (tests/test_vjp_lstm.py checks it)."""
+    output is bit for bit ``lstm``'s (tests/test_vjp_lstm.py checks it). Kept: z_t, where
+    the forward pass already holds it (each step turns its block of the input projection
+    x_t @ kernel + bias into z_t, in place), and the loop's own arrays h_{t-1}, c_{t-1} and
+    c~_t (references). The gates and act(c~_t) are computed again from them when asked for:
+    the same values, at less cost than keeping five more (B, U) arrays per step (fresh
+    memory is slow to touch)."""
 
     def project(self, x):
         """x (B, T, D) in processing order -> (T, B, 4U), as LSTMCell; x is kept."""
         self.x = x  # (B, T, D)
-        self.steps = []  # one LSTMStep per step
-        return super().project(x)  # (T, B, 4U)
+        self.states = []  # (h_{t-1}, c_{t-1}, c~_t), (B, U) each, of each step
+        self.z = super().project(x)  # (T, B, 4U): x_t @ kernel + bias, then z_t once step t has run
+        return self.z  # (T, B, 4U)
 
-    def step(self, x_t, states):
-        h, c_prev = states  # (B, U) each, as the loop passed them (after the mask)
+    def gates(self, z):
+        """z (B, 4U) -> i, f, g, o (B, U) each."""
         U = self.units
-        z = x_t + h @ self.recurrent_kernel  # (B, 4U)
         i = self.recurrent_activation(z[:, :U])  # (B, U)
         f = self.recurrent_activation(z[:, U:2 * U])  # (B, U)
         g = self.activation(z[:, 2 * U:3 * U])  # (B, U)
         o = self.recurrent_activation(z[:, 3 * U:])  # (B, U)
+        return i, f, g, o
+
+    def step(self, x_t, states):
+        h, c_prev = states  # (B, U) each, as the loop passed them (after the mask)
+        z = x_t  # (B, 4U): block t of self.z
+        z += h @ self.recurrent_kernel  # z_t = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel
+        i, f, g, o = self.gates(z)  # (B, U) each
         c = f * c_prev + i * g  # (B, U)
         act_c = self.activation(c)  # (B, U)
         h_new = o * act_c  # (B, U)
-        self.steps.append(LSTMStep(h, c_prev, z, i, f, g, o, c, act_c))
+        self.states.append((h, c_prev, c))
         return h_new, [h_new, c]
+
+    def recorded(self, t) -> LSTMStep:
+        """What step t computed, as an ``LSTMStep``."""
+        h, c_prev, c = self.states[t]
+        z = self.z[t]  # (B, 4U)
+        return LSTMStep(h, c_prev, z, *self.gates(z), c, self.activation(c))
 
 
 def cell_backward(s: LSTMStep, dy, dc, act_name, rec_name):
@@ -166,8 +185,9 @@ def lstm_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", 
                          initial_state=initial_state, zero_output_for_mask=zero_output_for_mask)
     U, dtype = cell.units, x.dtype
     keep = processing_keep(mask, B, T, unbatched, go_backwards)  # (B, T), processing order
-    W, R = cell.kernel, cell.recurrent_kernel  # (D, 4U), (U, 4U)
-    xs, steps = cell.x, cell.steps  # (B, T, D), T LSTMSteps
+    # kernel.T and recurrent_kernel.T, contiguous: a product with a transposed view is slower.
+    W_T, R_T = np.ascontiguousarray(cell.kernel.T), np.ascontiguousarray(cell.recurrent_kernel.T)  # (4U, D), (4U, U)
+    xs = cell.x  # (B, T, D)
     call = f"lstm(return_sequences={return_sequences}, return_state={return_state})"
     edges = dict(return_sequences=return_sequences, zero_output_for_mask=zero_output_for_mask)
 
@@ -179,19 +199,21 @@ def lstm_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", 
         d_x = np.empty((B, T, D), dtype=dtype)  # (B, T, D), processing order
         d_kernel = np.zeros((D, 4 * U), dtype=dtype)  # (D, 4U)
         d_recurrent = np.zeros((U, 4 * U), dtype=dtype)  # (U, 4U)
-        d_bias = np.zeros(4 * U, dtype=dtype)  # (4U,)
+        dz_sum = np.zeros((B, 4 * U), dtype=dtype)  # (B, 4U): sum over t of dz; d_bias is its sum over B
 
         for t in reversed(range(T)):
             # dc_new (B, U): of the step's new c_t on valid rows; dh, dc: what padded rows pass on
             dy, (dc_new,), (dh, dc), do = step_edges(t, keep, [dh, dc], do, d_out, **edges)
-            dz, dc_prev = cell_backward(steps[t], dy, dc_new, act_name, rec_name)  # (B, 4U), (B, U)
-            d_recurrent += steps[t].h_prev.T @ dz  # (U, 4U)
+            step = cell.recorded(t)  # LSTMStep
+            dz, dc_prev = cell_backward(step, dy, dc_new, act_name, rec_name)  # (B, 4U), (B, U)
+            d_recurrent += step.h_prev.T @ dz  # (U, 4U)
             d_kernel += xs[:, t].T @ dz  # (D, 4U)
-            d_bias += dz.sum(axis=0)  # (4U,)
-            d_x[:, t] = dz @ W.T  # (B, D)
-            dh = dh + dz @ R.T  # (B, U): of h_{t-1}
+            dz_sum += dz  # (B, 4U)
+            np.matmul(dz, W_T, out=d_x[:, t])  # (B, D): dx_t = dz @ kernel.T
+            dh = dh + dz @ R_T  # (B, U): of h_{t-1}
             dc = dc + dc_prev  # (B, U): of c_{t-1}
         # What is left in do belongs to o_{-1}, the constant zeros before the first step.
+        d_bias = dz_sum.sum(axis=0)  # (4U,)
 
         if go_backwards:
             d_x = d_x[:, ::-1]  # (B, T, D), input order

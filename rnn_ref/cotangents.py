@@ -54,12 +54,13 @@ def activation_name(activation) -> str:
 # two functions are the same edges run backwards, so that a layer's backward loop holds
 # only its own step.
 
-def processing_keep(mask, B: int, T: int, unbatched: bool, go_backwards: bool) -> np.ndarray:
-    """The mask as the forward loop applied it: (B, T) bool in processing order, all True
-    without a mask."""
+def processing_keep(mask, B: int, T: int, unbatched: bool, go_backwards: bool):
+    """The mask as the forward loop applied it: (B, T) bool in processing order, or None
+    without a mask (every row valid at every step: ``step_edges`` then skips the masking)."""
     m = recurrence.mask_array(mask, B, T, unbatched)  # (B, T) bool or None, validated by run
-    keep = np.ones((B, T), dtype=bool) if m is None else m  # (B, T), input order
-    return keep[:, ::-1] if go_backwards else keep  # (B, T), processing order
+    if m is None:
+        return None
+    return m[:, ::-1] if go_backwards else m  # (B, T), processing order
 
 
 def final_cotangents(cotangents, *, call: str, state_names, return_sequences: bool, return_state: bool,
@@ -91,9 +92,15 @@ def step_edges(t: int, keep, d_states: list, do, d_out, *, return_sequences: boo
     states' cotangents that go to step t-1 unchanged on padded rows (which kept their
     states), zero on valid rows; and do for o_{t-1}, which a padded row repeated
     (dropped with zero_output_for_mask).
+
+    Without a mask (keep None) every row is valid, and a zero cotangent is the scalar 0:
+    passed and the new do are 0 (nothing goes to step t-1 but through the cell), and no
+    np.where runs. ``0 + array`` is that array, so the callers need no case of their own.
     """
     if return_sequences:
         do = do + d_out[:, t]  # (B, U): o_t is read by the result, and repeated at later padded steps
+    if keep is None:
+        return d_states[0] + do, d_states[1:], [0] * len(d_states), 0
     k = keep[:, t, None]  # (B, 1)
     dy = np.where(k, d_states[0] + do, 0)  # (B, U)
     valid = [np.where(k, d, 0) for d in d_states[1:]]  # (B, U) each
