@@ -22,7 +22,7 @@ from rnn_ref.harness.context import Context, PropertyFailure
 from rnn_ref.harness.properties import PROPERTIES
 from rnn_ref.mutants import scaled_output
 from rnn_ref.harness.tally import needed_factor
-from rnn_ref.report.sweeps import implementations
+from rnn_ref.report.sweeps import implementations, label
 
 IMPLEMENTATIONS = implementations()  # rnn_ref + the correct variants
 
@@ -200,7 +200,8 @@ def quick_report(tmp_path_factory):
 @pytest.mark.keras
 def test_report_quick_writes_everything(quick_report):
     files = {p.name for p in quick_report.iterdir()}
-    per_layer = {f"{plot}{suffix}.png" for plot in ("error_vs_length", "error_vs_spectral_radius")
+    per_layer = {f"{plot}{suffix}.png" for plot in ("error_vs_length", "error_vs_spectral_radius",
+                                                    "gradient_error_vs_length", "gradient_error_vs_spectral_radius")
                  for suffix in ("", "_lstm", "_gru")}
     assert {"report.md", "report.json", "ulp_histograms.png", "budget_vs_error.png", *per_layer} <= files
     data = json.loads((quick_report / "report.json").read_text())
@@ -213,21 +214,58 @@ def test_report_quick_writes_everything(quick_report):
         assert entry["examples"] >= 1
         assert {"max_abs", "max_rel", "max_ulps"} <= set(entry["keras"])
         assert set(entry["implementations"]) == set(IMPLEMENTATIONS)
+    # the gradient properties run on rnn_ref's backward pass alone, and are judged
+    gradient_props = {name: prop.layers for name, prop in PROPERTIES.items() if prop.takes == "gradients"}
+    assert gradient_props
+    for name, layers in {**gradient_props, "chaotic_gradients": ("SimpleRNN", "LSTM", "GRU")}.items():
+        for row in (label(name, layer) for layer in layers):
+            assert row in data["properties"], row
+            for entry in data["properties"][row]["by_dtype"].values():
+                assert entry["examples"] >= 1 and set(entry["implementations"]) <= {"rnn_ref"}
+    judged = [e for e in data["properties"]["gradients_match_keras (GRU)"]["by_dtype"].values()]
+    assert sum(e["implementations"]["rnn_ref"]["verdicts"] for e in judged) >= 1
     # LSTM and GRU rows, labelled as tests/test_properties.py labels them, on their reference only
     for layer in ("LSTM", "GRU"):
         for name, prop in PROPERTIES.items():
             row = f"{name} ({layer})"
-            assert (row in data["properties"]) == (layer in prop.layers and prop.takes != "gradients"), row
+            assert (row in data["properties"]) == (layer in prop.layers), row
         assert "single_step_equals_dense (LSTM)" not in data["properties"]
         for entry in data["properties"][f"matches_keras ({layer})"]["by_dtype"].values():
             assert entry["examples"] >= 1 and set(entry["implementations"]) == {"rnn_ref"}
         assert f"chaotic_weights ({layer})" in data["properties"]
-        assert set(data["sweeps"]["by_layer"][layer]) == {"length", "spectral_radius"}
-        assert data["sweeps"]["by_layer"][layer]["length"]["layer"] == layer
+    for layer in ("SimpleRNN", "LSTM", "GRU"):
+        sweeps = data["sweeps"]["by_layer"][layer]
+        assert set(sweeps) == {"length", "spectral_radius", "gradient_length", "gradient_spectral_radius"}
+        assert sweeps["length"]["layer"] == layer
+        # the gradient sweeps: d inputs and d kernel of Keras and rnn_ref, per grid point
+        for sweep, grid in ((sweeps["gradient_length"], "t"), (sweeps["gradient_spectral_radius"], "gain")):
+            assert sweep["layer"] == layer
+            cells = ([d for reg in sweep["regimes"].values() for d in reg["by_dtype"].values()] if "regimes" in sweep
+                     else list(sweep["by_dtype"].values()))
+            assert len(cells) >= 2
+            for d in cells:
+                assert set(d["max_error"]) == {f"{who}: d {g}" for who in ("keras", "rnn_ref")
+                                               for g in ("inputs", "kernel")}
+                for series in (*d["max_error"].values(), *d["conditioning"].values(), *d["budget"].values()):
+                    assert len(series) == len(sweep[grid])
+                    assert all(float(x) >= 0 for x in series)
+                assert set(d["needed_factor"]) == {"keras", "rnn_ref"}
+        # well-conditioned (gain 0.5), every gradient's error stays at the roundoff level
+        calm = sweeps["gradient_length"]["regimes"]["well-conditioned"]["by_dtype"]
+        for dtype, d in calm.items():
+            assert max(float(x) for e in d["max_error"].values() for x in e) < 1e3 * tolerance.roundoff(dtype)
+        # the FACTOR the gradients needed, apart from the forward one
+        grads = data["factor_gradients"][layer]
+        assert set(grads) == {"keras", "rnn_ref"}
+        assert grads["rnn_ref"]["all"]["verdicts"] >= 1
+        assert set(grads["rnn_ref"]["by_sweep"]) == {"gradients", "chaotic_gradients"}
+        assert data["factor_margin_gradients"][layer]["implementations_max"] < tolerance.FACTOR
+    for layer in ("LSTM", "GRU"):
         # the needed FACTOR of its implementation and of Keras
         assert set(data["factor"][layer]) == {"keras", "rnn_ref"}
         assert data["factor"][layer]["rnn_ref"]["all"]["verdicts"] >= 1
         assert set(data["factor"][layer]["rnn_ref"]["by_sweep"]) == {"properties", "chaotic_weights"}
+        assert set(data["factor"][layer]["keras"]["by_sweep"]) == {"properties", "chaotic_weights"}
         assert data["factor_margin"][layer]["implementations_max"] < tolerance.FACTOR
     assert list(data["summary"]["by_layer"]) == ["SimpleRNN", "LSTM", "GRU"]
     assert data["summary"]["failed_examples"] == 0
@@ -236,10 +274,20 @@ def test_report_quick_writes_everything(quick_report):
     assert "![error_vs_length (LSTM)](error_vs_length_lstm.png)" in md
     assert "### matches_keras (LSTM)" in md and "### bidirectional_matches_keras (GRU)" in md
     assert "#### LSTM" in md and "#### GRU" in md  # the dedicated sweeps' tables
-    factor = md.split("## FACTOR per layer")[1].split("## Overflowed results")[0]
+    factor = md.split("## FACTOR per layer")[1].split("## FACTOR for gradients")[0]
     for layer in ("SimpleRNN", "LSTM", "GRU"):
         lines = factor.split(f"- **{layer}**: ")[1].splitlines()
         assert lines[1].startswith("  - the whole sweep: correct implementations at most ")
+    # the gradients' FACTOR, their rows and their sweeps
+    gradient_factor = md.split("## FACTOR for gradients")[1].split("## Overflowed results")[0]
+    for layer in ("SimpleRNN", "LSTM", "GRU"):
+        lines = gradient_factor.split(f"- **{layer}**: ")[1].splitlines()
+        assert lines[1].startswith("  - the whole sweep: correct implementations at most ")
+        assert any(line.startswith("  - chaotic_gradients: ") for line in lines[2:4])
+    assert "### gradients_match_keras (LSTM)" in md and "### chaotic_gradients (GRU)" in md
+    assert "![gradient_error_vs_length (GRU)](gradient_error_vs_length_gru.png)" in md
+    assert "![gradient_error_vs_spectral_radius](gradient_error_vs_spectral_radius.png)" in md
+    assert md.count("Gradients against T (tanh") == 3 and md.count("Gradients against the spectral radius") == 3
     for png in files - {"report.md", "report.json"}:
         assert (quick_report / png).read_bytes()[:4] == b"\x89PNG"
 

@@ -245,7 +245,7 @@ class Context:
         # Keras's own check needs the truth of its deviating activation, which the backward
         # pass does not take: it is left out there (Keras's error still widens the budget).
         keras_truth = keras if deviant else truth
-        return self.judge_gradients(label, got, keras, truth, keras_truth, spread, case, kw)
+        return self.judge_gradients(label, got, keras, truth, keras_truth, spread, case, {**kw, "d_output": d_output})
 
     def judge_gradients(self, label, got, keras, truth, keras_truth, spread, case, kw) -> dict:
         """Judge each gradient the candidate returned (``got``, named as ``call_gradients``

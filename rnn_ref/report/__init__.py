@@ -21,7 +21,15 @@ and ``dedicated``) and writes DIR/report.md (``markdown``, from
 * error against sequence length (tanh, T up to 512, a well-conditioned and a
   chaotic gain, both dtypes);
 * error against the recurrent spectral radius (tanh, T = 200, from gain 0.1
-  to past the layer's chaotic gain).
+  to past the layer's chaotic gain);
+* the same two for the gradients (``dedicated.sweep_gradient_length``,
+  ``sweep_gradient_radius``): d inputs and d kernel of rnn_ref's backward pass
+  and of Keras's GradientTape, T up to 128 and T = 100.
+
+The gradient properties (``Property.takes == "gradients"``) run rnn_ref's own
+backward pass (``harness.backprop.reference_backward``) and their needed FACTOR
+is tallied apart (``FactorTally.to_json("gradients")``, report.json
+``factor_gradients``).
 
 The second form (``compare``) compares two files of the same kind (two
 report.json, or two ``pytest --tolerance-report`` files) figure by figure and

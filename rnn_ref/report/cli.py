@@ -15,7 +15,7 @@ from ..harness import tolerance
 from ..harness.spec import LAYERS, layer_named
 from ..harness.tally import KerasTally, Tally, ToleranceTable, fmt
 from .compare import THRESHOLD, run_compare
-from .dedicated import sweep_layers
+from .dedicated import gradient_runs, sweep_layers
 from .factor import FactorTally, factor_margin
 from .markdown import write_markdown
 from .plots import write_plots
@@ -105,8 +105,10 @@ def run_report(args: argparse.Namespace) -> int:
     if args.quick:
         length_kw = dict(T=64, seeds=1, B=2, D=4, U=8)
         radius_kw = dict(gain_fractions=[0.15, 0.5, 1.0], T=50, seeds=1, B=2, D=4, U=8)
+        gradient_length_kw = dict(T=24, points=3, seeds=1, B=2, D=4, U=8)
+        gradient_radius_kw = dict(gain_fractions=[0.5, 1.0], T=24, seeds=1, B=2, D=4, U=8)
     else:
-        length_kw, radius_kw = {}, {}
+        length_kw, radius_kw, gradient_length_kw, gradient_radius_kw = {}, {}, {}, {}
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
@@ -139,9 +141,13 @@ def run_report(args: argparse.Namespace) -> int:
         seconds["properties"] = time.perf_counter() - t0
         task2 = progress.add_task("error vs sequence length", total=n_length)
         task3 = progress.add_task("error vs spectral radius", total=n_radius)
+        task4 = progress.add_task("gradient error vs T and gain",
+                                  total=gradient_runs(layers, gradient_length_kw, gradient_radius_kw))
         dedicated, took = sweep_layers(layers, length_kw=length_kw, radius_kw=radius_kw,
+                                       gradient_length_kw=gradient_length_kw, gradient_radius_kw=gradient_radius_kw,
                                        on_length=lambda: progress.advance(task2),
-                                       on_radius=lambda: progress.advance(task3))
+                                       on_radius=lambda: progress.advance(task3),
+                                       on_gradient=lambda: progress.advance(task4))
         seconds.update(took)
 
     t0 = time.perf_counter()
@@ -154,9 +160,13 @@ def run_report(args: argparse.Namespace) -> int:
                 "chaos": {layer: CHAOS[layer] for layer in layers},
                 "length_sweep": {k: v for k, v in first["length"].items() if k in ("T", "seeds", "B", "D", "U")},
                 "radius_sweep": {k: v for k, v in first["spectral_radius"].items()
-                                 if k in ("T", "seeds", "B", "D", "U")}}
+                                 if k in ("T", "seeds", "B", "D", "U")},
+                "gradient_length_sweep": {k: v for k, v in first["gradient_length"].items()
+                                          if k in ("T", "seeds", "B", "D", "U", "t")},
+                "gradient_radius_sweep": {k: v for k, v in first["gradient_spectral_radius"].items()
+                                          if k in ("T", "seeds", "B", "D", "U")}}
     data = write_json(out / "report.json", table, settings, dedicated, factors.to_json(), plots,
-                      {k: round(v, 2) for k, v in seconds.items()})
+                      {k: round(v, 2) for k, v in seconds.items()}, factors.to_json("gradients"))
     write_markdown(out / "report.md", data)
     print_summary(table, data, out, seconds["total"])
     return 0
@@ -198,6 +208,12 @@ def print_summary(table: ToleranceTable, data: dict, out: Path, total_seconds: f
         + f" (FACTOR = {tolerance.FACTOR:g}).")
     for layer, m in factor_margin(data.get("factor", {})).items():
         console.print(f"{layer}: needed FACTOR max {fmt(m['implementations_max'])} (99th percentile "
+                      f"{fmt(m['implementations_p99'])}), Keras against the conditioning max {fmt(m['keras_max'])} "
+                      f"(p99 {fmt(m['keras_p99'])}); "
+                      + (f"FACTOR {tolerance.FACTOR:g} is {m['margin']:.3g}x the largest." if m["margin"] is not None
+                         else "every error was under the floor."))
+    for layer, m in factor_margin(data.get("factor_gradients", {})).items():
+        console.print(f"{layer} gradients: needed FACTOR max {fmt(m['implementations_max'])} (99th percentile "
                       f"{fmt(m['implementations_p99'])}), Keras against the conditioning max {fmt(m['keras_max'])} "
                       f"(p99 {fmt(m['keras_p99'])}); "
                       + (f"FACTOR {tolerance.FACTOR:g} is {m['margin']:.3g}x the largest." if m["margin"] is not None

@@ -210,24 +210,47 @@ def sweep_radius(oracle, impls, *, layer=SIMPLE_RNN.name, gains=None, T=200, see
     return out
 
 
-def sweep_layers(layers, *, length_kw=None, radius_kw=None, on_length=None, on_radius=None) -> tuple[dict, dict]:
-    """Both dedicated sweeps of every layer of ``layers``, each with its
-    implementations and its own KerasOracle: {layer: {"length", "spectral_radius"}}
-    and the seconds each sweep took, summed over the layers."""
+def sweep_layers(layers, *, length_kw=None, radius_kw=None, gradient_length_kw=None, gradient_radius_kw=None,
+                 on_length=None, on_radius=None, on_gradient=None) -> tuple[dict, dict]:
+    """The dedicated sweeps of every layer of ``layers``, each with its
+    implementations and its own KerasOracle: {layer: {"length", "spectral_radius",
+    "gradient_length", "gradient_spectral_radius"}} (the last two on rnn_ref's backward
+    pass and Keras's GradientTape) and the seconds each sweep took, summed over the layers."""
+    from ..harness.backprop import reference_backward
     from ..harness.oracle import KerasOracle
 
-    out, seconds = {}, {"length_sweep": 0.0, "radius_sweep": 0.0}
+    out = {}
+    seconds = {"length_sweep": 0.0, "radius_sweep": 0.0, "gradient_length_sweep": 0.0, "gradient_radius_sweep": 0.0}
     for layer in layers:
         oracle, impls = KerasOracle(LAYERS[layer]), implementations(layer)
+        backward = reference_backward(LAYERS[layer].reference)
         t0 = time.perf_counter()
         length = sweep_length(oracle, impls, layer=layer, on_run=on_length, **(length_kw or {}))
         t1 = time.perf_counter()
         radius = sweep_radius(oracle, impls, layer=layer, on_run=on_radius,
                               **_radius_kw(layer, radius_kw or {}))
+        t2 = time.perf_counter()
+        g_length = sweep_gradient_length(oracle, backward, layer=layer, on_run=on_gradient,
+                                         **(gradient_length_kw or {}))
+        t3 = time.perf_counter()
+        g_radius = sweep_gradient_radius(oracle, backward, layer=layer, on_run=on_gradient,
+                                         **_radius_kw(layer, gradient_radius_kw or {}))
         seconds["length_sweep"] += t1 - t0
-        seconds["radius_sweep"] += time.perf_counter() - t1
-        out[layer] = {"length": length, "spectral_radius": radius}
+        seconds["radius_sweep"] += t2 - t1
+        seconds["gradient_length_sweep"] += t3 - t2
+        seconds["gradient_radius_sweep"] += time.perf_counter() - t3
+        out[layer] = {"length": length, "spectral_radius": radius, "gradient_length": g_length,
+                      "gradient_spectral_radius": g_radius}
     return out, seconds
+
+
+def gradient_runs(layers, gradient_length_kw=None, gradient_radius_kw=None) -> int:
+    """The number of backward passes the gradient sweeps of ``layers`` run (for a progress bar)."""
+    lk, rk = dict(gradient_length_kw or {}), dict(gradient_radius_kw or {})
+    grid = np.unique(np.round(np.geomspace(1, lk.get("T", 128), lk.get("points", 8))).astype(int))
+    n_gains = len(rk.get("gain_fractions", rk.get("gains", range(12))))
+    per = 2 * 2 * len(grid) * lk.get("seeds", 2) + 2 * n_gains * rk.get("seeds", 2)
+    return len(layers) * per
 
 
 def _radius_kw(layer: str, kw: dict) -> dict:
@@ -237,3 +260,138 @@ def _radius_kw(layer: str, kw: dict) -> dict:
     if fractions is not None:
         kw["gains"] = [round(f * CHAOS[layer]["radius"], 3) for f in fractions]
     return kw
+
+
+# -- the gradient sweeps ----------------------------------------------------------------------
+
+#: The gradients the gradient sweeps follow: d inputs (its error grows backwards through
+#: the steps) and d kernel (a sum over every row and step).
+SWEPT_GRADIENTS = ("inputs", "kernel")
+
+
+def _gradient_run(oracle, backward, case: Case) -> dict:
+    """One tanh case with return_sequences=True and the case's cotangent: per gradient of
+    SWEPT_GRADIENTS, the largest error of Keras's GradientTape and of rnn_ref's backward
+    pass against the extended-precision truth (np.longdouble), the harness's conditioning
+    (how far the float64 gradients move under perturbations of PERTURB_ULPS u, as
+    ``Context.expect_gradients`` measures it) and the budget of ``Context.judge_gradients``
+    at rnn_ref's worst element, each relative to the largest |truth| of that gradient
+    (elementwise relative errors mean nothing where a gradient element is near 0); and the
+    FACTOR rnn_ref needed and Keras needed against the conditioning alone (float64 truth,
+    as the property sweep's tally measures them)."""
+    from ..harness.backprop import cotangent_for, float64_gradients, named_arrays, reference_backward
+    from ..harness.oracle import keras_gradients
+    from ..harness.tally import needed_factor
+    from .factor import keras_gradient_verdicts
+
+    spec, dtype = case.spec, case.dtype
+    kw = case.kwargs(return_sequences=True)
+    d = cotangent_for(case, kw)
+    with np.errstate(all="ignore"):
+        hi = reference_backward(spec.reference)(**_cast(kw, np.longdouble), d_output=d.astype(np.longdouble))
+        truth_hi = {n: np.asarray(a, dtype=np.longdouble) for n, a in named_arrays(hi)}
+        truth = dict(named_arrays(float64_gradients(spec.reference, kw, d)))
+        names = list(truth)
+
+        def gradients_of(d_output, **call):
+            grads = dict(named_arrays(float64_gradients(spec.reference, call, d_output)))
+            return tuple(grads[n] for n in names)
+
+        spread = tolerance.conditioning(gradients_of, {**kw, "d_output": d}, dtype, rng=np.random.default_rng(case.seed))
+        spread = dict(zip(names, spread if isinstance(spread, tuple) else (spread,)))
+        results = {"keras": dict(named_arrays(keras_gradients(oracle, **kw, d_output=d))),
+                   "rnn_ref": dict(named_arrays(backward(**kw, d_output=d)))}
+    B, T = np.shape(kw["inputs"])[:2]
+    m = spec.products(case.shape["D"], case.shape["U"]) + B * T
+    out: dict = {"errors": {}, "conditioning": {}, "budget": {}, "needed_factor": {"rnn_ref": 0.0, "keras": 0.0}}
+    got = {n: results["rnn_ref"][n] for n in names}
+    keras_v = keras_gradient_verdicts(spec, "sweep", got, results["keras"], truth, truth, spread, case, kw)
+    for name, kv in zip(names, keras_v):
+        time_axis = 1 if name == "inputs" else None
+        with np.errstate(all="ignore"):
+            v = tolerance.judge(f"sweep: d {name}", got[name], results["keras"][name], truth[name], spread[name],
+                                dtype, m=m, time_axis=time_axis, whole_time=True)
+        for who, verdict in (("rnn_ref", v), ("keras", kv)):
+            if verdict.worst and verdict.worst.get("budget", 0) > 0:
+                out["needed_factor"][who] = max(out["needed_factor"][who], needed_factor(verdict.worst))
+        if name not in SWEPT_GRADIENTS:
+            continue
+        with np.errstate(all="ignore"):
+            scale = float(np.max(np.abs(truth_hi[name]).astype(np.float64), initial=0.0)) or 1.0
+            errors = {who: np.abs(r[name].astype(np.longdouble) - truth_hi[name]).astype(np.float64)
+                      for who, r in results.items()}
+        for who, e in errors.items():
+            out["errors"].setdefault(who, {})[name] = float(np.max(np.where(np.isnan(e), np.inf, e), initial=0)) / scale
+        out["conditioning"][name] = float(np.max(spread[name], initial=0)) / scale
+        e0 = errors["rnn_ref"]
+        i = np.unravel_index(int(np.argmax(np.where(np.isnan(e0), np.inf, e0))), e0.shape)
+        out["budget"][name] = float(np.asarray(v.budget)[i]) / scale
+    return out
+
+
+def _gradient_acc(acc: dict, r: dict) -> None:
+    """Fold one ``_gradient_run`` into ``acc`` (the largest of every figure)."""
+    for who, per in r["errors"].items():
+        for name, x in per.items():
+            key = f"{who}: d {name}"
+            acc.setdefault("max_error", {})[key] = max(acc.get("max_error", {}).get(key, 0.0), x)
+    for part in ("conditioning", "budget"):
+        for name, x in r[part].items():
+            acc.setdefault(part, {})[f"d {name}"] = max(acc.get(part, {}).get(f"d {name}", 0.0), x)
+    for who, x in r["needed_factor"].items():
+        acc.setdefault("needed_factor", {})[who] = max(acc.get("needed_factor", {}).get(who, 0.0), x)
+
+
+def _gradient_rows(rows: dict, acc: dict) -> None:
+    """Append one grid point's ``acc`` to the per-grid lists of ``rows``."""
+    for part in ("max_error", "conditioning", "budget", "needed_factor"):
+        for key, x in acc.get(part, {}).items():
+            rows.setdefault(part, {}).setdefault(key, []).append(json_number(x))
+
+
+def sweep_gradient_length(oracle, backward, *, layer=SIMPLE_RNN.name, T=128, points=8, seeds=2, gains=None, B=4,
+                          D=8, U=32, on_run=None) -> dict:
+    """Error of the gradients of a length-T sequence against T (a log grid of ``points``
+    lengths up to ``T``, one backward pass each: a gradient's error depends on every step),
+    on ``layer`` (tanh; an LSTM's and a GRU's gates sigmoid) at the gains of the forward
+    length sweep: well-conditioned (0.5) and the layer's chaotic one (CHAOS)."""
+    gains = gains or (("well-conditioned", 0.5), ("chaotic", CHAOS[layer]["chaotic"]))
+    grid = np.unique(np.round(np.geomspace(1, T, points)).astype(int))
+    out = {"layer": layer, "T": int(T), "seeds": int(seeds), "B": B, "D": D, "U": U, "activation": "tanh",
+           "gradients": list(SWEPT_GRADIENTS), "t": grid.tolist(), "regimes": {}}
+    for regime, gain in gains:
+        reg = out["regimes"].setdefault(regime, {"gain": gain, "by_dtype": {}})
+        for dtype in ("float32", "float64"):
+            rows: dict = {}
+            for t in grid:
+                acc: dict = {}
+                for s in range(seeds):
+                    case = make_case(B=B, T=int(t), D=D, U=U, dtype=dtype, seed=3000 + s, gain=gain,
+                                     activation="tanh", layer=layer)
+                    _gradient_acc(acc, _gradient_run(oracle, backward, case))
+                    if on_run:
+                        on_run()
+                _gradient_rows(rows, acc)
+            reg["by_dtype"][dtype] = rows
+    return out
+
+
+def sweep_gradient_radius(oracle, backward, *, layer=SIMPLE_RNN.name, gains=None, T=100, seeds=2, B=4, D=8, U=32,
+                          on_run=None) -> dict:
+    """Error of the gradients of a length-T sequence of ``layer`` against the recurrent spectral radius."""
+    gains = radius_grid(layer, 12) if gains is None else np.asarray(gains)
+    out = {"layer": layer, "T": int(T), "seeds": int(seeds), "B": B, "D": D, "U": U, "activation": "tanh",
+           "gradients": list(SWEPT_GRADIENTS), "gain": [float(g) for g in gains], "by_dtype": {}}
+    for dtype in ("float32", "float64"):
+        rows: dict = {}
+        for g in gains:
+            acc: dict = {}
+            for s in range(seeds):
+                case = make_case(B=B, T=T, D=D, U=U, dtype=dtype, seed=4000 + s, gain=float(g), activation="tanh",
+                                 layer=layer)
+                _gradient_acc(acc, _gradient_run(oracle, backward, case))
+                if on_run:
+                    on_run()
+            _gradient_rows(rows, acc)
+        out["by_dtype"][dtype] = rows
+    return out

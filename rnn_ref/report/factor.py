@@ -7,6 +7,12 @@ layer, who (Keras or an implementation) and dtype, so that the report can
 give the largest value and the percentiles. Keras's own figure is the one of
 the harness's check of Keras ("Keras disagrees"): its error against the
 conditioning alone.
+
+The gradient properties (a backward pass as the candidate, judged by
+``Context.judge_gradients``) are tallied apart, as the ``gradients`` group:
+their budget has the same terms (m = products + B*T, the envelope of d inputs
+over every step), and the report gives their needed FACTOR next to the
+forward one.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ class FactorContext(Context):
     Context's own, unchanged.
 
     It hooks ``Context.judge_all``, the one place that sees Keras's result,
-    the truth and the conditioning together."""
+    the truth and the conditioning together, and ``Context.judge_gradients``,
+    its counterpart for the gradients of a backward pass."""
 
     def __init__(self, oracle=None, *, on_keras=None, **kwargs):
         super().__init__(oracle, **kwargs)
@@ -40,6 +47,12 @@ class FactorContext(Context):
             for v in keras_verdicts(self.spec, label, keras, keras_truth, spread, case, kw):
                 self.on_keras(self.property, v)
         return super().judge_all(label, got, keras, truth, keras_truth, spread, case, kw)
+
+    def judge_gradients(self, label, got, keras, truth, keras_truth, spread, case, kw):
+        if self.on_keras is not None:
+            for v in keras_gradient_verdicts(self.spec, label, got, keras, truth, keras_truth, spread, case, kw):
+                self.on_keras(self.property, v)
+        return super().judge_gradients(label, got, keras, truth, keras_truth, spread, case, kw)
 
 
 def keras_verdicts(spec, label, keras, keras_truth, spread, case, kw) -> list:
@@ -62,6 +75,30 @@ def keras_verdicts(spec, label, keras, keras_truth, spread, case, kw) -> list:
             rounded = np.asarray(kt, dtype=np.float64).astype(case.dtype)
             out.append(tolerance.judge(f"Keras {label}, {name}", k, rounded, kt, s, case.dtype, m=m,
                                        time_axis=time_axis))
+    return out
+
+
+def keras_gradient_verdicts(spec, label, got, keras, truth, keras_truth, spread, case, kw) -> list:
+    """Keras's gradients (GradientTape) judged as a candidate against ``keras_truth``
+    correctly rounded to the case's dtype, as ``keras_verdicts`` judges its outputs,
+    with the terms of ``Context.judge_gradients``: m = one step's products + B*T, the
+    envelope of d inputs over every step. One verdict per gradient the candidate
+    returned; none when ``keras_truth`` is Keras itself (an activation Keras computes
+    differently, whose truth the backward pass does not take: the harness does not
+    check Keras there either)."""
+    if keras_truth is keras:
+        return []
+    B, T = (np.shape(kw["inputs"]) if np.ndim(kw["inputs"]) == 3 else (1, *np.shape(kw["inputs"])))[:2]
+    m = spec.products(case.shape["D"], case.shape["U"]) + B * T
+    out = []
+    for key, g in got.items():
+        name, shown = key.split(":")[0], key.split(":")[-1]
+        k = np.asarray(keras[name])
+        time_axis = (np.ndim(k) - 2) if name == "inputs" else None
+        with np.errstate(all="ignore"):
+            rounded = np.asarray(keras_truth[name], dtype=np.float64).astype(case.dtype)
+            out.append(tolerance.judge(f"Keras {label}: d {shown}", k, rounded, keras_truth[name], spread[name],
+                                       case.dtype, m=m, time_axis=time_axis, whole_time=True))
     return out
 
 
@@ -95,15 +132,31 @@ def who_of(implementation: str, layer: str) -> str:
     return implementation if layer == SIMPLE_RNN.name else f"{implementation} ({layer})"
 
 
-#: The two parts of the property sweep the figures are kept apart for: the
-#: catalogue's properties (gains widened to WIDE_GAIN) and ``chaotic_weights``
-#: (long sequences at each layer's chaotic gains).
+#: The parts of the property sweep the figures are kept apart for, per group
+#: (GROUPS): the catalogue's properties (gains widened to WIDE_GAIN) and a
+#: report-only one of long sequences at each layer's chaotic gains.
 SWEEPS = ("properties", "chaotic_weights")
+GRADIENT_SWEEPS = ("gradients", "chaotic_gradients")
+
+#: The groups tallied apart: the layer's outputs (the properties of a layer or a
+#: Bidirectional function) and the gradients of its backward pass.
+GROUPS = {"forward": SWEEPS, "gradients": GRADIENT_SWEEPS}
 
 
 def sweep_of(row: str) -> str:
-    """The part of the property sweep (SWEEPS) a row label (``chaotic_weights (GRU)``) belongs to."""
-    return "chaotic_weights" if row.split(" (")[0] == "chaotic_weights" else "properties"
+    """The part of the property sweep (SWEEPS, GRADIENT_SWEEPS) a row label
+    (``chaotic_weights (GRU)``, ``gradients_match_keras (LSTM)``) belongs to."""
+    from .sweeps import is_gradient
+
+    name = row.split(" (")[0]
+    if name in ("chaotic_weights", "chaotic_gradients"):
+        return name
+    return "gradients" if is_gradient(name) else "properties"
+
+
+def group_of(sweep: str) -> str:
+    """The group (GROUPS) of a part of the sweep."""
+    return "gradients" if sweep in GRADIENT_SWEEPS else "forward"
 
 
 class FactorTally:
@@ -153,11 +206,13 @@ class FactorTally:
             self.add(layer, "keras", prop, v, table.current_case)
         return record
 
-    def to_json(self) -> dict:
+    def to_json(self, group: str = "forward") -> dict:
         """{layer: {who: {"all": stats, "by_dtype": {dtype: stats},
-        "by_sweep": {sweep: {dtype: stats}}}}}, Keras first (see docs/report.md)."""
+        "by_sweep": {sweep: {dtype: stats}}}}}, Keras first, of the results of
+        ``group`` (GROUPS: "forward" or "gradients"; see docs/report.md)."""
         out: dict = {}
-        keys = sorted(self.cells, key=lambda k: (k[1] != "keras", SWEEPS.index(k[2]), k[3]))
+        order = GROUPS[group]
+        keys = sorted((k for k in self.cells if k[2] in order), key=lambda k: (k[1] != "keras", order.index(k[2]), k[3]))
         for layer, who, sweep, dtype in keys:
             out.setdefault(layer, {}).setdefault(who, {}).setdefault(sweep, {})[dtype] = self.cells[
                 (layer, who, sweep, dtype)]

@@ -9,6 +9,7 @@ from string import Template
 
 from ..harness import tolerance
 from ..harness.tally import fmt
+from .plots import PLOT_SWEEP
 from .sweeps import split_label
 
 #: One caption per plot of ``plots.PLOTS`` (the per-layer plots share theirs).
@@ -20,6 +21,17 @@ CAPTIONS = {
     "error_vs_spectral_radius": "Largest error over T = {T} steps against the spectral radius of "
                                 "recurrent_kernel, with the largest Lyapunov exponent of the trajectory: "
                                 "errors leave the roundoff level where lambda_1 turns positive.",
+    "gradient_error_vs_length": "Error of the gradients (d inputs solid, d kernel dashed) of a length-T sequence "
+                                "against T (one backward pass per T, up to {T}), relative to the largest "
+                                "|gradient|: rnn_ref's backward pass and Keras's GradientTape against the "
+                                "extended-precision truth, with the conditioning of the float64 gradients and "
+                                "the budget of the gradient check at rnn_ref's worst element. A gradient's "
+                                "error grows backwards through the steps: chaotic, it follows the conditioning "
+                                "up to O(1).",
+    "gradient_error_vs_spectral_radius": "Error of the gradients of a length-{T} sequence against the spectral "
+                                         "radius of recurrent_kernel (relative to the largest |gradient|), with "
+                                         "their conditioning and budget: they leave the roundoff level with the "
+                                         "outputs' errors, where lambda_1 nears 0.",
     "ulp_histograms": "Top rows, one per layer: every output element of its well-conditioned tanh sweep, in "
                       "ulps from the truth. Bottom: the largest ulp distance of every judged result of the "
                       "property sweep.",
@@ -62,6 +74,8 @@ def write_markdown(path: Path, data: dict) -> None:
         examples=summ["examples"], verdicts=summ["verdicts"], overflowed=summ.get("overflowed", 0),
         failed_examples=summ["failed_examples"], summary_table=summary_table(summ),
         factor=factor_section(data.get("factor"), data["budget_rule"].get("FACTOR", tolerance.FACTOR)),
+        factor_gradients=factor_section(data.get("factor_gradients"),
+                                        data["budget_rule"].get("FACTOR", tolerance.FACTOR), GRADIENT_PARTS),
         overflowed_results=overflowed_section(data),
         plots=plots_section(data["plots"], dedicated),
         dedicated=dedicated_section(dedicated),
@@ -86,7 +100,7 @@ def plots_section(plots: dict, dedicated: dict) -> str:
     blocks = []
     for key, fname in plots.items():
         base, layer = split_label(key)
-        sweep = dedicated.get(layer, {}).get("length" if base == "error_vs_length" else "spectral_radius", {})
+        sweep = dedicated.get(layer, {}).get(PLOT_SWEEP.get(base, "spectral_radius"), {})
         caption = CAPTIONS.get(base, "").format(T=sweep.get("T", "T"))
         title = base.replace("_", " ") + (f" ({layer})" if key != base else "")
         blocks.append(f"### {title}\n\n![{key}]({fname})\n\n{caption}")
@@ -109,14 +123,61 @@ def dedicated_section(dedicated: dict) -> str:
             "is largest.",
             radius_table(radius),
         ]
+        g_length, g_radius = d.get("gradient_length"), d.get("gradient_spectral_radius")
+        if g_length:
+            blocks += [
+                f"Gradients against T (tanh{GATES.get(layer, '')}, one backward pass of a length-T sequence per T "
+                f"and seed, max over {g_length['seeds']} seeds): error of d inputs and d kernel relative to the "
+                "largest |gradient|, of Keras (GradientTape) and rnn_ref's backward pass against the "
+                "extended-precision truth, their conditioning, and the FACTOR rnn_ref needed and Keras needed "
+                "against the conditioning alone (float64 truth, every gradient).",
+                gradient_table([((regime, f"gain {reg['gain']:g}"), str(t), dtype, d_, i)
+                                for regime, reg in g_length["regimes"].items()
+                                for dtype, d_ in reg["by_dtype"].items() for i, t in enumerate(g_length["t"])],
+                               "T"),
+            ]
+        if g_radius:
+            blocks += [
+                f"Gradients against the spectral radius (T = {g_radius['T']}, max over {g_radius['seeds']} seeds), "
+                "the same figures.",
+                gradient_table([(None, f"{g:g}", dtype, d_, i) for dtype, d_ in g_radius["by_dtype"].items()
+                                for i, g in enumerate(g_radius["gain"])], "gain"),
+            ]
     return "\n\n".join(blocks)
 
 
-def factor_section(factor: dict | None, factor_value: float) -> str:
+def gradient_table(points: list, axis: str) -> str:
+    """One row per (regime, grid point, dtype) of a gradient sweep: Keras's and rnn_ref's
+    relative error and the conditioning of d inputs and d kernel, and the needed FACTORs.
+    ``points``: (regime label or None, grid value, dtype, by_dtype entry, index), in table order."""
+    regimes = any(p[0] for p in points)
+    head = (["regime"] if regimes else []) + [axis, "dtype", "Keras d inputs", "rnn_ref d inputs", "cond. d inputs",
+                                               "Keras d kernel", "rnn_ref d kernel", "cond. d kernel",
+                                               "needed FACTOR rnn_ref", "needed FACTOR Keras"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * (1 + regimes) + "---|" + "---:|" * (len(head) - 2 - regimes)]
+    for regime, x, dtype, d, i in points:
+        e, c, f = d["max_error"], d["conditioning"], d["needed_factor"]
+        get = lambda a, k: fmt(a[k][i]) if k in a else "-"  # noqa: E731
+        cells = ([f"{regime[0]} ({regime[1]})"] if regimes else []) + [
+            x, dtype, get(e, "keras: d inputs"), get(e, "rnn_ref: d inputs"), get(c, "d inputs"),
+            get(e, "keras: d kernel"), get(e, "rnn_ref: d kernel"), get(c, "d kernel"), get(f, "rnn_ref"),
+            get(f, "keras")]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+#: The parts of the property sweep factor_section names, per group.
+FORWARD_PARTS = (("properties", "the properties, at widened gains"), ("chaotic_weights", "chaotic_weights"))
+GRADIENT_PARTS = (("gradients", "the gradient properties, at widened gains"),
+                  ("chaotic_gradients", "chaotic_gradients"))
+
+
+def factor_section(factor: dict | None, factor_value: float, parts_named=FORWARD_PARTS) -> str:
     """The needed FACTOR per layer: a few lines per layer (the whole sweep and
-    each part of it), then the table per layer, who, part and dtype."""
+    each part of it, ``parts_named``), then the table per layer, who, part and dtype."""
     if not factor:
-        return "This file records no per-layer FACTOR figures (written before they were measured)."
+        return "This file records no per-layer FACTOR figures of this group (none were run, or the file was " \
+               "written before they were measured)."
     lines = []
     for layer, per in factor.items():
         whole = [(who, "", dtype, c) for who, d in per.items() for dtype, c in d["by_dtype"].items()]
@@ -127,8 +188,7 @@ def factor_section(factor: dict | None, factor_value: float) -> str:
                                            "largest FACTOR needed" if worst > 0 else
                                            "no result needed any FACTOR (every error under the floor)"))
         lines.append(f"  - the whole sweep: {_largest_needed(whole)}")
-        for sweep, title in (("properties", "the properties, at widened gains"),
-                             ("chaotic_weights", "chaotic_weights")):
+        for sweep, title in parts_named:
             cells = [x for x in parts if x[1] == sweep]
             if cells:
                 lines.append(f"  - {title}: {_largest_needed(cells)}")

@@ -15,11 +15,13 @@ from .dedicated import ULP_EDGES, histogram
 from .sweeps import label
 
 #: The plots of a report: name -> file name in the output directory. The
-#: first two are drawn per layer: ``error_vs_length (LSTM)`` is
+#: first four are drawn per layer: ``error_vs_length (LSTM)`` is
 #: error_vs_length_lstm.png (SimpleRNN keeps the names below).
 PLOTS = {
     "error_vs_length": "error_vs_length.png",
     "error_vs_spectral_radius": "error_vs_spectral_radius.png",
+    "gradient_error_vs_length": "gradient_error_vs_length.png",
+    "gradient_error_vs_spectral_radius": "gradient_error_vs_spectral_radius.png",
     "ulp_histograms": "ulp_histograms.png",
     "budget_vs_error": "budget_vs_error.png",
 }
@@ -27,7 +29,13 @@ PLOTS = {
 COLORS = {"keras": "black", "rnn_ref": "tab:blue", "float64_inside": "tab:green",
           "fused_product": "tab:orange", "per_sample_textbook": "tab:red",
           "rnn_ref (LSTM)": "tab:purple", "rnn_ref (GRU)": "tab:brown"}
-PER_LAYER = ("error_vs_length", "error_vs_spectral_radius")
+PER_LAYER = ("error_vs_length", "error_vs_spectral_radius", "gradient_error_vs_length",
+             "gradient_error_vs_spectral_radius")
+
+#: The sweep of ``sweeps.by_layer[layer]`` each per-layer plot draws.
+PLOT_SWEEP = {"error_vs_length": "length", "error_vs_spectral_radius": "spectral_radius",
+              "gradient_error_vs_length": "gradient_length",
+              "gradient_error_vs_spectral_radius": "gradient_spectral_radius"}
 
 
 def plot_files(layers) -> dict:
@@ -61,6 +69,9 @@ def write_plots(out: Path, dedicated: dict, points: list) -> dict:
     for layer, d in dedicated.items():
         plot_length(d["length"], out / files[label("error_vs_length", layer)])
         plot_radius(d["spectral_radius"], out / files[label("error_vs_spectral_radius", layer)])
+        plot_gradient_length(d["gradient_length"], out / files[label("gradient_error_vs_length", layer)])
+        plot_gradient_radius(d["gradient_spectral_radius"],
+                             out / files[label("gradient_error_vs_spectral_radius", layer)])
     plot_ulp_histograms(dedicated, points, out / files["ulp_histograms"])
     plot_budget(points, out / files["budget_vs_error"])
     return files
@@ -137,6 +148,71 @@ def plot_radius(radius: dict, path: Path) -> None:
     ax.legend(fontsize=8)
     fig.suptitle(f"{radius.get('layer', 'SimpleRNN')}: error against spectral radius (tanh, T={radius['T']}, "
                  f"max over {radius['seeds']} seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+#: Line styles of the gradient plots: d inputs solid, d kernel dashed.
+GRADIENT_STYLES = {"inputs": "o-", "kernel": "s--"}
+
+
+def _gradient_panel(ax, x, d: dict, dtype: str) -> None:
+    """Keras's and rnn_ref's relative error of each swept gradient, its conditioning and
+    the budget at rnn_ref's worst element, against ``x``."""
+    lo = tolerance.roundoff(dtype) * 1e-2
+    for key, e in d["max_error"].items():
+        who, name = key.split(": d ")
+        ax.plot(x, _pos(_arr(e), lo), GRADIENT_STYLES.get(name, "o-"), ms=3, color=COLORS.get(who),
+                label=f"{who}: d {name}", lw=2.2 if who == "keras" else 1.2, alpha=0.9)
+    for key, c in d["conditioning"].items():
+        ax.plot(x, _pos(_arr(c), lo), ":" if key == "d inputs" else "-.", color="gray", label=f"conditioning {key}")
+    for key, b in d["budget"].items():
+        ax.plot(x, _pos(_arr(b), lo), ":" if key == "d inputs" else "-.", color="purple", lw=1.5,
+                label=f"budget {key} (rnn_ref's worst element)")
+    _log_y(ax)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def plot_gradient_length(length: dict, path: Path) -> None:
+    """Relative error of d inputs and d kernel of a length-T sequence against T, per regime and dtype."""
+    import matplotlib.pyplot as plt
+
+    regimes = list(length["regimes"])
+    fig, axes = plt.subplots(len(regimes), 2, figsize=(11, 4 * len(regimes)), squeeze=False)
+    t = np.array(length["t"])
+    for r, regime in enumerate(regimes):
+        reg = length["regimes"][regime]
+        for c, dtype in enumerate(("float32", "float64")):
+            ax = axes[r][c]
+            _gradient_panel(ax, t, reg["by_dtype"][dtype], dtype)
+            ax.set_xscale("log")
+            ax.set_xlabel("sequence length T (every gradient of a length-T sequence)")
+            ax.set_ylabel("max |gradient - truth| / max |truth|")
+            ax.set_title(f"{dtype}, {regime} (gain {reg['gain']:g})", fontsize=10)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{length.get('layer', 'SimpleRNN')}: gradient error against sequence length (tanh, "
+                 f"B={length['B']} D={length['D']} U={length['U']}, max over {length['seeds']} seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_gradient_radius(radius: dict, path: Path) -> None:
+    """Relative error of d inputs and d kernel of a length-T sequence against the recurrent gain, per dtype."""
+    import matplotlib.pyplot as plt
+
+    g = np.array(radius["gain"])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for c, dtype in enumerate(("float32", "float64")):
+        ax = axes[c]
+        _gradient_panel(ax, g, radius["by_dtype"][dtype], dtype)
+        ax.set_xlabel("spectral radius of recurrent_kernel (gain)")
+        ax.set_ylabel(f"max |gradient - truth| / max |truth|, T={radius['T']}")
+        ax.set_title(dtype)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{radius.get('layer', 'SimpleRNN')}: gradient error against spectral radius (tanh, "
+                 f"T={radius['T']}, max over {radius['seeds']} seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

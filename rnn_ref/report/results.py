@@ -81,10 +81,12 @@ def report_run(settings: dict) -> dict:
 
 
 def write_json(path: Path, table: ToleranceTable, settings: dict, dedicated: dict, factor: dict, plots: dict,
-               seconds: dict) -> dict:
+               seconds: dict, factor_gradients: dict | None = None) -> dict:
     """Write report.json to ``path``; returns its contents (non-finite numbers not yet made strings).
 
-    ``dedicated`` is {layer: {"length", "spectral_radius"}} (``dedicated.sweep_layers``);
+    ``dedicated`` is {layer: {"length", "spectral_radius", "gradient_length",
+    "gradient_spectral_radius"}} (``dedicated.sweep_layers``); ``factor`` and
+    ``factor_gradients`` the FactorTally's forward and gradients groups;
     ``sweeps.length`` and ``sweeps.spectral_radius`` repeat the first layer's, as
     files written before the other layers were swept have them."""
     first = next(iter(dedicated.values()))
@@ -102,6 +104,8 @@ def write_json(path: Path, table: ToleranceTable, settings: dict, dedicated: dic
         "summary": summary(table),
         "factor": factor,
         "factor_margin": factor_margin(factor),
+        "factor_gradients": factor_gradients or {},
+        "factor_margin_gradients": factor_margin(factor_gradients or {}),
         **table.to_json(),
         "sweeps": {"length": first["length"], "spectral_radius": first["spectral_radius"], "by_layer": dedicated},
         "plots": plots,

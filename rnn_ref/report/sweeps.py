@@ -24,7 +24,16 @@ WIDE_GAIN = (0.05, 3.0)
 #: weights scale ``max_examples`` for properties that make many Keras calls
 #: per example (every_activation traces one Keras layer per activation).
 DEFAULT_EXAMPLES, QUICK_EXAMPLES = 20, 1
-WEIGHTS = {"every_activation_matches_keras": 0.3, "batch_rows_are_independent": 0.6, "chaotic_weights": 2.0}
+WEIGHTS = {"every_activation_matches_keras": 0.3, "batch_rows_are_independent": 0.6, "chaotic_weights": 2.0,
+           # the gradient properties, on rnn_ref's backward pass: every_activation_gradients
+           # traces one Keras layer per activation; the centred differences (float64, no
+           # Keras, no budget: nothing for the FACTOR tally) take 2 forward passes per element
+           "every_activation_gradients_match_keras": 0.3, "gradient_batch_rows_are_independent": 0.6,
+           "gradients_match_finite_differences": 0.25, "chaotic_gradients": 1.4}
+
+#: Properties whose gains the property sweep does not widen: centred differences
+#: need the small, contracting cases their property draws (their truncation error grows with the third derivative).
+OWN_GAINS = ("gradients_match_finite_differences",)
 
 #: Activations whose recurrence can turn chaotic. The sigmoid family's slope is
 #: at most 1/2 (1/4 for sigmoid): at gain 3, T = 300 their SimpleRNN
@@ -82,7 +91,16 @@ def catalogue(layer: str = SIMPLE_RNN.name) -> dict:
         shapes=dict(gain=st.floats(lo, hi), T=st.integers(60, 300)),
         anchor=None,
     )
-    return {**PROPERTIES, chaotic.name: chaotic}
+    gradients = Property(
+        "chaotic_gradients",
+        f"gradients_match_keras on long sequences (T 60-300), activations that can turn chaotic, gain {lo:g}-{hi:g} "
+        "(report only)",
+        PROPERTIES["gradients_match_keras"].check,
+        pins=dict(activation=CHAOTIC_ACTIVATIONS, mask_pattern=("none",) + MASK_PATTERNS, return_state=(False,)),
+        shapes=dict(gain=st.floats(lo, hi), T=st.integers(60, 300)),
+        anchor=None, takes="gradients",
+    )
+    return {**PROPERTIES, chaotic.name: chaotic, gradients.name: gradients}
 
 
 def implementations(layer: str = SIMPLE_RNN.name) -> dict:
@@ -101,7 +119,13 @@ def candidates(prop, layer: str, impls: dict) -> dict:
     ``impls`` for a property of a layer function, and for a property of a
     Bidirectional function (``Property.takes == "bidirectional"``)
     ``rnn_ref.bidirectional`` around the layer's reference, under the name of
-    the first implementation (it wraps only rnn_ref's own layer functions)."""
+    the first implementation (it wraps only rnn_ref's own layer functions); for a
+    property of a backward pass (``takes == "gradients"``) rnn_ref's own,
+    ``reference_backward`` of the layer's reference, under the same name."""
+    if getattr(prop, "takes", "layer") == "gradients":
+        from ..harness.backprop import reference_backward
+
+        return {next(iter(impls)): reference_backward(LAYERS[layer].reference)}
     if getattr(prop, "takes", "layer") == "bidirectional":
         from ..bidirectional import bidirectional
 
@@ -112,8 +136,18 @@ def candidates(prop, layer: str, impls: dict) -> dict:
 def applies(name: str, layer: str) -> bool:
     """Whether property ``name`` of the report's catalogue runs on ``layer`` (``Property.layers``)."""
     prop = catalogue(layer).get(name)
-    # the gradient properties (a backward pass as the candidate) are not swept here
-    return prop is not None and layer in prop.layers and getattr(prop, "takes", "layer") != "gradients"
+    return prop is not None and layer in prop.layers
+
+
+def is_gradient(name: str) -> bool:
+    """Whether property ``name`` (or a row label of it) judges a backward pass (``takes == "gradients"``)."""
+    prop = catalogue().get(split_label(name)[0])
+    return prop is not None and getattr(prop, "takes", "layer") == "gradients"
+
+
+def examples_of(name: str, max_examples: int) -> int:
+    """Cases property ``name`` draws a layer: ``max_examples`` times its weight, at least 1."""
+    return max(1, round(max_examples * WEIGHTS.get(name, 1.0)))
 
 
 def labelled_catalogue(names, layers) -> dict:
@@ -166,8 +200,7 @@ def widened(strategy, gain=None):
 
 def planned(names, layers, max_examples: int) -> int:
     """The number of cases the property sweep draws."""
-    return sum(max(1, round(max_examples * WEIGHTS.get(n, 1.0))) for layer in layers for n in names
-               if applies(n, layer))
+    return sum(examples_of(n, max_examples) for layer in layers for n in names if applies(n, layer))
 
 
 def sweep_properties(names=None, *, layers=(SIMPLE_RNN.name,), max_examples=DEFAULT_EXAMPLES, seed=0, table=None,
@@ -203,10 +236,10 @@ def sweep_properties(names=None, *, layers=(SIMPLE_RNN.name,), max_examples=DEFA
             if not applies(name, layer):
                 continue
             row = label(name, layer)
-            n = max(1, round(max_examples * WEIGHTS.get(name, 1.0)))
+            n = examples_of(name, max_examples)
             start = time.perf_counter()
             strategy = props[name].strategy_for(spec=spec)
-            if wide and name in PROPERTIES:  # chaotic_weights draws its own gains
+            if wide and name in PROPERTIES and name not in OWN_GAINS:  # chaotic_* draw their own gains
                 strategy = widened(strategy, gain)
             done = _sweep_one(props[name], row, strategy, n, property_seed(seed, row), table, contexts,
                               candidates(props[name], layer, layer_impls), on_example)
