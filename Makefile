@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: all install demo report test sweep bench clean
+.PHONY: all install demo report test sweep bench corpus clean
 
 all: test
 
@@ -37,6 +37,11 @@ sweep: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m rnn_ref bench --out bench.json
+
+# Rebuild the conformance corpus shipped in rnn_ref/corpus_data (on purpose only: docs/corpus.md).
+corpus: $(STAMP)
+	$(PY) -m rnn_ref corpus build
+	$(PY) -m rnn_ref corpus verify
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

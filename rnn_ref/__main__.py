@@ -22,8 +22,11 @@ COMMANDS = {
     "report": Command("rnn_ref.report", "sweep every property against Keras and write report/ (report.md, "
                       "report.json, plots); 'report compare OLD NEW' compares two runs",
                       ("tensorflow", "keras", "hypothesis", "matplotlib")),
-    "check": Command("rnn_ref.check", "check your own SimpleRNN, LSTM, GRU or Bidirectional function against Keras, property by property",
-                     ("tensorflow", "keras", "hypothesis", "rich")),
+    # check runs live with the harness installed, on the stored corpus without it (it decides itself)
+    "check": Command("rnn_ref.check", "check your own SimpleRNN, LSTM, GRU or Bidirectional function against Keras, "
+                     "property by property (offline, on the stored corpus, without TensorFlow)", ()),
+    "corpus": Command("rnn_ref.corpus_command", "corpus build: store Keras's answers for offline checks "
+                      "(needs the harness); corpus verify: check the stored corpus and rnn_ref against it", ()),
     "bench": Command("rnn_ref.bench", "time the harness and the NumPy model against compiled Keras",
                      ("tensorflow", "keras", "threadpoolctl")),
 }

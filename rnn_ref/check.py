@@ -142,6 +142,12 @@ def _parser(layouts, layers, wrapped) -> argparse.ArgumentParser:
                    help="the function is a backward pass, f(inputs, W, U, b, d_output, **options), returning the "
                         "gradients of sum(output * d_output) as a dict or a tuple in argument order ([dx,] dW, dU, "
                         "db[, dh0]; in the textbook layout dW (G, D), dU (G, U)); checked against tf.GradientTape")
+    p.add_argument("--offline", action="store_true",
+                   help="judge on the stored corpus (Keras's answers, truths and budgets, rnn_ref/corpus_data) "
+                        "instead of live Keras: NumPy only, seconds (the default when TensorFlow is not installed)")
+    p.add_argument("--live", action="store_true", help="insist on live Keras (an error when it is not installed)")
+    p.add_argument("--corpus", type=Path, default=None, metavar="DIR",
+                   help="with --offline: the corpus to use (default: the one shipped with rnn_ref)")
     p.add_argument("--layout", choices=layouts, default="keras",
                    help="with G = U, 4U or 3U columns for simple_rnn, lstm, gru: "
                         "keras: f(inputs, kernel (D, G), recurrent_kernel (U, G), bias, ...); "
@@ -211,7 +217,6 @@ def main(argv=None) -> int:
     from .harness.candidate import (LAYOUT_NAMES, AdaptedBidirectional, AdaptError, Adapted, LoadError, coverage,
                                     load_function, probe, wrapped_layer)
     from .harness.backward_candidate import AdaptedGradients
-    from .harness.properties import PROPERTIES, properties_for
     from .harness.spec import LAYERS, SIMPLE_RNN, layer_named
 
     layer_names = [s.cli_name for s in LAYERS.values()]
@@ -225,6 +230,16 @@ def main(argv=None) -> int:
               "a Bidirectional one is not supported", file=sys.stderr)
         return EXIT["unusable"]
     spec = layer_named(args.wrap or "simple_rnn") if bidirectional else layer_named(args.layer)
+    no_tf = _missing_live()
+    if args.offline or (no_tf and not args.live):
+        reason = "--offline" if args.offline else f"{', '.join(no_tf)} not installed"
+        return _offline_main(args, spec, reason)
+    if no_tf:
+        print(f"error: the live check needs the harness ({', '.join(no_tf)} not installed): pip install "
+              "'rnn_ref[harness]'; without it, check --offline uses the stored corpus", file=sys.stderr)
+        return EXIT["unusable"]
+    from .harness.properties import PROPERTIES, properties_for
+
     kind = "bidirectional" if bidirectional else "gradients" if args.gradients else "layer"
     applies = properties_for(spec.name, kind)
     if args.list:
@@ -366,6 +381,99 @@ def main(argv=None) -> int:
         except OSError as e:
             print(f"error: cannot write {args.json}: {e}", file=sys.stderr)
             return EXIT["unusable"]
+    return status
+
+
+def _missing_live() -> list:
+    """What the live check needs and is not installed."""
+    import importlib.util
+
+    def absent(module):
+        try:
+            return importlib.util.find_spec(module) is None
+        except (ImportError, ValueError):
+            return True
+
+    return [m for m in ("tensorflow", "keras", "hypothesis") if absent(m)]
+
+
+def _offline_main(args, spec, reason: str) -> int:
+    """``check`` judged on the stored corpus (``rnn_ref.corpus``): NumPy only."""
+    from .corpus import SHIPPED, CorpusError, load_manifest, run_offline
+    from .harness.backward_candidate import AdaptedGradients
+    from .harness.candidate import AdaptError, Adapted, LoadError, coverage, load_function, probe
+
+    root = args.corpus or SHIPPED
+    if args.layer == "bidirectional":
+        print("error: the corpus holds no Bidirectional cases yet: check --layer bidirectional runs live only "
+              "(pip install 'rnn_ref[harness]')", file=sys.stderr)
+        return EXIT["unusable"]
+    try:
+        manifest = load_manifest(root)
+    except CorpusError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT["unusable"]
+    kind = "gradients" if args.gradients else "forward"
+    stored = {e["property"]: e for e in manifest["entries"] if e["layer"] == spec.name and e["kind"] == kind}
+    if args.list:
+        width = max(map(len, stored))
+        for name, e in stored.items():
+            print(f"{name:<{width}}  {e.get('doc', '')}")
+        return 0
+    if not args.target:
+        print("error: name the function to check, PATH.py:FUNCTION or package.module:FUNCTION", file=sys.stderr)
+        return EXIT["unusable"]
+    names = [n.strip() for arg in args.properties for n in arg.split(",") if n.strip()] or list(stored)
+    unknown = [n for n in names if n not in stored]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], stored, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; --list shows the names"
+        print(f"error: the corpus has no property {unknown[0]!r} for {spec.name}{hint}", file=sys.stderr)
+        return EXIT["unusable"]
+    try:
+        fn = load_function(args.target)
+        candidate = (AdaptedGradients if args.gradients else Adapted)(fn, args.layout, spec=spec)
+    except (LoadError, AdaptError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT["unusable"]
+    versions = manifest["versions"]
+    print(f"checking {args.target} offline ({reason}): the corpus of Keras {versions['keras']} "
+          f"(TensorFlow {versions['tensorflow']}), {sum(len(stored[n]['cases']) for n in names)} stored cases"
+          f"{'' if root == SHIPPED else f' in {root}'}", flush=True)
+    found = probe(candidate, args.case_timeout)
+    if found.problem:
+        print(f"error: {args.target} cannot be called: {found.problem}", file=sys.stderr)
+        print(f"  (first call, on B=2 T=3 D=2 U=3 float32: {candidate.call_text()})"
+              + (f"; {found.hint}" if found.hint else ""), file=sys.stderr)
+        return EXIT["unusable"]
+    candidate.support = found.support
+    layer = f"{spec.name} backward pass, " if args.gradients else f"{spec.name}, " if spec.name != "SimpleRNN" else ""
+    print(f"({layer}layout {args.layout}) called as {candidate.call_text()}"
+          + "".join(f"; {a}" for a in candidate.adaptations()))
+    for line in found.declined_lines():
+        print(f"declined: {line}")
+    print(flush=True)
+    width = max(map(len, names))
+    start = time.perf_counter()
+    results = run_offline(candidate, spec.name, kind, names, root=root, target=args.target, layout=args.layout,
+                          on_property=lambda r: print(_line(r, width), flush=True))
+    total = time.perf_counter() - start
+    bad = [r for r in results if r.status in ("FAIL", "error")]
+    for i, r in enumerate(bad):
+        print()
+        print(_details(r, stored[r.name].get("doc", ""), [], None, script=i == 0))
+    counts = {st: sum(r.status == st for r in results) for st in ("pass", "FAIL", "unsupported", "error")}
+    print()
+    print(f"{', '.join(f'{n} {st}' for st, n in counts.items() if n) or 'nothing run'} of {len(results)} "
+          f"properties in {total:.1f} s, offline")
+    status = EXIT["fail"] if bad else EXIT["pass"] if any(r.checked for r in results) else EXIT["nothing checked"]
+    if status == EXIT["nothing checked"]:
+        print(f"nothing was checked: every stored case needs something {candidate.__name__} declines")
+    if args.json:
+        doc = {"target": args.target, "layer": args.layer, "gradients": args.gradients, "offline": True,
+               "corpus": str(root), "versions": versions, "exit_status": status, "seconds": total,
+               "counts": counts, "results": [r.to_dict() for r in results]}
+        Path(args.json).write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
     return status
 
 

@@ -261,7 +261,44 @@ def test_textbook_arrays_are_copies_too():
 
 # -- without the harness ---------------------------------------------------------------
 
-@pytest.mark.parametrize("command", ["check", "demo", "report"])
+def _numpy_only(tmp_path, *argv):
+    """Run ``python -m rnn_ref ARGV`` in a Python that sees NumPy and rnn_ref but not
+    TensorFlow, hypothesis or rich (what ``pip install .`` gives)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    numpy_dir = Path(np.__file__).parent
+    for entry in numpy_dir.parent.iterdir():
+        if entry.name == "numpy" or entry.name.startswith("numpy.libs"):
+            (site / entry.name).symlink_to(entry)
+    code = ("import sys; sys.path[:] = [p for p in sys.path if 'site-packages' not in p] + sys.argv[1:3]; "
+            "from rnn_ref.__main__ import main; sys.exit(main(sys.argv[3:]))")
+    return subprocess.run([sys.executable, "-I", "-c", code, str(site), str(ROOT), *argv],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+@pytest.mark.parametrize("target, args, status", [
+    ("examples/check_textbook_correct.py:rnn_forward", ["--layout", "textbook"], 0),
+    ("rnn_ref.mutants:seed_bias_after_tanh", ["--layout", "textbook"], 1),
+    ("examples/check_bptt_textbook.py:rnn_backward", ["--gradients", "--layout", "textbook"], 0),
+    ("examples/check_bptt_textbook.py:derivative_at_pre_activation", ["--gradients", "--layout", "textbook"], 1),
+])
+def test_without_the_harness_check_runs_offline(tmp_path, target, args, status):
+    r = _numpy_only(tmp_path, "check", target, *args)
+    assert r.returncode == status, r.stdout + r.stderr
+    assert r.stdout.splitlines()[0].startswith(f"checking {target} offline (tensorflow, keras, hypothesis not "
+                                               "installed)"), r.stdout
+    assert "Traceback" not in r.stderr
+    (tmp_path / "again").mkdir()
+    r = _numpy_only(tmp_path / "again", "check", target, *args, "--live")
+    assert r.returncode == 2 and "the live check needs the harness" in r.stderr
+
+
+def test_without_the_harness_corpus_verify_runs(tmp_path):
+    r = _numpy_only(tmp_path, "corpus", "verify")
+    assert r.returncode == 0 and r.stdout.startswith("ok: ") and "0 over budget" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("command", ["demo", "report"])
 def test_without_the_harness_one_line_and_exit_2(tmp_path, command):
     """A Python that sees NumPy and rnn_ref but not TensorFlow, hypothesis or rich
     (what ``pip install .`` gives)."""

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for SimpleRNN cases.
+"""Cases of SimpleRNN, LSTM and GRU calls (their hypothesis strategy is in strategies.py).
 
 A ``Case`` holds the arrays and options of one ``simple_rnn`` call. Shapes,
 options, dtype, weight scales and the mask pattern are drawn by hypothesis,
@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from hypothesis import strategies as st
 
 from ..activations import ACTIVATIONS, BOUNDED, ELEMENTWISE
 from ..bidirectional import MERGE_MODES
@@ -206,6 +205,20 @@ class Support(NamedTuple):
 
 FULL = Support()
 
+
+def within(kwargs: dict, support: Support) -> bool:
+    """Whether the call ``kwargs`` (``simple_rnn``'s arguments) exercises only what
+    ``support`` holds (a mask of any pattern where it holds one)."""
+    for dim, value in features_of(kwargs):
+        if dim == "mask_pattern":
+            ok = ("none" in support.mask_pattern) if value == "none" else any(
+                p != "none" for p in support.mask_pattern)
+        else:
+            ok = value in getattr(support, dim, (value,))
+        if not ok:
+            return False
+    return True
+
 #: The value of each dimension in Keras's default configuration.
 DEFAULTS = dict(activation="tanh", dtype="float32", use_bias=True, mask_pattern="none", initial_state=False,
                 return_sequences=False, return_state=False, go_backwards=False, zero_output_for_mask=False,
@@ -307,64 +320,11 @@ def orthogonal(rng: np.random.Generator, U: int, gain: float = 1.0) -> np.ndarra
     return gain * (q * np.sign(np.diag(r)))
 
 
-@st.composite
-def cases(
-    draw,
-    *,
-    B=st.integers(1, 4),
-    T=st.one_of(st.integers(1, 12), st.integers(13, 300)),
-    D=st.integers(1, 24),
-    U=st.integers(1, 24),
-    dtype=st.sampled_from(["float32", "float64"]),
-    activation=st.sampled_from(ELEMENTWISE),
-    gain=st.one_of(st.floats(0.05, 1.0), st.floats(1.0, 3.0)),
-    use_bias=st.booleans(),
-    mask_pattern=st.just("none"),
-    initial_state=st.booleans(),
-    return_sequences=st.booleans(),
-    return_state=st.booleans(),
-    go_backwards=st.booleans(),
-    zero_output_for_mask=st.booleans(),
-    layer=st.just("SimpleRNN"),
-    recurrent_activation=st.sampled_from(GATE_ACTIVATIONS),
-    reset_after=st.booleans(),
-) -> Case:
-    """A random case of a recurrent layer (SimpleRNN unless ``layer`` draws another).
-    Every argument is a strategy, to pin or widen a dimension.
+def __getattr__(name):
+    # The hypothesis strategy lives in strategies.py, so that this module (and
+    # the offline check built on it) imports without hypothesis.
+    if name == "cases":
+        from .strategies import cases
 
-    Defaults: shapes drawn independently (so D != U is common), T short most of
-    the time and in the hundreds otherwise, both float dtypes, every
-    elementwise activation, recurrent gain (spectral radius) in [0.05, 1]
-    half of the time (contracting) and in [1, 3] otherwise, where tanh-like
-    recurrences turn chaotic and float32 loses every digit after ~100 steps:
-    the condition-aware budget must tell rounding from bugs there too.
-    Unbounded activations are kept at gain <= 0.5 so they stay finite.
-    An LSTM or a GRU also draws its gate activation (bounded ones) and a GRU
-    ``reset_after``; a SimpleRNN draws neither.
-    """
-    name = draw(layer, label="layer")
-    extras = {}
-    if "recurrent_activation" in extra_options(name):
-        extras["recurrent_activation"] = draw(recurrent_activation, label="recurrent_activation")
-    if "reset_after" in extra_options(name):
-        extras["reset_after"] = draw(reset_after, label="reset_after")
-    act = draw(activation, label="activation")
-    g = draw(gain, label="gain")
-    if act not in BOUNDED:
-        # Unbounded activations can overflow through the recurrence; keep the
-        # gain contractive so float32 stays finite over hundreds of steps.
-        g = min(g, 0.5)
-    return make_case(
-        B=draw(B, label="B"), T=draw(T, label="T"), D=draw(D, label="D"), U=draw(U, label="U"),
-        dtype=draw(dtype, label="dtype"),
-        seed=draw(st.integers(0, 2**32 - 1), label="seed"),
-        gain=g, activation=act,
-        use_bias=draw(use_bias, label="use_bias"),
-        mask_pattern=draw(mask_pattern, label="mask_pattern"),
-        initial_state=draw(initial_state, label="initial_state"),
-        return_sequences=draw(return_sequences, label="return_sequences"),
-        return_state=draw(return_state, label="return_state"),
-        go_backwards=draw(go_backwards, label="go_backwards"),
-        zero_output_for_mask=draw(zero_output_for_mask, label="zero_output_for_mask"),
-        layer=name, **extras,
-    )
+        return cases
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -93,7 +93,7 @@ SIMPLE_RNN = LayerSpec(
     states=("final_state",),
     products=lambda D, U: D + U + 1,  # x_t @ kernel + h @ recurrent_kernel + bias
     layouts=("keras", "textbook", "torch"),
-    case_strategy="rnn_ref.harness.cases:cases",
+    case_strategy="rnn_ref.harness.strategies:cases",
 )
 
 # One step of an LSTM or a GRU: the D + U + 1 products of a gate's pre-activation,
@@ -109,7 +109,7 @@ LSTM = LayerSpec(
     states=("h", "c"),
     products=lambda D, U: D + U + 1 + _GATED_PRODUCTS,
     layouts=("keras", "textbook", "torch"),
-    case_strategy="rnn_ref.harness.cases:cases",
+    case_strategy="rnn_ref.harness.strategies:cases",
     gates=4,
     gate_names=("i", "f", "c", "o"),  # input, forget, cell candidate, output
     torch_order=(0, 1, 2, 3),  # PyTorch's i, f, g, o: the same blocks
@@ -125,7 +125,7 @@ GRU = LayerSpec(
     states=("h",),
     products=lambda D, U: D + U + 1 + _GATED_PRODUCTS,
     layouts=("keras", "textbook", "torch"),
-    case_strategy="rnn_ref.harness.cases:cases",
+    case_strategy="rnn_ref.harness.strategies:cases",
     gates=3,
     gate_names=("z", "r", "h"),  # update, reset, candidate
     torch_order=(1, 0, 2),  # PyTorch's r, z, n
