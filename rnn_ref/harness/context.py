@@ -236,6 +236,22 @@ class Context:
 
             spread = tolerance.conditioning(gradients_of, {**kw, "d_output": d_output}, case.dtype, rng=rng)
             spread = spread if isinstance(spread, tuple) else (spread,)
+            peak = [float(np.max(np.abs(np.where(np.isfinite(truth[n]), truth[n], 0)), initial=0)) for n in names]
+            largest = [float(np.max(np.where(np.isfinite(s), s, 0), initial=0)) for s in spread]
+            if any(s > tolerance.ILL_CONDITIONED * p for s, p in zip(largest, peak)):  # see ILL_CONDITIONED
+                more = tolerance.conditioning(gradients_of, {**kw, "d_output": d_output}, case.dtype, rng=rng,
+                                              runs=tolerance.GRADIENT_EXTRA_RUNS)
+                more = more if isinstance(more, tuple) else (more,)
+                spread = tuple(np.maximum(a, b) for a, b in zip(spread, more))
+                largest = [float(np.max(np.where(np.isfinite(s), s, 0), initial=0)) for s in spread]
+            # A gradient beyond the dtype's range anywhere (in the truth, or in the reference run in
+            # the dtype) has passed infinities through the sums, whose order decides between inf,
+            # NaN and garbage elsewhere: then no gradient of the call is judged, as where one
+            # has no digits left (see LOST).
+            exploded = any(not np.all(np.isfinite(truth[n].astype(case.dtype))) or not np.all(np.isfinite(in_dtype[n]))
+                           for n in names)
+            spread = tuple(np.full_like(s, np.inf) if exploded or l >= tolerance.LOST * p else s
+                           for s, l, p in zip(spread, largest, peak))
             spread = {n: self.internal_overflow(in_dtype[n], truth[n], s, case.dtype) for n, s in zip(names, spread)}
             # Where a gradient leaves the dtype's range, the order of the additions decides
             # between +-inf and NaN (inf - inf): nothing there can be judged.
