@@ -242,22 +242,9 @@ def main(argv=None) -> int:
 
     kind = "bidirectional" if bidirectional else "gradients" if args.gradients else "layer"
     applies = properties_for(spec.name, kind)
-    if args.list:
-        width = max(map(len, applies))
-        for name, prop in applies.items():
-            print(f"{name:<{width}}  {prop.doc}")
-        return 0
-    if not args.target:
-        print("error: name the function to check, PATH.py:FUNCTION or package.module:FUNCTION", file=sys.stderr)
-        return EXIT["unusable"]
-
-    names = [n.strip() for arg in args.properties for n in arg.split(",") if n.strip()] or list(applies)
-    unknown = [n for n in names if n not in PROPERTIES]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], PROPERTIES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else "; --list shows the names"
-        print(f"error: unknown property {unknown[0]!r}{hint}", file=sys.stderr)
-        return EXIT["unusable"]
+    names = _chosen(args, {n: p.doc for n, p in applies.items()}, PROPERTIES, "unknown property")
+    if not isinstance(names, list):
+        return names
     if args.max_examples is not None and args.max_examples < 1:
         print("error: --max-examples must be at least 1", file=sys.stderr)
         return EXIT["unusable"]
@@ -384,6 +371,27 @@ def main(argv=None) -> int:
     return status
 
 
+def _chosen(args, applies: dict, known, unknown_text: str):
+    """The properties to run (``--property``, default all of ``applies``: name -> doc), or
+    an exit status: 0 after ``--list``, EXIT["unusable"] after an error."""
+    if args.list:
+        width = max(map(len, applies))
+        for name, doc in applies.items():
+            print(f"{name:<{width}}  {doc}")
+        return 0
+    if not args.target:
+        print("error: name the function to check, PATH.py:FUNCTION or package.module:FUNCTION", file=sys.stderr)
+        return EXIT["unusable"]
+    names = [n.strip() for arg in args.properties for n in arg.split(",") if n.strip()] or list(applies)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; --list shows the names"
+        print(f"error: {unknown_text} {unknown[0]!r}{hint}", file=sys.stderr)
+        return EXIT["unusable"]
+    return names
+
+
 def _missing_live() -> list:
     """What the live check needs and is not installed."""
     import importlib.util
@@ -415,21 +423,10 @@ def _offline_main(args, spec, reason: str) -> int:
         return EXIT["unusable"]
     kind = "gradients" if args.gradients else "forward"
     stored = {e["property"]: e for e in manifest["entries"] if e["layer"] == spec.name and e["kind"] == kind}
-    if args.list:
-        width = max(map(len, stored))
-        for name, e in stored.items():
-            print(f"{name:<{width}}  {e.get('doc', '')}")
-        return 0
-    if not args.target:
-        print("error: name the function to check, PATH.py:FUNCTION or package.module:FUNCTION", file=sys.stderr)
-        return EXIT["unusable"]
-    names = [n.strip() for arg in args.properties for n in arg.split(",") if n.strip()] or list(stored)
-    unknown = [n for n in names if n not in stored]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], stored, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else "; --list shows the names"
-        print(f"error: the corpus has no property {unknown[0]!r} for {spec.name}{hint}", file=sys.stderr)
-        return EXIT["unusable"]
+    names = _chosen(args, {n: e.get("doc", "") for n, e in stored.items()}, stored,
+                    f"the corpus has no {spec.name} property")
+    if not isinstance(names, list):
+        return names
     try:
         fn = load_function(args.target)
         candidate = (AdaptedGradients if args.gradients else Adapted)(fn, args.layout, spec=spec)

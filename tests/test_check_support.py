@@ -302,17 +302,7 @@ def test_without_the_harness_corpus_verify_runs(tmp_path):
 def test_without_the_harness_one_line_and_exit_2(tmp_path, command):
     """A Python that sees NumPy and rnn_ref but not TensorFlow, hypothesis or rich
     (what ``pip install .`` gives)."""
-    site = tmp_path / "site"
-    site.mkdir()
-    numpy_dir = Path(np.__file__).parent
-    for entry in numpy_dir.parent.iterdir():
-        if entry.name == "numpy" or entry.name.startswith("numpy.libs"):
-            (site / entry.name).symlink_to(entry)
-    code = ("import sys; sys.path[:] = [p for p in sys.path if 'site-packages' not in p] + sys.argv[1:3]; "
-            "from rnn_ref.__main__ import main; sys.exit(main(sys.argv[3:]))")
-    r = subprocess.run([sys.executable, "-I", "-c", code, str(site), str(ROOT), command,
-                        "examples/check_textbook_correct.py:rnn_forward"],
-                       cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    r = _numpy_only(tmp_path, command, "examples/check_textbook_correct.py:rnn_forward")
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.count("\n") == 1 and "needs the harness" in r.stderr and ".[harness]" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
