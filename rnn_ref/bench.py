@@ -24,10 +24,15 @@ harness
 
 pipeline
     ``Embedding(5000, 32) -> SimpleRNN(100) -> Dense(1, "sigmoid")`` at
-    T = 250, rebuilt with ``rnn_ref.from_keras``, against compiled Keras:
-    ``model.predict_on_batch`` after a warm-up, and the model called inside
-    a ``tf.function``, at B = 1, 32, 256, 1024. Goal: at least as fast as the
-    faster of the two Keras paths at every B, and 5x faster at B = 1.
+    T = 250, rebuilt with ``rnn_ref.from_keras``, against compiled Keras
+    (``model.predict_on_batch`` and the model in a ``tf.function``) at
+    B = 1, 32, 256, 1024, in one process with Keras loaded and used: the
+    ways are timed in turn, each right after the other, as in ``check``, a
+    report or a notebook. Also rnn_ref with its batch split off
+    (``RNN_REF_THREADS=1``), rnn_ref alone in a NumPy-only process, and the
+    machine's limit for the loop (``machine_limit``). Goals: at least as
+    fast as the faster Keras path at every B, 5x at B = 1, 1.2x at
+    B = 1024 with a spread (slowest repeat over fastest) under 1.3.
 
 The table is printed with rich; ``--out`` writes everything as JSON
 (docs/bench.md describes the figures).
@@ -53,7 +58,7 @@ from .harness.oracle import as_batch
 # -- sizes ---------------------------------------------------------------------
 
 FULL = dict(
-    pipeline=dict(V=5000, E=32, U=100, T=250, batches=(1, 32, 256, 1024)),
+    pipeline=dict(V=5000, E=32, U=100, T=250, batches=(1, 32, 256, 1024), large_B=1024),
     # Not B = 1024: with OpenBLAS's two threads on a shared machine one NumPy call there can take
     # 2-17 s instead of 0.5 s (docs/bench.md), which alone would blow the section's minute.
     backward=dict(V=5000, E=32, U=100, T=250, batches=(1, 32, 256), eager_batches=(1, 32, 256),
@@ -61,7 +66,7 @@ FULL = dict(
     configs=4, examples=32, new_config_examples=12, max_T=300, target_s=0.3, settle_s=0.1, repeats=5,
 )
 QUICK = dict(
-    pipeline=dict(V=50, E=4, U=6, T=12, batches=(1, 4)),
+    pipeline=dict(V=50, E=4, U=6, T=12, batches=(1, 4), large_B=4),
     backward=dict(V=50, E=4, U=6, T=12, batches=(1, 4), eager_batches=(1, 4), goal_B=4, layer_B=4),
     configs=2, examples=4, new_config_examples=2, max_T=12, target_s=0.005, settle_s=0.0, repeats=2,
 )
@@ -69,6 +74,8 @@ QUICK = dict(
 GOAL_HARNESS = 10.0  # cached oracle vs naive harness, examples per second
 GOAL_PIPELINE_B1 = 5.0  # NumPy vs compiled Keras at B = 1
 GOAL_PIPELINE = 1.0  # NumPy vs compiled Keras at every B
+GOAL_PIPELINE_LARGE = 1.2  # NumPy vs compiled Keras at the largest B (the size's large_B: 1024)
+GOAL_SPREAD = 1.3  # and NumPy's slowest repeat over its fastest there
 GOAL_BACKWARD = 1.0  # rnn_ref gradients vs GradientTape in a tf.function, at the backward size's goal_B (32)
 BACKWARD_LOSS = "binary_crossentropy"
 
@@ -386,9 +393,53 @@ def _time_per_call(fn, calls, blas_threads=None, settle_s=0.0):
                 gc.enable()
 
 
+def _time_calls(fn, calls):
+    """Seconds per call over ``calls`` consecutive calls, right away: no pause, no untimed call,
+    so that each library runs in the wake of the other, as in one process that uses both."""
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return (time.perf_counter() - t) / calls
+    finally:
+        if was:
+            gc.enable()
+
+
+@contextmanager
+def _rnn_ref_threads(n):
+    """``rnn_ref.parallel.set_threads(n)`` inside the block (None: leave it alone)."""
+    from . import parallel  # noqa: PLC0415
+
+    if n is None:
+        yield
+        return
+    parallel.set_threads(n)
+    try:
+        yield
+    finally:
+        parallel.set_threads(None)
+
+
 def bench_pipeline(size: dict, repeats: int, log) -> list[dict]:
+    """The pipeline of ``build_pipeline`` in one process with Keras loaded and used: per B, every
+    way timed in turn in each repeat, right after the other (no pause), so that each runs where
+    the other library's threads have just worked, as in ``check``, ``report`` or a notebook.
+
+    Ways: rnn_ref as it is (``numpy``: the batch split of ``rnn_ref.parallel`` above its size),
+    rnn_ref with the split off (``numpy_unsplit``: RNN_REF_THREADS=1, OpenBLAS's threads as the
+    process has them), Keras ``predict_on_batch`` and the model in a ``tf.function``. Then the
+    same rnn_ref model alone in a fresh process without TensorFlow (``numpy_only_process``), and
+    the machine's limit for the loop (``machine_limit``).
+    """
+    import tempfile  # noqa: PLC0415
+
     from . import from_keras  # noqa: PLC0415
     from ._tf import keras_and_tf  # noqa: PLC0415
+    from .npz import save_npz  # noqa: PLC0415
 
     _, tf = keras_and_tf()
     p = size["pipeline"]
@@ -397,46 +448,150 @@ def bench_pipeline(size: dict, repeats: int, log) -> list[dict]:
     np_model = from_keras(model)
     compiled = tf.function(lambda ids: model(ids, training=False),
                            input_signature=[tf.TensorSpec((None, T), tf.int32)])
-    limit_one = _has_threadpoolctl()
 
-    results = []
+    def unsplit(f):
+        def run():
+            with _rnn_ref_threads(1):
+                return f()
+        return run
+
+    results, all_ids = [], {}
     rng = np.random.default_rng(1)
     for B in p["batches"]:
         ids = rng.integers(1, V, size=(B, T), dtype=np.int32)  # (B, T)
+        all_ids[f"B{B}"] = ids
         run_numpy = lambda: np_model(ids)  # noqa: E731
-        ways = {  # name: (function, BLAS threads or None for the default)
-            "numpy": (run_numpy, None),
-            "keras_predict_on_batch": (lambda: model.predict_on_batch(ids), None),
-            "keras_tf_function": (lambda: compiled(ids).numpy(), None),
+        ways = {
+            "keras_predict_on_batch": lambda: model.predict_on_batch(ids),
+            "numpy": run_numpy,
+            "keras_tf_function": lambda: compiled(ids).numpy(),
+            "numpy_unsplit": unsplit(run_numpy),
         }
-        if limit_one:
-            ways["numpy_1_blas_thread"] = (run_numpy, 1)
-        outputs = {k: np.asarray(f()) for k, (f, _) in ways.items()}  # warm-up (compiles the Keras paths)
-        for f, _ in ways.values():
+        outputs = {k: np.asarray(f()) for k, f in ways.items()}  # warm-up (compiles the Keras paths)
+        for f in ways.values():
             f()
-        calls = {k: _calls_per_repeat(f, size["target_s"]) for k, (f, _) in ways.items()}
+        calls = {k: _calls_per_repeat(f, size["target_s"]) for k, f in ways.items()}
         times = {k: [] for k in ways}
         for r in range(repeats):
             log(f"pipeline: B={B}, repeat {r + 1}/{repeats}")
-            for k, (f, threads) in ways.items():  # interleaved by repeat: a change of load hits every way alike
-                times[k].append(_time_per_call(f, calls[k], threads, size["settle_s"]))
+            for k, f in ways.items():  # interleaved: Keras, rnn_ref, Keras, rnn_ref, each in the other's wake
+                times[k].append(_time_calls(f, calls[k]))
+        keras_out = outputs["keras_predict_on_batch"].astype(np.float64)
         entry = dict(B=B, T=T, V=V, E=E, U=U,
-                     max_abs_diff_vs_keras=float(np.max(np.abs(
-                         outputs["numpy"].astype(np.float64) - outputs["keras_predict_on_batch"].astype(np.float64)))))
+                     max_abs_diff_vs_keras=float(np.max(np.abs(outputs["numpy"].astype(np.float64) - keras_out))),
+                     max_abs_diff_unsplit_vs_keras=float(np.max(np.abs(
+                         outputs["numpy_unsplit"].astype(np.float64) - keras_out))))
         for k in ways:
-            entry[k] = dict(seconds_per_call=stats(times[k]), calls_per_repeat=calls[k])
+            st = stats(times[k])
+            entry[k] = dict(seconds_per_call=st, calls_per_repeat=calls[k], spread=st["max"] / st["min"])
+        results.append(entry)
+
+    # rnn_ref alone: a fresh process that never imports TensorFlow, the same model and ids.
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path, ids_path = os.path.join(tmp, "model.npz"), os.path.join(tmp, "ids.npz")
+        save_npz(np_model, model_path)
+        np.savez(ids_path, **all_ids)
+        log("pipeline: rnn_ref in a NumPy-only process")
+        alone = numpy_only_process(model_path, ids_path, size["target_s"], repeats)
+    limits = {B: machine_limit(B, T, E, U, repeats) for B in p["batches"]}
+
+    for entry in results:
+        B = entry["B"]
+        entry["numpy_only_process"] = alone[f"B{B}"]
+        entry["machine_limit"] = limits[B]
         np_med = entry["numpy"]["seconds_per_call"]["median"]
         pob = entry["keras_predict_on_batch"]["seconds_per_call"]["median"]
         tff = entry["keras_tf_function"]["seconds_per_call"]["median"]
         entry["ratio_vs_predict_on_batch"] = pob / np_med
         entry["ratio_vs_tf_function"] = tff / np_med
         entry["ratio"] = min(pob, tff) / np_med  # against the faster Keras path
-        goal = GOAL_PIPELINE_B1 if B == 1 else GOAL_PIPELINE
+        entry["limit_over_numpy"] = limits[B]["seconds"] / np_med  # 1 would be the machine's limit
+        goal = GOAL_PIPELINE_B1 if B == 1 else GOAL_PIPELINE_LARGE if B == p["large_B"] else GOAL_PIPELINE
         entry["goal"] = f">= {goal:g}x vs the faster Keras path"
         entry["goal_met"] = bool(entry["ratio"] >= goal)
         entry["goal_met_vs_predict_on_batch"] = bool(entry["ratio_vs_predict_on_batch"] >= goal)
-        results.append(entry)
+        if B == p["large_B"]:
+            entry["spread_goal"] = f"< {GOAL_SPREAD:g}"
+            entry["spread_goal_met"] = bool(entry["numpy"]["spread"] < GOAL_SPREAD)
     return results
+
+
+def numpy_only_process(model_path, ids_path, target_s, repeats) -> dict:
+    """rnn_ref's times in a new Python process that imports NumPy and rnn_ref only (checked):
+    ``{"B<n>": dict(seconds_per_call, calls_per_repeat, spread, tensorflow_loaded)}``."""
+    import subprocess  # noqa: PLC0415
+
+    code = ("import json, sys; from rnn_ref.bench import _numpy_only_worker; "
+            "print(json.dumps(_numpy_only_worker(*sys.argv[1:3], float(sys.argv[3]), int(sys.argv[4]))))")
+    out = subprocess.run([sys.executable, "-c", code, model_path, ids_path, str(target_s), str(repeats)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _numpy_only_worker(model_path, ids_path, target_s, repeats) -> dict:
+    from .npz import load_npz  # noqa: PLC0415
+
+    np_model = load_npz(model_path)
+    result = {}
+    with np.load(ids_path) as f:
+        batches = {k: f[k] for k in f.files}
+    for name, ids in batches.items():
+        run = lambda: np_model(ids)  # noqa: E731
+        run()
+        calls = _calls_per_repeat(run, target_s)
+        st = stats([_time_calls(run, calls) for _ in range(repeats)])
+        result[name] = dict(seconds_per_call=st, calls_per_repeat=calls, spread=st["max"] / st["min"],
+                            tensorflow_loaded="tensorflow" in sys.modules)
+    return result
+
+
+def machine_limit(B, T, E, U, repeats) -> dict:
+    """The least time this machine allows for the loop of a SimpleRNN(U) over T steps at batch B,
+    split as ``rnn_ref.parallel`` splits it: T times the recurrent product (rows, U) @ (U, U) of
+    the largest block at the measured sgemm rate, plus T times its activation (tanh on (rows, U))
+    at the measured elementwise rate, each rate measured with every block's thread running the
+    same kernel at once (one BLAS thread each), as NumPy calls deliver it (its call overhead
+    included). The input projection, the add of each step, the embedding and the Dense layer
+    are left out: the limit is below what any implementation of these formulas could reach.
+    """
+    import threading  # noqa: PLC0415
+
+    from . import parallel  # noqa: PLC0415
+
+    split = B >= parallel.MIN_ROWS and parallel.threads() > 1  # rnn_ref.parallel.run_loop's rule
+    blocks = parallel.blocks(B, parallel.threads()) if split else [slice(0, B)]
+    rows, n = max(r.stop - r.start for r in blocks), len(blocks)
+    rng = np.random.default_rng(5)
+    R = (0.1 * rng.standard_normal((U, U))).astype(np.float32)
+
+    def kernel_seconds(kernel):
+        """Seconds for T calls of kernel, every block's thread at once; median over repeats."""
+        def work(out, i):
+            h = rng.standard_normal((rows, U)).astype(np.float32)
+            z = np.empty_like(h)
+            kernel(h, z)  # warm
+            t = time.perf_counter()
+            for _ in range(T):
+                kernel(h, z)
+            out[i] = time.perf_counter() - t
+
+        per_repeat = []
+        with _blas_threads(1 if split else None):
+            for _ in range(max(3, repeats)):
+                out = [0.0] * n
+                threads = [threading.Thread(target=work, args=(out, i)) for i in range(n)]
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
+                per_repeat.append(max(out))
+        return float(np.median(per_repeat))
+
+    mm = kernel_seconds(lambda h, z: np.dot(h, R, out=z))
+    act = kernel_seconds(lambda h, z: np.tanh(h, out=z))
+    flops = 2.0 * rows * U * U * T
+    return dict(seconds=mm + act, recurrent_products_s=mm, activation_s=act, threads=n, rows_per_thread=rows,
+                sgemm_gflops_per_thread=flops / mm / 1e9, tanh_gelems_per_thread=rows * U * T / act / 1e9)
 
 
 # -- (c) backward pass -----------------------------------------------------------
@@ -607,23 +762,30 @@ def print_tables(result: dict, console) -> None:
     p = result["pipeline"]
     first = p[0]
     t = Table(title=f"(b) Embedding({first['V']}, {first['E']}) -> SimpleRNN({first['U']}) -> Dense(1, sigmoid), "
-                    f"T={first['T']}: ms per call, median \\[quartiles] over repeats")
-    one = "numpy_1_blas_thread" in first
-    cols = ["B", "NumPy", *(["NumPy 1 BLAS thread"] if one else []), "Keras predict_on_batch",
-            "Keras tf.function", "speed-up", "vs predict_on_batch",
-            f"goal >= {GOAL_PIPELINE_B1:g}x at B=1, >= {GOAL_PIPELINE:g}x"]
+                    f"T={first['T']}, one process with Keras loaded and used: ms per call, "
+                    "median \\[min, max] over repeats")
+    cols = ["B", "rnn_ref", "spread", "Keras predict_on_batch", "Keras tf.function", "speed-up",
+            "goal",
+            "rnn_ref, split off", "rnn_ref, NumPy-only process", "machine limit", "limit / rnn_ref"]
     for col in cols:
         t.add_column(col, justify="right")
     for e in p:
-        row = [str(e["B"]), _spread(e["numpy"]["seconds_per_call"])]
-        if one:
-            row.append(_spread(e["numpy_1_blas_thread"]["seconds_per_call"]))
-        row += [_spread(e["keras_predict_on_batch"]["seconds_per_call"]),
-                _spread(e["keras_tf_function"]["seconds_per_call"]),
-                f"{e['ratio']:.2f}x", f"{e['ratio_vs_predict_on_batch']:.2f}x", _goal(e["goal_met"])]
-        t.add_row(*row)
+        spread = f"{e['numpy']['spread']:.2f}"
+        if "spread_goal_met" in e:
+            spread += f" ({_goal(e['spread_goal_met'])} {e['spread_goal']})"
+        t.add_row(str(e["B"]), _range(e["numpy"]["seconds_per_call"]), spread,
+                  _range(e["keras_predict_on_batch"]["seconds_per_call"]),
+                  _range(e["keras_tf_function"]["seconds_per_call"]),
+                  f"{e['ratio']:.2f}x", _goal(e["goal_met"]),
+                  _range(e["numpy_unsplit"]["seconds_per_call"]),
+                  _range(e["numpy_only_process"]["seconds_per_call"]),
+                  f"{e['machine_limit']['seconds'] * 1e3:.3g}", f"{e['limit_over_numpy']:.2f}")
     console.print(t)
-    console.print("speed-up: the faster Keras path's time over NumPy's; the goal is judged on it.")
+    console.print(f"speed-up: the faster Keras path's median over rnn_ref's; the goal (>= {GOAL_PIPELINE_B1:g}x at B=1, "
+                  f"{GOAL_PIPELINE_LARGE:g}x and spread < {GOAL_SPREAD:g} at the largest B, else {GOAL_PIPELINE:g}x) is judged on it. spread: "
+                  "rnn_ref's slowest repeat over its fastest. split off: RNN_REF_THREADS=1. machine limit: the "
+                  "recurrent products at the measured sgemm rate plus tanh at the measured elementwise rate, "
+                  "on the threads rnn_ref uses (docs/bench.md).")
 
     if "backward" in result:
         print_backward_table(result["backward"], console)
@@ -712,6 +874,7 @@ def main(argv=None) -> int:
     result["seconds"] = time.perf_counter() - started
     goals = [e["goal_met"] for e in result["harness"] if e["goal_met"] is not None]
     goals += [e["goal_met"] for e in result["pipeline"]]
+    goals += [e["spread_goal_met"] for e in result["pipeline"] if "spread_goal_met" in e]
     goals += [e["goal_met"] for e in result["backward"]["model"] if e["goal_met"] is not None]
     result["all_goals_met"] = all(goals)
 

@@ -1,10 +1,11 @@
 """The time loop every Keras recurrent layer shares, with the options at its edges.
 
 A layer supplies a *cell*: ``project(x)`` computes the part of every step
-that does not depend on the state, for all steps at once (the input
-projection ``x @ kernel + bias``, hoisted out of the loop), and
+that does not depend on the state, for many steps at once (the input
+projection ``x @ kernel + bias``, hoisted out of the step loop), and
 ``step(x_t, states)`` computes one step from it and the previous states.
-``run`` does the rest, the same way for every cell:
+``run`` does the rest, the same way for every cell (on a large batch, on
+blocks of rows in threads: ``rnn_ref.parallel``):
 
 * ``go_backwards`` reverses the steps before the loop; the outputs stay in
   processing order, as Keras returns them;
@@ -20,11 +21,12 @@ the projection (U for SimpleRNN).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Protocol, Sequence
 
 import numpy as np
 
-from . import _checks
+from . import _checks, parallel
 
 #: The options of every recurrent layer that are arrays of the call, not settings of
 #: the layer (Keras passes them to the layer's call, not to its constructor).
@@ -35,7 +37,7 @@ class Cell(Protocol):
     units: int
 
     def project(self, x: np.ndarray) -> np.ndarray:
-        """x (B, T, D) in processing order -> (T, B, G), time-major."""
+        """x (B, C, D), C steps in processing order -> (C, B, G), time-major."""
 
     def step(self, x_t: np.ndarray, states: list) -> tuple[np.ndarray, list]:
         """x_t (B, G), states [(B, U), ...] -> output (B, U), new states."""
@@ -95,29 +97,45 @@ def run(
     if go_backwards:
         x = x[:, ::-1]  # (B, T, D), last step first
         m = None if m is None else m[:, ::-1]
-    x_proj = cell.project(x)  # (T, B, G), outside the loop: it does not depend on the state
-
     outputs = np.empty((T, B, U), dtype=dtype) if return_sequences else None  # (T, B, U)
-    prev_output = np.zeros((B, U), dtype=dtype)  # (B, U)
-    for t in range(T):
-        output, new_states = cell.step(x_proj[t], states)  # (B, U), [(B, U), ...]
-        if m is None:
-            states = new_states
-        else:
-            keep = m[:, t, None]  # (B, 1)
-            states = [np.where(keep, new, old) for new, old in zip(new_states, states)]  # padded rows keep them
-            output = np.where(keep, output, 0 if zero_output_for_mask else prev_output)
-        if outputs is not None:
-            outputs[t] = output
-        prev_output = output
+    # The loop itself; on a large batch, on row blocks in threads (rows never meet: rnn_ref.parallel).
+    last_output, states = parallel.run_loop(partial(loop, zero_output_for_mask=zero_output_for_mask),
+                                            cell, x, states, m, outputs)
 
     if return_sequences:
         result = np.ascontiguousarray(outputs.transpose(1, 0, 2))  # (B, T, U)
     else:
-        result = np.array(prev_output, dtype=dtype)  # (B, U), its own copy
+        result = np.array(last_output, dtype=dtype)  # (B, U), its own copy
     if unbatched:
         result, states = result[0], [s[0] for s in states]
     return (result, *states) if return_state else result
+
+
+def loop(cell: Cell, x: np.ndarray, states: list, m, outputs, *, zero_output_for_mask: bool = False,
+         chunk: int | None = None):
+    """The time loop: x (B, T, D) in processing order, states [(B, U), ...], m (B, T) bool or None.
+
+    Writes step t's output to ``outputs[t]`` (T, B, U) when given; returns the last output (B, U)
+    and the final states. The input projection is computed ``chunk`` steps at a time (None: all
+    T at once); the numbers are the same either way (``rnn_ref.parallel.projection_chunk``).
+    """
+    T = x.shape[1]
+    chunk = T if chunk is None else chunk
+    prev_output = np.zeros((x.shape[0], cell.units), dtype=x.dtype)  # (B, U)
+    for start in range(0, T, chunk):
+        x_proj = cell.project(x[:, start:start + chunk])  # (C, B, G), outside the steps: it does not depend on the state
+        for t, x_t in enumerate(x_proj, start):  # x_t (B, G)
+            output, new_states = cell.step(x_t, states)  # (B, U), [(B, U), ...]
+            if m is None:
+                states = new_states
+            else:
+                keep = m[:, t, None]  # (B, 1)
+                states = [np.where(keep, new, old) for new, old in zip(new_states, states)]  # padded rows keep them
+                output = np.where(keep, output, 0 if zero_output_for_mask else prev_output)
+            if outputs is not None:
+                outputs[t] = output
+            prev_output = output
+    return prev_output, states
 
 
 def initial_states(initial_state, names: Sequence[str], B: int, U: int, dtype, unbatched: bool) -> list:
