@@ -165,7 +165,7 @@ def projection_chunk(cell, rows: int) -> int:
     numbers (each step's rows are the same products).
     """
     width = cell.kernel.shape[1]  # G
-    return max(1, CHUNK_BYTES // (rows * width * cell.kernel.dtype.itemsize))
+    return max(1, CHUNK_BYTES // max(1, rows * width * cell.kernel.dtype.itemsize))  # B = 0 or U = 0: any
 
 
 @contextmanager

@@ -250,8 +250,8 @@ class Context:
             # has no digits left (see LOST).
             exploded = any(not np.all(np.isfinite(truth[n].astype(case.dtype))) or not np.all(np.isfinite(in_dtype[n]))
                            for n in names)
-            spread = tuple(np.full_like(s, np.inf) if exploded or l >= tolerance.LOST * p else s
-                           for s, l, p in zip(spread, largest, peak))
+            spread = tuple(np.full_like(s, np.inf) if exploded or (l > 0 and l >= tolerance.LOST * p) else s
+                           for s, l, p in zip(spread, largest, peak))  # (an all-zero gradient is judged)
             spread = {n: self.internal_overflow(in_dtype[n], truth[n], s, case.dtype) for n, s in zip(names, spread)}
             # Where a gradient leaves the dtype's range, the order of the additions decides
             # between +-inf and NaN (inf - inf): nothing there can be judged.

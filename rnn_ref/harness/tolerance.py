@@ -71,8 +71,8 @@ PERTURB_RUNS = 3
 #: largest value) GRADIENT_EXTRA_RUNS more are run; and where the spread reaches
 #: LOST of its largest value the gradient has no digits a budget could stand on
 #: (every implementation's error is of its own size): it is not judged.
-ILL_CONDITIONED = 2.0 ** -8
-GRADIENT_EXTRA_RUNS = 9
+ILL_CONDITIONED = 2.0 ** -6
+GRADIENT_EXTRA_RUNS = 6
 LOST = 2.0 ** -4
 
 
