@@ -94,12 +94,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", CASES, ids=lambda c: ",".join(c) or "plain")
-@pytest.mark.parametrize("name", FUNCTIONS)
-@pytest.mark.parametrize("threads", [2, 3])
-def test_split_agrees_with_unsplit(split, name, case, dtype, threads):
-    fn, G, n_states = FUNCTIONS[name]
+def case_call(case, dtype, n_states):
+    """The inputs and the keyword options of ``case`` (its mask and random initial states)."""
     x, mask = inputs(dtype)
     options = {k: v for k, v in case.items() if k not in ("mask", "initial_state")}
     if case.get("mask"):
@@ -108,6 +104,16 @@ def test_split_agrees_with_unsplit(split, name, case, dtype, threads):
         rng = np.random.default_rng(2)
         states = [rng.standard_normal((B, U)).astype(dtype) for _ in range(n_states)]
         options["initial_state"] = states if n_states > 1 else states[0]
+    return x, options
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: ",".join(c) or "plain")
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("threads", [2, 3])
+def test_split_agrees_with_unsplit(split, name, case, dtype, threads):
+    fn, G, n_states = FUNCTIONS[name]
+    x, options = case_call(case, dtype, n_states)
     whole, parts = call_both(split, fn, x, *weights(G, dtype), threads=threads, **options)
     assert_agree(whole, parts, dtype)
 
@@ -120,14 +126,7 @@ def test_projection_in_chunks_agrees(split, monkeypatch, name, case, dtype, step
     """The input projection a few steps at a time (4: T = 9 leaves a last chunk of 1) gives the
     numbers of the whole projection at once, split or not."""
     fn, G, n_states = FUNCTIONS[name]
-    x, mask = inputs(dtype)
-    options = {k: v for k, v in case.items() if k not in ("mask", "initial_state")}
-    if case.get("mask"):
-        options["mask"] = mask
-    if case.get("initial_state"):
-        rng = np.random.default_rng(2)
-        states = [rng.standard_normal((B, U)).astype(dtype) for _ in range(n_states)]
-        options["initial_state"] = states if n_states > 1 else states[0]
+    x, options = case_call(case, dtype, n_states)
     w = weights(G, dtype)
     split(1)
     whole = fn(x, *w, **options)  # T = 9 steps of a few rows: one chunk

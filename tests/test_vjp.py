@@ -198,6 +198,14 @@ def arrays(case):
     weights = [rng.standard_normal((D, U)) / np.sqrt(D), orthogonal(rng, U, case.gain)]  # (D, U), (U, U)
     if case.use_bias:
         weights.append(nonzero(rng, U))  # (U,)
+    return one_state_arrays(rng, case, x, weights)
+
+
+def one_state_arrays(rng, case, x, weights) -> Arrays:
+    """The rest of a one-state layer's case (SimpleRNN, GRU) after its inputs and weights:
+    h0, the cotangents and the mask, drawn from ``rng`` in this order, cut to one sequence
+    and cast to the case's dtype."""
+    B, T, U = case.B, case.T, case.U
     h0 = nonzero(rng, (B, U), 1.0)  # (B, U)
     d_output = rng.standard_normal((B, T, U) if case.return_sequences else (B, U))
     d_state = rng.standard_normal((B, U))  # (B, U)

@@ -39,7 +39,8 @@ import rnn_ref  # noqa: E402
 from rnn_ref import backward_gru  # noqa: E402
 from rnn_ref.backward_gru import GRUGrads, gru_vjp  # noqa: E402
 from test_vjp import (  # noqa: E402
-    UNIT_ROUNDOFF, budget, cs231n_relative_error, flat, max_diff, nonzero, orthogonal, tape_gradients)
+    UNIT_ROUNDOFF, Arrays, budget, cs231n_relative_error, flat, max_diff, nonzero, one_state_arrays, orthogonal,
+    tape_gradients)
 
 pytestmark = pytest.mark.keras
 
@@ -87,15 +88,6 @@ class Case(NamedTuple):
     unbatched: bool  # one sequence (T, D), compared with Keras on a batch of one
 
 
-class Arrays(NamedTuple):
-    x: np.ndarray
-    weights: tuple  # kernel (D, 3U), recurrent_kernel (U, 3U)[, bias (2, 3U) or (3U,)]
-    mask: Optional[np.ndarray]
-    initial_state: object
-    d_output: np.ndarray
-    d_state: Optional[np.ndarray]
-
-
 def arrays(case):
     rng = np.random.default_rng(case.seed)
     B, T, D, U = case.B, case.T, case.D, case.U
@@ -105,17 +97,7 @@ def arrays(case):
     weights = [kernel, recurrent]
     if case.use_bias:
         weights.append(nonzero(rng, (2, 3 * U) if case.reset_after else 3 * U))
-    h0 = nonzero(rng, (B, U), 1.0)  # (B, U)
-    d_output = rng.standard_normal((B, T, U) if case.return_sequences else (B, U))
-    d_state = rng.standard_normal((B, U))  # (B, U)
-    mask = None if case.mask is None else np.array(case.mask, dtype=bool)  # (B, T)
-    if case.unbatched:
-        x, h0, d_output, d_state = x[0], h0[0], d_output[0], d_state[0]
-        mask = None if mask is None else mask[0]
-    cast = lambda a: a.astype(case.dtype)  # noqa: E731
-    initial_state = {None: None, "array": cast(h0), "list": [cast(h0)]}[case.initial_state]
-    return Arrays(cast(x), tuple(map(cast, weights)), mask, initial_state, cast(d_output),
-                  cast(d_state) if case.return_state else None)
+    return one_state_arrays(rng, case, x, weights)
 
 
 def options(case, a):
