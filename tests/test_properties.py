@@ -18,10 +18,27 @@ from rnn_ref.harness.properties import PROPERTIES, case_of, properties_for
 from rnn_ref.harness.spec import LAYERS
 
 CASES = [(layer, name) for layer in LAYERS for name in properties_for(layer)]
+
 #: Gradient properties, applied to each layer's backward pass, rnn_ref.vjp.
 GRADIENTS = [(layer, name) for layer in LAYERS for name in properties_for(layer, "gradients")]
 #: Properties of a Bidirectional function, applied to rnn_ref.bidirectional around each layer.
 WRAPPED = [(layer, name) for layer in LAYERS for name in properties_for(layer, "bidirectional")]
+
+#: The share of the profile's examples a property runs in the suite, where one example
+#: costs several Keras builds (each Keras configuration met once is a build and an eager
+#: call or a trace, 30 to 100 ms): an every_activation example builds each of Keras's 29
+#: activations, so a third of the ci profile (8) judges 232 configurations a layer (and
+#: the gradient version half of GRADIENT_EXAMPLES, 4: 116); a Bidirectional example builds both
+#: directions and the wrapper. ``python -m rnn_ref check`` runs the full count.
+SHARE = {"every_activation_matches_keras": 3, "every_activation_gradients_match_keras": 2,
+         "bidirectional_matches_keras": 2, "bidirectional_function_matches_keras": 2,
+         "bidirectional_function_masks_match_keras": 2}
+
+
+def examples(name, of=None):
+    """The examples property ``name`` runs here: ``of`` (default the profile's) divided by its SHARE."""
+    of = settings.default.max_examples if of is None else of
+    return max(1, of // SHARE.get(name, 1))
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +51,7 @@ def contexts(tolerance_recorder):
 def test_property(layer, name, contexts):
     prop, spec, ctx = PROPERTIES[name], LAYERS[layer], contexts[layer]
 
+    @settings(max_examples=examples(name))
     @given(prop.strategy_for(spec=spec))
     def check(case):
         shown = case_of(case)
@@ -52,6 +70,7 @@ def test_bidirectional_property(layer, name, contexts):
     prop, spec, ctx = PROPERTIES[name], LAYERS[layer], contexts[layer]
     candidate = functools.partial(rnn_ref.bidirectional, spec.reference)
 
+    @settings(max_examples=examples(name))
     @given(prop.strategy_for(spec=spec))
     def check(drawn):
         shown = case_of(drawn)
@@ -95,8 +114,9 @@ def test_an_overflow_inside_a_step_is_not_judged_but_the_rest_is(contexts):
         y[:, 0] += np.float32(1e-3)  # before any overflow, where the case is well conditioned
         return y
 
+    unrecorded = Context(spec=LAYERS["LSTM"])  # a failure meant to happen stays out of the tolerance table
     with pytest.raises(PropertyFailure):
-        ctx.expect(first_step_off, case)
+        unrecorded.expect(first_step_off, case)
 
 
 #: The gradient properties run a third of the profile's examples (8 in ci): each example
@@ -112,7 +132,7 @@ def test_gradient_property(layer, name, contexts):
     prop, spec, ctx = PROPERTIES[name], LAYERS[layer], contexts[layer]
     candidate = reference_backward(spec.reference)
 
-    @settings(max_examples=GRADIENT_EXAMPLES)
+    @settings(max_examples=examples(name, of=GRADIENT_EXAMPLES))
     @given(prop.strategy_for(spec=spec))
     def check(case):
         shown = case_of(case)

@@ -5,7 +5,9 @@ milliseconds, so each configuration (units, input size, dtype, options) is
 built once, and compiled once with unknown batch and time sizes when it is
 used a second time or on a sequence longer than ``EAGER_MAX_T`` (a short
 configuration met once runs eagerly, as tracing costs 2-3 eager calls); an example then only copies its weights into the layer's
-variables and runs: about 1 ms, against 27 ms for a fresh layer.
+variables and runs: about 1 ms, against 27 ms for a fresh layer. The built layers
+are shared by the oracles of a process (``SHARED_MAX``), as property after property
+and test module after test module meet the same small configurations.
 
 Eager and compiled Keras may differ in the last bit for a few activations
 (measured: hard_sigmoid, silu, hard_silu, mish, sparse_plus), so Keras's
@@ -14,6 +16,8 @@ are Keras, and the budget of ``tolerance.judge`` is far wider than one ulp.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import numpy as np
 
@@ -24,6 +28,33 @@ from .spec import SIMPLE_RNN, LayerSpec
 #: 2 cores: an eager LSTM or GRU step costs about 4 ms, tracing the loop about
 #: as much as 16 to 24 eager steps).
 EAGER_MAX_T = 16
+
+
+#: Built layers are shared by every oracle of a process (a property, the next property
+#: and the next test module meet the same small configurations), up to this many per
+#: layer and kind (single layers, Bidirectional, gradients), the least recently used
+#: dropped first. ``KerasOracle(spec, private=True)`` keeps its own, unbounded.
+SHARED_MAX = 1024
+_SHARED: dict[tuple, "LayerCache"] = {}
+
+
+class LayerCache(OrderedDict):
+    """Built layers by configuration, the least recently used dropped beyond ``limit``."""
+
+    def __init__(self, limit=None):
+        super().__init__()
+        self.limit = limit
+
+    def get(self, key, default=None):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return default
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        if self.limit is not None and len(self) > self.limit:
+            self.popitem(last=False)
 
 
 def _keras():
@@ -107,16 +138,21 @@ class KerasOracle:
     wrapper around the layer, called like ``rnn_ref.bidirectional``.
     """
 
-    def __init__(self, spec: LayerSpec = SIMPLE_RNN):
+    def __init__(self, spec: LayerSpec = SIMPLE_RNN, *, private: bool = False):
         self.spec = spec
-        self._cache: dict[tuple, tuple] = {}
-        self._bidirectional_cache: dict[tuple, tuple] = {}
+
+        def built(kind):
+            return LayerCache() if private else _SHARED.setdefault((spec.name, kind), LayerCache(SHARED_MAX))
+
+        self._cache, self._bidirectional_cache, self._gradient_cache = built("layer"), built("bidirectional"), \
+            built("gradients")
         self.builds = 0
         self.calls = 0
 
     def _layer(self, key):
-        if key in self._cache:
-            return self._cache[key]
+        found = self._cache.get(key)
+        if found is not None:
+            return found
         keras, _ = _keras()
         D, U, options, unroll, dtype, has_mask, n_states, T = key
         layer = getattr(keras.layers, self.spec.keras_class)(U, **dict(options), unroll=unroll, dtype=dtype)
@@ -219,8 +255,9 @@ class KerasOracle:
         """A built ``Bidirectional`` layer for ``key`` and a function running it (eager
         on a short sequence the first time, compiled otherwise, as ``_layer`` does)."""
         cache = self._bidirectional_cache
-        if key in cache:
-            return cache[key]
+        found = cache.get(key)
+        if found is not None:
+            return found
         keras, _ = _keras()
         D, U, options, merge_mode, unroll, dtype, has_mask, n_states, T = key
         inner = getattr(keras.layers, self.spec.keras_class)(U, **dict(options), unroll=unroll, dtype=dtype)
@@ -293,16 +330,17 @@ def keras_gradients(oracle: KerasOracle, inputs, *weights, d_output, **kwargs) -
     options = tuple(sorted((k, v if isinstance(v, str) or v is None else bool(v))
                            for k, v in spec.keras_kwargs(kwargs).items()))
     key = (D, U, options, dtype, mask is not None, 0 if states is None else len(states))
-    cache = oracle.__dict__.setdefault("_gradient_cache", {})
-    if key not in cache:
+    cache = oracle._gradient_cache
+    found = cache.get(key)
+    if found is None:
         keras, _ = _keras()
         layer = getattr(keras.layers, spec.keras_class)(U, **dict(options), dtype=dtype)
         layer.build((None, None, D))
-        cache[key] = (layer, _gradient_runner(layer, D, U, None, dtype, mask is not None,
-                                              0 if states is None else len(states),
-                                              bool(kwargs.get("return_sequences"))))
+        found = cache[key] = (layer, _gradient_runner(layer, D, U, None, dtype, mask is not None,
+                                                      0 if states is None else len(states),
+                                                      bool(kwargs.get("return_sequences"))))
         oracle.builds += 1
-    layer, run = cache[key]
+    layer, run = found
     values = spec.weight_values(kwargs)
     _assign(layer, values, dtype)
     oracle.calls += 1

@@ -1,0 +1,48 @@
+"""The Keras oracle's built layers, shared by the oracles of a process.
+
+Sharing is safe only if every call copies its own weights into the shared layer
+and the cache stays bounded; a private oracle (the benchmark's) builds its own.
+"""
+
+import numpy as np
+import pytest
+
+from rnn_ref.harness.cases import make_case
+from rnn_ref.harness.oracle import KerasOracle, LayerCache
+from rnn_ref.harness.spec import LAYERS
+
+
+def test_the_least_recently_used_layer_is_dropped_beyond_the_limit():
+    cache = LayerCache(limit=2)
+    cache["a"], cache["b"] = 1, 2
+    assert cache.get("a") == 1  # "a" is now the most recent
+    cache["c"] = 3
+    assert list(cache) == ["a", "c"]
+    unbounded = LayerCache()
+    for i in range(5000):
+        unbounded[i] = i
+    assert len(unbounded) == 5000
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("layer", ["SimpleRNN", "LSTM"])
+def test_a_second_oracle_reuses_the_layer_with_its_own_weights(layer):
+    """Two oracles, two cases of one configuration (D=3, U=5, float64) with different
+    weights: the second builds nothing and still computes with its own weights. In
+    float64 at T=4 with |weights| < 1 Keras and the reference differ by a few ulps
+    of O(1) values (about 1e-15); 1e-12 leaves a margin of 1000, while the first
+    case's weights left in the layer would be off by O(0.1)."""
+    spec = LAYERS[layer]
+    first, second = (make_case(B=2, T=4, D=3, U=5, dtype="float64", seed=s, layer=layer,
+                               return_sequences=True) for s in (11, 12))
+    a, b = KerasOracle(spec), KerasOracle(spec)
+    a(**first.kwargs())
+    before = a.builds
+    got = b(**second.kwargs())
+    assert b.builds == 0 and a.builds == before
+    np.testing.assert_allclose(got, spec.reference(**second.kwargs()), rtol=0, atol=1e-12)
+    assert np.max(np.abs(spec.reference(**first.kwargs()) - got)) > 1e-2  # the weights do differ
+
+    private = KerasOracle(spec, private=True)
+    private(**second.kwargs())
+    assert private.builds == 1
