@@ -52,9 +52,18 @@ Bidirectional layers are differentiated with ``rnn_ref.vjp`` of
 gradients come in Keras's order, the forward layer's weights then the
 backward layer's, and ``train_step`` updates the wrapped layers' weights.
 
+Masks and sample weights (measured): when the model output carries a mask
+(``Embedding(mask_zero=True)`` up to a sequence output), ``compile`` + ``fit``
+/ ``train_on_batch`` / ``evaluate`` and the ``Loss`` classes weight each valid
+step by ``n / valid`` and each padded one by 0, so the loss is the mean over the
+valid steps; ``sample_weight`` multiplies those weights and the sum is still
+divided by n ("sum_over_batch_size"). The function form
+``mean(keras.losses.binary_crossentropy(y, model(x)))`` ignores the mask (it
+averages the padded steps too: 0.69320 against 0.69309 on one padded batch).
+This module follows ``compile`` and the ``Loss`` classes, what training does.
+
 Not supported (raise NotImplementedError): a layer with ``return_state``, a
-Bidirectional with merge_mode None (two outputs), a model whose output
-carries a mask (Keras weights the loss by it), several outputs.
+Bidirectional with merge_mode None (two outputs), several outputs.
 
 Stateful layers: as ``model(x)`` in Keras, a gradient computation starts
 from the states the previous call left and advances them; the incoming
@@ -111,20 +120,32 @@ def _float(y_pred):
     return p if p.dtype.kind == "f" else p.astype(np.float32)
 
 
-def mse(y_true, y_pred, from_logits=False):
+def _reduced(per, d_per, weights):
+    """Keras's "sum_over_batch_size" of the per-sample losses ``per`` (...) weighted by
+    ``weights`` (..., default 1): ``sum(per * weights) / n``, n = per.size, and its
+    gradient ``d_per * weights / n`` from ``d_per`` (..., K), the gradient of each
+    per-sample loss with respect to its row of y_pred."""
+    n = per.size
+    if weights is None:
+        return LossValue(float(np.mean(per)), (d_per / n).astype(d_per.dtype))
+    w = np.asarray(weights, dtype=per.dtype)
+    return LossValue(float(np.sum(per * w) / n), (d_per * (w / n)[..., None]).astype(d_per.dtype))
+
+
+def mse(y_true, y_pred, from_logits=False, weights=None):
     """Mean squared error: mean over the last axis of (y_pred - y_true)^2, then over the batch.
 
     y_true, y_pred : (..., K) -> LossValue; the gradient is 2 (y_pred - y_true) / (K n).
+    ``weights`` (...): per-sample weights, as ``loss_weights`` makes them.
     """
     del from_logits  # not a crossentropy: the output is used as it is
     p = _float(y_pred)
     diff = p - np.asarray(y_true, dtype=p.dtype)  # (..., K)
-    n, K = diff[..., 0].size, diff.shape[-1]
-    value = np.mean(np.mean(diff * diff, axis=-1))
-    return LossValue(float(value), (2 * diff / (K * n)).astype(p.dtype))
+    K = diff.shape[-1]
+    return _reduced(np.mean(diff * diff, axis=-1), 2 * diff / K, weights)
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False):
+def binary_crossentropy(y_true, y_pred, from_logits=False, weights=None):
     """Keras ``binary_crossentropy``: mean over the last axis, then over the batch.
 
     y_true (..., K) in [0, 1]; y_pred (..., K): probabilities, or logits z
@@ -134,7 +155,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False):
     """
     p = _float(y_pred)
     y = np.asarray(y_true, dtype=p.dtype)
-    n, K = p[..., 0].size, p.shape[-1]
+    K = p.shape[-1]
     if from_logits:
         z = p
         per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))  # (..., K)
@@ -143,10 +164,10 @@ def binary_crossentropy(y_true, y_pred, from_logits=False):
         pc, inside = _clip(p)
         per = -(y * np.log(pc) + (1 - y) * np.log(1 - pc))
         grad = np.where(inside, -y / pc + (1 - y) / (1 - pc), 0)
-    return LossValue(float(np.mean(np.mean(per, axis=-1))), (grad / (K * n)).astype(p.dtype))
+    return _reduced(np.mean(per, axis=-1), grad / K, weights)
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False):
+def categorical_crossentropy(y_true, y_pred, from_logits=False, weights=None):
     """Keras ``categorical_crossentropy``: -sum over classes of y log q, mean over the batch.
 
     y_true (..., K), a distribution per sample (one-hot); y_pred (..., K):
@@ -156,7 +177,6 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False):
     """
     p = _float(y_pred)
     y = np.asarray(y_true, dtype=p.dtype)
-    n = p[..., 0].size
     if from_logits:
         log_q = _log_softmax(p)  # (..., K)
         per = -(y * log_q).sum(axis=-1)
@@ -168,10 +188,10 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False):
         per = -(y * np.log(qc)).sum(axis=-1)
         dq = np.where(inside, -y / qc, 0)  # (..., K)
         grad = dq / s - (dq * p).sum(axis=-1, keepdims=True) / (s * s)  # through q = p / sum(p)
-    return LossValue(float(np.mean(per)), (grad / n).astype(p.dtype))
+    return _reduced(per, grad, weights)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, weights=None):
     """Keras ``sparse_categorical_crossentropy``: integer labels (...) or (..., 1).
 
     y_pred (..., K): probabilities (Keras clips them and takes the log as the
@@ -184,7 +204,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
         labels = labels[..., 0]
     if labels.shape != p.shape[:-1]:
         raise ValueError(f"sparse labels must be shaped {p.shape[:-1]} (or with a trailing 1), got {labels.shape}")
-    n, K = labels.size, p.shape[-1]
+    K = p.shape[-1]
     onehot = (labels[..., None] == np.arange(K)).astype(p.dtype)  # (..., K)
     if from_logits:
         logits, inside, pc = p, None, None
@@ -196,7 +216,37 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
     grad = np.exp(log_q) - onehot  # d per / d logits
     if not from_logits:
         grad = np.where(inside, grad / pc, 0)  # through logits = log(clip(p))
-    return LossValue(float(np.mean(per)), (grad / n).astype(p.dtype))
+    return _reduced(per, grad, weights)
+
+
+def loss_weights(shape, mask=None, sample_weight=None, dtype=np.float32):
+    """The weight of each per-sample loss (``shape``: y_pred's without its last axis), as
+    Keras's ``Loss`` classes, ``compile`` and ``fit`` weight them; None when neither is given.
+
+    mask (B, T), the model output's (a padded sequence): each valid step weighs
+    ``n / valid`` and a padded one 0, so the loss is the mean over the valid steps
+    (0 when none is valid). sample_weight: shaped like the per-sample losses, (B,) or
+    (B, T), with or without a trailing 1; it multiplies the mask's weight. Keras does not
+    broadcast a (B,) sample_weight over the steps of a sequence output (measured: an
+    error, or the wrong axis when B = T), so neither does this.
+    """
+    weights = None
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != tuple(shape):
+            raise ValueError(f"the output's mask must have the shape of the per-sample losses {tuple(shape)}, "
+                             f"got {m.shape}")
+        valid = int(m.sum())
+        weights = np.where(m, m.size / valid if valid else 0.0, 0.0).astype(dtype)
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, dtype=dtype)
+        if sw.ndim == len(shape) + 1 and sw.shape[-1] == 1:
+            sw = sw[..., 0]
+        if sw.shape != tuple(shape):
+            raise ValueError(f"sample_weight must have the shape of the per-sample losses {tuple(shape)} "
+                             f"(or with a trailing 1), got {np.shape(sample_weight)}")
+        weights = sw if weights is None else weights * sw
+    return weights
 
 
 #: The losses by their Keras names.
@@ -226,10 +276,13 @@ def get_loss(loss):
 # ---------------------------------------------------------------------------
 
 
-def value_and_gradients(np_model: NumpyModel, x, y, loss):
+def value_and_gradients(np_model: NumpyModel, x, y, loss, sample_weight=None):
     """``(loss value, [gradient of each weight])``, the weights in ``keras_model.trainable_weights``' order.
 
-    x : the model input ((B, T) ids or (B, T, D)); y : the targets, as Keras takes them.
+    x : the model input ((B, T) ids or (B, T, D)); y : the targets, as Keras takes them;
+    sample_weight : (B,) or per step (B, T), as ``train_on_batch`` takes it. A sequence
+    output that carries a mask (padded steps) is averaged over its valid steps, as
+    ``compile``, ``fit`` and the ``Loss`` classes do (``loss_weights``).
     A layer that appears twice in the chain (a shared Keras layer) gets the sum of its gradients.
     """
     loss_fn = get_loss(loss)
@@ -250,10 +303,8 @@ def value_and_gradients(np_model: NumpyModel, x, y, loss):
         mask = layer.compute_mask(h, mask)
         backwards.append((layer, backward))
         h = out
-    if mask is not None:
-        raise NotImplementedError("the model output carries a mask (Keras weights the loss by it); not supported")
-
-    value, d = loss_fn(y, h, from_logits=from_logits)  # d: of the output, or of the last Dense's logits
+    weights = loss_weights(np.shape(h)[:-1], mask, sample_weight, dtype=_float(h).dtype)  # (B[, T]) or None
+    value, d = loss_fn(y, h, from_logits=from_logits, weights=weights)  # d: of the output, or of the logits
 
     grads = {}  # (id(layer), weight name) -> gradient, in trainable_weights order
     for layer, _ in backwards:
@@ -268,18 +319,19 @@ def value_and_gradients(np_model: NumpyModel, x, y, loss):
     return value, list(grads.values())
 
 
-def model_gradients(np_model: NumpyModel, x, y, loss):
-    """The gradients of ``loss(y, np_model(x))`` (Keras's mean over the batch) with respect to
-    every weight, a list in the order of ``keras_model.trainable_weights``: each layer's
+def model_gradients(np_model: NumpyModel, x, y, loss, sample_weight=None):
+    """The gradients of ``loss(y, np_model(x))`` (Keras's mean over the batch, over the valid
+    steps of a masked sequence output, weighted by ``sample_weight``) with respect to every
+    weight, a list in the order of ``keras_model.trainable_weights``: each layer's
     ``get_weights()`` order, layers first to last."""
-    return value_and_gradients(np_model, x, y, loss)[1]
+    return value_and_gradients(np_model, x, y, loss, sample_weight)[1]
 
 
-def train_step(np_model: NumpyModel, x, y, loss, learning_rate):
+def train_step(np_model: NumpyModel, x, y, loss, learning_rate, sample_weight=None):
     """One plain SGD step on ``np_model``'s weights (replaced in place on the layers):
     ``w -= learning_rate * gradient``, as ``keras.optimizers.SGD(learning_rate)`` in one
-    ``train_on_batch``. Returns the loss before the step."""
-    value, grads = value_and_gradients(np_model, x, y, loss)
+    ``train_on_batch(x, y, sample_weight)``. Returns the loss before the step."""
+    value, grads = value_and_gradients(np_model, x, y, loss, sample_weight)
     weights = [(layer, k, w) for layer in _unique(np_model.layers) for k, w in layer.weights().items()]
     for (layer, k, w), g in zip(weights, grads):
         lr = np.asarray(learning_rate, dtype=w.dtype)

@@ -160,17 +160,18 @@ class NumpyModel:
             x = y
         return self._select(x)
 
-    def gradients(self, x, y, loss):
-        """``rnn_ref.gradients.model_gradients(self, x, y, loss)``: a list in trainable_weights' order."""
+    def gradients(self, x, y, loss, sample_weight=None):
+        """``rnn_ref.gradients.model_gradients(self, x, y, loss, sample_weight)``: a list in
+        trainable_weights' order."""
         from .gradients import model_gradients  # noqa: PLC0415  (gradients imports this module)
 
-        return model_gradients(self, x, y, loss)
+        return model_gradients(self, x, y, loss, sample_weight)
 
-    def train_step(self, x, y, loss, learning_rate):
+    def train_step(self, x, y, loss, learning_rate, sample_weight=None):
         """``rnn_ref.gradients.train_step``: one plain SGD step in place; returns the loss."""
         from .gradients import train_step  # noqa: PLC0415
 
-        return train_step(self, x, y, loss, learning_rate)
+        return train_step(self, x, y, loss, learning_rate, sample_weight)
 
     def reset_state(self):
         """Zero the states of every stateful layer (the Keras ``layer.reset_state()``)."""

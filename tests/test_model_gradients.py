@@ -363,14 +363,14 @@ def test_train_step_equals_one_train_on_batch_with_sgd(build, loss, dims):
 
 
 def _not_divided_by_batch(loss_fn):
-    def mutant(y_true, y_pred, from_logits=False):
-        value, grad = loss_fn(y_true, y_pred, from_logits=from_logits)
+    def mutant(y_true, y_pred, from_logits=False, weights=None):
+        value, grad = loss_fn(y_true, y_pred, from_logits=from_logits, weights=weights)
         return gradients.LossValue(value, grad * np.shape(y_pred)[0])
     return mutant
 
 
-def _wrong_sign_bce_shortcut(y_true, y_pred, from_logits=False):
-    value, grad = gradients.binary_crossentropy(y_true, y_pred, from_logits=from_logits)
+def _wrong_sign_bce_shortcut(y_true, y_pred, from_logits=False, weights=None):
+    value, grad = gradients.binary_crossentropy(y_true, y_pred, from_logits=from_logits, weights=weights)
     return gradients.LossValue(value, -grad)  # (y - sigmoid(z)) / (K n)
 
 
@@ -396,13 +396,129 @@ def test_bidirectional_with_two_outputs_is_refused_by_name():
         model_gradients(rnn_ref.from_keras(m), np.zeros((2, T, 3), np.float32), np.zeros((2, 2)), "mse")
 
 
-def test_masked_sequence_output_is_refused():
-    """Keras weights a loss by the output's mask; not implemented here."""
-    m = keras.Sequential([keras.Input((T,), dtype="int32"), keras.layers.Embedding(V, 3, mask_zero=True),
-                          keras.layers.SimpleRNN(2, return_sequences=True), keras.layers.Dense(1)])
-    x = padded_ids(np.random.default_rng(0))
-    with pytest.raises(NotImplementedError, match="mask"):
-        model_gradients(rnn_ref.from_keras(m), x, np.zeros((B, T, 1), np.float32), "mse")
+# ---------------------------------------------------------------------------
+# A masked sequence output, and sample weights: Keras's Loss classes and train_on_batch
+# ---------------------------------------------------------------------------
+
+#: The Loss classes, which weight the loss by the output's mask (the function form does not).
+LOSS_CLASSES = {"binary_crossentropy": "BinaryCrossentropy", "mse": "MeanSquaredError",
+                "categorical_crossentropy": "CategoricalCrossentropy",
+                "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy"}
+#: Embedding(8) -> LSTM(5, return_sequences) -> Dense(K) per step: one recurrent layer, W = 8 + 20.
+TAGGER_DIMS = dict(B=B, W=8 + 20, T=T, R=1, L=3)
+TAGGER_HEADS = {"binary_crossentropy": (2, "sigmoid"), "sparse_categorical_crossentropy": (3, "softmax"),
+                "categorical_crossentropy": (3, "softmax"), "mse": (2, None)}
+
+
+def tagger_model(loss):
+    """Embedding(mask_zero) -> LSTM(5, return_sequences) -> Dense per step: the output carries the mask."""
+    K, activation = TAGGER_HEADS[loss]
+    return keras.Sequential([
+        keras.Input((T,), dtype="int32"),
+        keras.layers.Embedding(V, 8, mask_zero=True),
+        keras.layers.LSTM(5, return_sequences=True),
+        keras.layers.Dense(K, activation=activation),
+    ])
+
+
+def step_targets(rng, loss):
+    """(B, T, K) targets (labels (B, T) for the sparse loss)."""
+    K, _ = TAGGER_HEADS[loss]
+    if loss == "sparse_categorical_crossentropy":
+        return rng.integers(0, K, size=(B, T))
+    if loss == "categorical_crossentropy":
+        return np.eye(K, dtype=np.float32)[rng.integers(0, K, size=(B, T))]
+    if loss == "binary_crossentropy":
+        return rng.integers(0, 2, size=(B, T, K)).astype(np.float32)
+    return nonzero(rng, (B, T, K)).astype(np.float32)
+
+
+def keras_class_grads(model, loss, x, y, sample_weight=None):
+    """(loss, [gradients]) of keras.losses.<Class>()(y, model(x), sample_weight) by tf.GradientTape."""
+    fn = getattr(keras.losses, LOSS_CLASSES[loss])()
+    with tf.GradientTape() as tape:
+        value = fn(y, model(x), sample_weight=sample_weight)
+    return float(value), [tf.convert_to_tensor(g).numpy() for g in tape.gradient(value, model.trainable_weights)]
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["mask", "mask and sample_weight"])
+@pytest.mark.parametrize("loss", list(TAGGER_HEADS))
+def test_masked_sequence_output_is_averaged_over_valid_steps_as_the_loss_classes_do(loss, weighted):
+    """The output carries the padding mask: Keras's Loss classes (and compile) average over
+    the valid steps, times any per-step sample_weight; the padded steps get no gradient."""
+    rng = np.random.default_rng(9)
+    m = randomize(tagger_model(loss), rng)
+    x, y = padded_ids(rng, left=False), step_targets(rng, loss)
+    sw = rng.uniform(0.5, 2.0, size=(B, T)).astype(np.float32) if weighted else None
+    value, expected = keras_class_grads(m, loss, x, y, sw)
+    plain, _ = keras_grads(m, loss, x, y)
+    assert abs(plain - value) > 1e-4, "the mask changes nothing on this batch: the test proves nothing"
+    ours_value, ours = gradients.value_and_gradients(rnn_ref.from_keras(m), x, y, loss, sw)
+    assert ours_value == pytest.approx(value, rel=1e-5)
+    assert_close(ours, expected, case=f"masked tagger {loss}" + (" weighted" if weighted else ""), **TAGGER_DIMS)
+
+
+@pytest.mark.parametrize("loss", ["binary_crossentropy", "sparse_categorical_crossentropy"])
+def test_train_step_on_a_masked_sequence_output_equals_train_on_batch(loss):
+    rng = np.random.default_rng(10)
+    lr = 0.5
+    m = randomize(tagger_model(loss), rng)
+    x, y = padded_ids(rng), step_targets(rng, loss)
+    sw = rng.uniform(0.5, 2.0, size=(B, T)).astype(np.float32)
+    np_model = rnn_ref.from_keras(m)
+    _, grads = keras_class_grads(m, loss, x, y, sw)
+    before = m.get_weights()
+    m.compile(optimizer=keras.optimizers.SGD(lr), loss=loss)
+    keras_value = float(m.train_on_batch(x, y, sample_weight=sw))
+    assert np_model.train_step(x, y, loss, lr, sample_weight=sw) == pytest.approx(keras_value, rel=1e-5)
+    ours_after = [w for layer in np_model.layers for w in layer.weights().values()]
+    for a, e, w0, g in zip(ours_after, m.get_weights(), before, grads):
+        tol = lr * budget(g, **TAGGER_DIMS) + 2 * 2.0 ** -24 * np.abs(w0).max()
+        assert np.max(np.abs(a - e)) <= tol, f"weights after one step differ by {np.max(np.abs(a - e)):.3g} > {tol:.3g}"
+
+
+def test_sample_weight_per_sample_matches_train_on_batch():
+    """A (B,) sample_weight on a (B, 1) sigmoid output (per-sample losses (B,))."""
+    rng = np.random.default_rng(11)
+    m = randomize(rnn_bce_model(), rng)
+    x, y = padded_ids(rng), targets(rng, "binary_crossentropy", 1)
+    sw = rng.uniform(0.5, 2.0, size=B).astype(np.float32)
+    value, expected = keras_class_grads(m, "binary_crossentropy", x, y, sw)
+    ours_value, ours = gradients.value_and_gradients(rnn_ref.from_keras(m), x, y, "binary_crossentropy", sw)
+    assert ours_value == pytest.approx(value, rel=1e-5)
+    assert_close(ours, expected, case="embedding-simple_rnn-sigmoid bce weighted", **RNN_DIMS)
+
+
+def test_loss_weights_edges_and_errors():
+    mask = np.array([[True, True, False], [False, False, False]])
+    np.testing.assert_array_equal(gradients.loss_weights((2, 3), mask), [[3, 3, 0], [0, 0, 0]])  # n / valid
+    assert not gradients.loss_weights((2, 3), np.zeros((2, 3), bool)).any()  # nothing valid: loss 0, as Keras
+    assert gradients.loss_weights((2, 3)) is None
+    np.testing.assert_array_equal(gradients.loss_weights((2,), sample_weight=[[2.0], [3.0]]), [2, 3])
+    with pytest.raises(ValueError, match=r"sample_weight must have the shape of the per-sample losses \(2, 3\)"):
+        gradients.loss_weights((2, 3), mask, sample_weight=[1.0, 2.0])  # Keras does not broadcast (B,) over T
+
+
+@pytest.mark.parametrize("mutant", ["mask ignored in the loss", "divided by all steps", "sample weights normalised"])
+def test_masked_loss_mutants_are_rejected(monkeypatch, mutant):
+    rng = np.random.default_rng(9)
+    loss = "binary_crossentropy"
+    m = randomize(tagger_model(loss), rng)
+    x, y = padded_ids(rng, left=False), step_targets(rng, loss)
+    sw = rng.uniform(0.5, 2.0, size=(B, T)).astype(np.float32)
+    _, expected = keras_class_grads(m, loss, x, y, sw)
+    real = gradients.loss_weights
+    if mutant == "mask ignored in the loss":
+        monkeypatch.setattr(gradients, "loss_weights", lambda shape, mask=None, sample_weight=None, dtype=np.float32:
+                            real(shape, None, sample_weight, dtype))
+    elif mutant == "divided by all steps":  # padded steps weigh 0, valid ones 1 instead of n / valid
+        monkeypatch.setattr(gradients, "loss_weights", lambda shape, mask=None, sample_weight=None, dtype=np.float32:
+                            np.asarray(mask, dtype) * np.asarray(sample_weight, dtype))
+    else:  # "mean_with_sample_weight": divided by the sum of the weights instead of n
+        monkeypatch.setattr(gradients, "loss_weights", lambda shape, mask=None, sample_weight=None, dtype=np.float32:
+                            real(shape, mask, sample_weight, dtype) * (np.prod(shape) / np.sum(sample_weight)))
+    ours = model_gradients(rnn_ref.from_keras(m), x, y, loss, sw)
+    assert worst_ratio(ours, expected, **TAGGER_DIMS) > 100
 
 
 def test_report_worst_errors():
