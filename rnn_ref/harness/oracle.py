@@ -34,7 +34,7 @@ EAGER_MAX_T = 16
 #: and the next test module meet the same small configurations), up to this many per
 #: layer and kind (single layers, Bidirectional, gradients), the least recently used
 #: dropped first. ``KerasOracle(spec, private=True)`` keeps its own, unbounded.
-SHARED_MAX = 1024
+SHARED_MAX = 256
 _SHARED: dict[tuple, "LayerCache"] = {}
 
 
