@@ -2,7 +2,7 @@
 
 Profiles (pick one with --hypothesis-profile NAME or HYPOTHESIS_PROFILE=NAME):
   dev       quick local runs (10 examples a property)
-  ci        what `make test` runs: derandomized, no example database (20 examples)
+  ci        what `make test` runs: derandomized, no example database (15 examples)
   thorough  long sweeps for `make sweep` (300 examples a property)
 """
 
@@ -19,6 +19,6 @@ _common = dict(
     print_blob=True,
 )
 settings.register_profile("dev", max_examples=10, **_common)
-settings.register_profile("ci", max_examples=20, derandomize=True, database=None, **_common)
+settings.register_profile("ci", max_examples=15, derandomize=True, database=None, **_common)
 settings.register_profile("thorough", max_examples=300, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))

@@ -27,9 +27,10 @@ WRAPPED = [(layer, name) for layer in LAYERS for name in properties_for(layer, "
 #: The share of the profile's examples a property runs in the suite, where one example
 #: costs several Keras builds (each Keras configuration met once is a build and an eager
 #: call or a trace, 30 to 100 ms): an every_activation example builds each of Keras's 29
-#: activations, so a third of the ci profile's 20 (6) judges 174 configurations a layer
-#: (the gradient version half of GRADIENT_EXAMPLES, 3: 87); a Bidirectional example builds
-#: both directions and the wrapper. ``python -m rnn_ref check`` runs the full count.
+#: activations, so a third of the ci profile's 15 (5) judges 145 configurations a layer
+#: (the gradient version half of GRADIENT_EXAMPLES, 2: 58, each activation's derivative
+#: being also compared with GradientTape by tests/test_vjp*.py); a Bidirectional example
+#: builds both directions and the wrapper. ``python -m rnn_ref check`` runs the full count.
 SHARE = {"every_activation_matches_keras": 3, "every_activation_gradients_match_keras": 2,
          "bidirectional_matches_keras": 2, "bidirectional_function_matches_keras": 2,
          "bidirectional_function_masks_match_keras": 2}
@@ -119,7 +120,7 @@ def test_an_overflow_inside_a_step_is_not_judged_but_the_rest_is(contexts):
         unrecorded.expect(first_step_off, case)
 
 
-#: The gradient properties run a third of the profile's examples (6 in ci): each example
+#: The gradient properties run a third of the profile's examples (5 in ci): each example
 #: judges every gradient with three to nine perturbed float64 backward passes for its
 #: budget, every option combination is also run deterministically by tests/test_vjp*.py,
 #: and check --gradients runs the full count on a user's function.
