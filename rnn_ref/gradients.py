@@ -62,8 +62,12 @@ divided by n ("sum_over_batch_size"). The function form
 averages the padded steps too: 0.69320 against 0.69309 on one padded batch).
 This module follows ``compile`` and the ``Loss`` classes, what training does.
 
-Not supported (raise NotImplementedError): a layer with ``return_state``, a
-Bidirectional with merge_mode None (two outputs), several outputs.
+Several arrays: the last layer may return its states (``return_state``) or a
+Bidirectional's two outputs (merge_mode None), as a functional model's outputs
+select; the loss then takes the one array the model outputs (its final state
+``Model(inp, state)``, say), and the others get no cotangent. Not supported
+(raise NotImplementedError): several arrays from any other layer, a model
+with several outputs.
 
 Stateful layers: as ``model(x)`` in Keras, a gradient computation starts
 from the states the previous call left and advances them; the incoming
@@ -286,8 +290,7 @@ def value_and_gradients(np_model: NumpyModel, x, y, loss, sample_weight=None):
     A layer that appears twice in the chain (a shared Keras layer) gets the sum of its gradients.
     """
     loss_fn = get_loss(loss)
-    if np_model.outputs not in (None, 0, [0], (0,)):
-        raise NotImplementedError(f"model_gradients supports one output, the model selects {np_model.outputs!r}")
+    picked = _one_output(np_model.outputs)  # None: the last layer's result as it is; k: its k-th output
     h = np.asarray(x)
     if np_model.input_dtype is not None:
         h = h.astype(np_model.input_dtype, copy=False)
@@ -298,9 +301,19 @@ def value_and_gradients(np_model: NumpyModel, x, y, loss, sample_weight=None):
     for i, layer in enumerate(np_model.layers):
         logits_head = (i == last and loss_fn in CROSSENTROPIES and isinstance(layer, Dense)
                        and layer.activation in LOGIT_ACTIVATIONS)
-        out, backward = _layer_vjp(layer, h, mask, linear=logits_head)
+        out, backward = _layer_vjp(layer, h, mask, linear=logits_head, several=i == last)
         from_logits = logits_head
         mask = layer.compute_mask(h, mask)
+        if i == last and isinstance(out, tuple):  # (output(s), *states): the loss takes one of them
+            k = 0 if picked is None and len(out) == 1 else picked
+            if k is None or not 0 <= k < len(out):
+                raise NotImplementedError(f"layer {layer.name!r} returns {len(out)} arrays; model_gradients "
+                                          f"supports a model with one of them as its output, got {np_model.outputs!r}")
+            mask = mask if k < _sequence_outputs(layer) else None  # states carry no mask
+            backward = _picked(backward, k, len(out))
+            out = out[k]
+        elif i == last and picked not in (None, 0):
+            raise NotImplementedError(f"model_gradients supports one output, the model selects {np_model.outputs!r}")
         backwards.append((layer, backward))
         h = out
     weights = loss_weights(np.shape(h)[:-1], mask, sample_weight, dtype=_float(h).dtype)  # (B[, T]) or None
@@ -357,12 +370,36 @@ def _unique(layers):
     return out
 
 
-def _layer_vjp(layer, h, mask, linear=False):
+def _one_output(outputs):
+    """The index of the model's one output among the last layer's arrays (None: its result as it is)."""
+    if outputs is None or isinstance(outputs, int):
+        return outputs
+    if isinstance(outputs, (list, tuple)) and len(outputs) == 1 and isinstance(outputs[0], int):
+        return outputs[0]
+    raise NotImplementedError(f"model_gradients supports one output, the model selects {outputs!r}")
+
+
+def _sequence_outputs(layer) -> int:
+    """How many of the layer's arrays are outputs (carrying its mask), before the states."""
+    return 2 if isinstance(layer, Bidirectional) and layer.merge_mode is None else 1
+
+
+def _picked(backward, k, n):
+    """``backward`` of all n arrays of a layer, as a function of the cotangent of its k-th alone."""
+    def picked(d):
+        return backward(tuple(d if i == k else None for i in range(n)))
+    return picked
+
+
+def _layer_vjp(layer, h, mask, linear=False, several=False):
     """Run ``layer`` on h as ``layer(h, mask)`` does, with its vjp.
 
     Returns ``(output, backward)``; ``backward(d_output)`` returns
     ``(d_input or None, {weight name: gradient})``. ``linear``: a Dense run
-    without its activation (its output is then the logits).
+    without its activation (its output is then the logits). ``several``: a
+    recurrent layer with ``return_state`` (or a Bidirectional with merge_mode
+    None) returns the tuple of its arrays, and its backward takes the tuple of
+    their cotangents (None for zeros); refused otherwise.
     """
     if isinstance(layer, Embedding):
         ids = np.asarray(h)
@@ -387,11 +424,9 @@ def _layer_vjp(layer, h, mask, linear=False):
         return out, backward
 
     if isinstance(layer, Bidirectional):
-        if layer.return_state:
-            raise NotImplementedError(f"layer {layer.name!r}: return_state inside a model is not supported")
-        if layer.merge_mode is None:
-            raise NotImplementedError(f"layer {layer.name!r} (Bidirectional): merge_mode None returns two "
-                                      "outputs; model_gradients supports one output per layer")
+        if (layer.return_state or layer.merge_mode is None) and not several:
+            raise NotImplementedError(f"layer {layer.name!r} (Bidirectional) returns several arrays "
+                                      "(return_state or merge_mode None); only the model's last layer may")
         check_mask_in(layer, mask)
         x = np.asarray(h).astype(layer.dtype, copy=False)  # (B, T, D)
         if x.ndim != 3:
@@ -400,17 +435,24 @@ def _layer_vjp(layer, h, mask, linear=False):
         states_f, states_b = f.initial_state(x.shape[0]), b.initial_state(x.shape[0])  # constants (truncated BPTT)
         initial = None if states_f is None or states_b is None else [*states_f, *states_b]
         options = {k: v for k, v in f.call_options().items() if k not in layer.SET_BY_WRAPPER}
-        (output, *states), bw = vjp(
+        result, bw = vjp(
             bidirectional, f.FUNCTION, x, (f.kernel, f.recurrent_kernel, f.bias),
             (b.kernel, b.recurrent_kernel, b.bias), merge_mode=layer.merge_mode, mask=mask,
             initial_state=initial, **{**options, "return_state": True})  # (B, [T,] 2U or U); (B, U) each
+        n_out = _sequence_outputs(layer)
+        outputs, states = result[:n_out], result[n_out:]
         if layer.stateful:
             f.set_states(states[:len(f.STATE)])
             b.set_states(states[len(f.STATE):])
         n_states = len(states)
 
         def backward(d):
-            g = bw(d, *([None] * n_states))
+            if layer.return_state or layer.merge_mode is None:  # d: one cotangent per array
+                d_output = tuple(d[:n_out]) if n_out == 2 else d[0]
+                d_states = d[n_out:] if layer.return_state else [None] * n_states
+            else:
+                d_output, d_states = d, [None] * n_states
+            g = bw(d_output, *d_states)
             weights = {}
             for direction, gd in (("forward", g.forward), ("backward", g.backward)):
                 weights[f"{direction}_kernel"] = gd.kernel
@@ -419,11 +461,14 @@ def _layer_vjp(layer, h, mask, linear=False):
                     weights[f"{direction}_bias"] = gd.bias
             return g.inputs, weights
 
-        return output, backward
+        several_out = layer.return_state or layer.merge_mode is None
+        visible = (*outputs, *states) if layer.return_state else tuple(outputs)
+        return (visible if several_out else outputs[0]), backward
 
     if isinstance(layer, Recurrent):
-        if layer.return_state:
-            raise NotImplementedError(f"layer {layer.name!r}: return_state inside a model is not supported")
+        if layer.return_state and not several:
+            raise NotImplementedError(f"layer {layer.name!r}: return_state inside a model is supported on the "
+                                      "last layer only")
         check_mask_in(layer, mask)
         x = np.asarray(h).astype(layer.dtype, copy=False)  # (B, T, D)
         if x.ndim != 3:
@@ -437,12 +482,12 @@ def _layer_vjp(layer, h, mask, linear=False):
         n_states = len(states)
 
         def backward(d):
-            g = bw(d, *([None] * n_states))
+            g = bw(*d) if layer.return_state else bw(d, *([None] * n_states))  # d: one cotangent per array
             weights = {"kernel": g.kernel, "recurrent_kernel": g.recurrent_kernel}
             if g.bias is not None:
                 weights["bias"] = g.bias
             return g.inputs, weights
 
-        return output, backward
+        return ((output, *states) if layer.return_state else output), backward
 
     raise NotImplementedError(f"layer {layer.name!r}: no gradient for {type(layer).__name__}")

@@ -84,12 +84,14 @@ def randomize(model, rng):
 
 
 def keras_grads(model, loss, x, y):
-    """(loss, [gradients]) of mean(keras.losses.<loss>(y, model(x))) by tf.GradientTape."""
+    """(loss, [gradients]) of mean(keras.losses.<loss>(y, model(x))) by tf.GradientTape (zeros
+    for a weight the loss does not reach, where the tape gives None)."""
     fn = keras.losses.get(loss)
     with tf.GradientTape() as tape:
         value = tf.reduce_mean(fn(y, model(x)))
     grads = tape.gradient(value, model.trainable_weights)
-    return float(value), [tf.convert_to_tensor(g).numpy() for g in grads]
+    return float(value), [np.zeros(w.shape, w.dtype) if g is None else tf.convert_to_tensor(g).numpy()
+                          for g, w in zip(grads, model.trainable_weights)]
 
 
 def budget(expected, *, B, W, T, R, L):
@@ -388,12 +390,65 @@ def test_mutant_loss_gradients_are_rejected(monkeypatch, mutant):
     assert worst_ratio(ours, expected, **RNN_DIMS) > 100
 
 
-def test_bidirectional_with_two_outputs_is_refused_by_name():
-    """merge_mode None returns the pair (forward, backward): not one output."""
-    m = keras.Sequential([keras.Input((T, 3)),
-                          keras.layers.Bidirectional(keras.layers.SimpleRNN(2), merge_mode=None)])
-    with pytest.raises(NotImplementedError, match="merge_mode None|output"):
-        model_gradients(rnn_ref.from_keras(m), np.zeros((2, T, 3), np.float32), np.zeros((2, 2)), "mse")
+# ---------------------------------------------------------------------------
+# The last layer's states (return_state) or a Bidirectional's two outputs as the model output
+# ---------------------------------------------------------------------------
+
+
+def one_array_model(inner, k, return_sequences=False, merge_mode=False):
+    """Embedding(mask_zero) -> LSTM(5) or GRU(5) with return_state (inside a Bidirectional when
+    ``merge_mode`` is not False), and the functional model outputs its k-th array."""
+    rnn = getattr(keras.layers, inner)(5, return_state=True, return_sequences=return_sequences)
+    if merge_mode is not False:
+        rnn = keras.layers.Bidirectional(rnn, merge_mode=merge_mode)
+    inp = keras.Input((T,), dtype="int32")
+    outs = rnn(keras.layers.Embedding(V, 8, mask_zero=True)(inp))
+    return keras.Model(inp, outs[k])
+
+
+@pytest.mark.parametrize("inner, k, return_sequences, merge_mode, one_direction", [
+    ("LSTM", 1, False, False, False), ("LSTM", 2, True, False, False), ("GRU", 1, True, False, False),
+    ("LSTM", 0, False, False, False), ("GRU", 1, False, None, True), ("GRU", 3, True, None, True),
+    ("LSTM", 4, False, "concat", True),
+], ids=["lstm h", "lstm c (sequences)", "gru state (sequences)", "lstm output", "bidirectional backward output",
+        "bidirectional backward state", "bidirectional backward h"])
+def test_a_state_or_one_of_two_outputs_as_the_model_output_matches_tape(inner, k, return_sequences, merge_mode,
+                                                                         one_direction):
+    """Model(inp, state): the loss reaches the weights through that array alone; the weights it
+    does not reach (the other direction's) get zeros, where the tape gives None."""
+    rng = np.random.default_rng(12)
+    m = randomize(one_array_model(inner, k, return_sequences, merge_mode), rng)
+    x = padded_ids(rng)
+    y = nonzero(rng, (B, *m.output.shape[1:])).astype(np.float32)
+    value, expected = keras_grads(m, "mse", x, y)
+    assert any(not g.any() for g in expected) == one_direction
+    ours_value, ours = gradients.value_and_gradients(rnn_ref.from_keras(m), x, y, "mse")
+    assert ours_value == pytest.approx(value, rel=1e-5)
+    assert_close(ours, expected, case=f"{inner} array {k} as the output", B=B, W=8 + 20, T=T, R=1, L=2)
+
+
+def test_the_wrong_state_given_the_cotangent_is_rejected(monkeypatch):
+    """A bug: the cotangent of h given to c (the next array)."""
+    rng = np.random.default_rng(12)
+    m = randomize(one_array_model("LSTM", 1), rng)
+    x, y = padded_ids(rng), nonzero(rng, (B, 5)).astype(np.float32)
+    _, expected = keras_grads(m, "mse", x, y)
+    real = gradients._picked
+    monkeypatch.setattr(gradients, "_picked", lambda backward, k, n: real(backward, (k + 1) % n, n))
+    ours = model_gradients(rnn_ref.from_keras(m), x, y, "mse")
+    assert worst_ratio(ours, expected, B=B, W=8 + 20, T=T, R=1, L=2) > 100
+
+
+def test_several_outputs_are_refused_by_name():
+    inp = keras.Input((T, 3))
+    h, state = keras.layers.SimpleRNN(2, return_state=True)(inp)
+    two = keras.Model(inp, [h, state])
+    with pytest.raises(NotImplementedError, match="one output"):
+        model_gradients(rnn_ref.from_keras(two), np.zeros((2, T, 3), np.float32), np.zeros((2, 2)), "mse")
+    pair = keras.Sequential([keras.Input((T, 3)),
+                             keras.layers.Bidirectional(keras.layers.SimpleRNN(2), merge_mode=None)])
+    with pytest.raises(NotImplementedError, match=r"one output, the model selects \(0, 1\)"):
+        model_gradients(rnn_ref.from_keras(pair), np.zeros((2, T, 3), np.float32), np.zeros((2, 2)), "mse")
 
 
 # ---------------------------------------------------------------------------
