@@ -391,6 +391,13 @@ def _picked(backward, k, n):
     return picked
 
 
+def _weight_gradients(g, prefix=""):
+    """``{name: gradient}`` of one recurrent layer's weights from its vjp's gradients ``g``,
+    named as ``layer.weights()`` names them (``prefix``: a Bidirectional's direction)."""
+    names = ("kernel", "recurrent_kernel", "bias")
+    return {prefix + k: v for k, v in zip(names, (g.kernel, g.recurrent_kernel, g.bias)) if v is not None}
+
+
 def _layer_vjp(layer, h, mask, linear=False, several=False):
     """Run ``layer`` on h as ``layer(h, mask)`` does, with its vjp.
 
@@ -445,25 +452,15 @@ def _layer_vjp(layer, h, mask, linear=False, several=False):
             f.set_states(states[:len(f.STATE)])
             b.set_states(states[len(f.STATE):])
         n_states = len(states)
+        visible = (*outputs, *states) if layer.return_state else tuple(outputs)  # what layer(h, mask) returns
 
         def backward(d):
-            if layer.return_state or layer.merge_mode is None:  # d: one cotangent per array
-                d_output = tuple(d[:n_out]) if n_out == 2 else d[0]
-                d_states = d[n_out:] if layer.return_state else [None] * n_states
-            else:
-                d_output, d_states = d, [None] * n_states
-            g = bw(d_output, *d_states)
-            weights = {}
-            for direction, gd in (("forward", g.forward), ("backward", g.backward)):
-                weights[f"{direction}_kernel"] = gd.kernel
-                weights[f"{direction}_recurrent_kernel"] = gd.recurrent_kernel
-                if gd.bias is not None:
-                    weights[f"{direction}_bias"] = gd.bias
-            return g.inputs, weights
+            d = tuple(d) if len(visible) > 1 else (d,)  # one cotangent per visible array
+            d_output = d[:n_out] if n_out == 2 else d[0]
+            g = bw(d_output, *(d[n_out:] or [None] * n_states))
+            return g.inputs, {**_weight_gradients(g.forward, "forward_"), **_weight_gradients(g.backward, "backward_")}
 
-        several_out = layer.return_state or layer.merge_mode is None
-        visible = (*outputs, *states) if layer.return_state else tuple(outputs)
-        return (visible if several_out else outputs[0]), backward
+        return (visible if len(visible) > 1 else visible[0]), backward
 
     if isinstance(layer, Recurrent):
         if layer.return_state and not several:
@@ -483,10 +480,7 @@ def _layer_vjp(layer, h, mask, linear=False, several=False):
 
         def backward(d):
             g = bw(*d) if layer.return_state else bw(d, *([None] * n_states))  # d: one cotangent per array
-            weights = {"kernel": g.kernel, "recurrent_kernel": g.recurrent_kernel}
-            if g.bias is not None:
-                weights["bias"] = g.bias
-            return g.inputs, weights
+            return g.inputs, _weight_gradients(g)
 
         return ((output, *states) if layer.return_state else output), backward
 
