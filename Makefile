@@ -21,8 +21,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m rnn_ref demo
 
+# The report's sweeps run as tasks on a local Dask cluster, one worker a core
+# (docs/scale.md). `make report FULL=1`: the full sweep (about 14 minutes of
+# work); EXAMPLES=N cases a property; WORKERS=N local workers (0: one process,
+# no Dask); SCHEDULER=tcp://HOST:PORT an existing cluster.
 report: $(STAMP)
-	$(PY) -m rnn_ref report --out report
+	$(PY) -m rnn_ref report --out report $(if $(FULL),--full) $(if $(EXAMPLES),--max-examples $(EXAMPLES)) \
+		$(if $(WORKERS),--workers $(WORKERS)) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 # Two pytest-xdist workers, one per core here (`make test JOBS=0`: no workers, one process).
 # Hypothesis's ci profile is derandomized, so each worker draws the same examples

@@ -1,6 +1,10 @@
 """The command line of the report: ``python -m rnn_ref report [options]`` runs
 the sweeps and writes the report; ``python -m rnn_ref report compare OLD NEW``
-compares two files."""
+compares two files.
+
+The sweeps run as tasks (``tasks``): on a Dask LocalCluster over this
+machine's cores by default, on an existing cluster with ``--scheduler``, or
+one after the other in this process with ``--workers 0`` (``cluster``)."""
 
 from __future__ import annotations
 
@@ -14,47 +18,57 @@ from pathlib import Path
 from ..harness import tolerance
 from ..harness.spec import LAYERS, layer_named
 from ..harness.tally import KerasTally, Tally, ToleranceTable, fmt
+from . import cluster, tasks
 from .compare import THRESHOLD, run_compare
-from .dedicated import gradient_runs, sweep_layers
-from .factor import FactorTally, factor_margin
+from .factor import factor_margin
 from .markdown import write_markdown
 from .plots import write_plots
 from .results import write_json
-from .sweeps import (
-    CHAOS,
-    DEFAULT_EXAMPLES,
-    QUICK_EXAMPLES,
-    WEIGHTS,
-    WIDE_GAIN,
-    catalogue,
-    labelled_catalogue,
-    planned,
-    sweep_properties,
-)
+from .sweeps import CHAOS, WEIGHTS, WIDE_GAIN, catalogue, labelled_catalogue
+
+#: Runs estimated longer than this many seconds print their estimate and how to
+#: stop them before they start.
+LONG_RUN = 60
 
 
 def parser() -> argparse.ArgumentParser:
     """``report`` with its options, and its subcommand ``compare``."""
+    default, full, quick = (tasks.SIZES[k]["examples"] for k in ("default", "full", "quick"))
     ap = argparse.ArgumentParser(
         prog="python -m rnn_ref report",
-        usage="%(prog)s [--out DIR] [--max-examples N] [--seed S] [--quick] [--layers LAYER ...]\n"
-              "       %(prog)s [--properties NAME ...] [--wide-gain LO HI]\n"
+        usage="%(prog)s [--out DIR] [--quick | --full | --max-examples N] [--seed S] [--layers LAYER ...]\n"
+              "       %(prog)s [--workers N | --scheduler tcp://HOST:PORT] [--properties NAME ...] "
+              "[--wide-gain LO HI]\n"
               "       %(prog)s compare OLD.json NEW.json [--threshold X] [--all]",
         description="Sweep every property against Keras, with chaotic weights, for each layer (SimpleRNN: "
                     "rnn_ref and the correct variants; LSTM, GRU: rnn_ref), and write report.md, report.json "
-                    "and plots. `python -m rnn_ref report compare OLD.json NEW.json` compares two reports.")
+                    "and plots. The sweeps run as tasks on a Dask cluster (docs/scale.md). "
+                    "`python -m rnn_ref report compare OLD.json NEW.json` compares two reports.")
     ap.add_argument("--out", type=Path, default=Path("report"), metavar="DIR",
                     help="output directory (default: report)")
-    ap.add_argument("--max-examples", type=int, default=None, metavar="N",
-                    help=f"cases a property (default {DEFAULT_EXAMPLES}, {QUICK_EXAMPLES} with --quick)")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
+                      help=f"a small sweep for smoke tests ({quick} case a property, tiny dedicated sweeps; "
+                           "seconds, not minutes); runs in this process unless --workers or --scheduler is given")
+    size.add_argument("--full", action="store_true",
+                      help=f"the full sweep: {full} cases a property and the full dedicated sweeps "
+                           "(about 14 minutes of work; the estimate is printed first)")
+    ap.add_argument("--max-examples", "--examples", type=int, default=None, metavar="N", dest="max_examples",
+                    help=f"cases a property (default {default}, {full} with --full, {quick} with --quick)")
     ap.add_argument("--seed", type=int, default=0, metavar="S", help="hypothesis seed of the property sweep (default 0)")
-    ap.add_argument("--quick", action="store_true", help="a small sweep for smoke tests (seconds, not minutes)")
     ap.add_argument("--properties", nargs="*", default=None, metavar="NAME", help="only these properties")
     ap.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
                     help=f"only these layers ({', '.join(LAYERS)}; default all)")
     ap.add_argument("--wide-gain", nargs=2, type=float, default=WIDE_GAIN, metavar=("LO", "HI"),
                     help=f"recurrent gains the property sweep redraws for bounded activations "
                          f"(default {WIDE_GAIN[0]:g} {WIDE_GAIN[1]:g})")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help=f"worker processes of the local Dask cluster, one thread each (default: the "
+                            f"machine's cores, {os.cpu_count()} here; 0 runs every task in this process, "
+                            f"without Dask; --quick defaults to 0)")
+    where.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                       help="run the tasks on this existing Dask cluster instead (docs/scale.md)")
     sub = ap.add_subparsers(dest="command", title="subcommand", metavar="compare OLD.json NEW.json",
                             help="compare two report.json files (or two pytest --tolerance-report files)")
     cmp = sub.add_parser(
@@ -77,19 +91,22 @@ def main(argv=None) -> int:
     return run_report(args)
 
 
+def size_of(args: argparse.Namespace) -> str:
+    """The sweep size a run asked for: "quick", "full" or "default" (tasks.SIZES)."""
+    return "quick" if args.quick else "full" if args.full else "default"
+
+
 def run_report(args: argparse.Namespace) -> int:
-    """Run the sweeps of every layer, write report.json, report.md and the
-    plots to ``args.out`` and print a summary table."""
+    """Run the tasks of every layer, merge their results, write report.json,
+    report.md and the plots to ``args.out`` and print a summary table."""
     # the property sweep runs per-step softmax over one unit on purpose
     warnings.filterwarnings("ignore", message="You are using a softmax over axis -1")
     os.environ.setdefault("MPLBACKEND", "Agg")
-    import matplotlib
+    import matplotlib  # here, not at the top: report compare needs no matplotlib
 
     matplotlib.use("Agg")
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    max_examples = args.max_examples or (QUICK_EXAMPLES if args.quick else DEFAULT_EXAMPLES)
+    size = tasks.SIZES[size_of(args)]
+    max_examples = args.max_examples or size["examples"]
     known = catalogue()
     names = args.properties or list(known)
     unknown = [n for n in names if n not in known]
@@ -98,65 +115,40 @@ def run_report(args: argparse.Namespace) -> int:
         return 2
     try:
         chosen = {layer_named(n).name for n in (args.layers or LAYERS)}
+        if args.scheduler:
+            cluster.check_scheduler(args.scheduler)
+        if args.workers is not None and args.workers < 0:
+            raise ValueError(f"--workers must be 0 (this process) or more, got {args.workers}")
     except ValueError as e:
         print(str(e), file=sys.stderr)
         return 2
     layers = [n for n in LAYERS if n in chosen]
-    if args.quick:
-        length_kw = dict(T=64, seeds=1, B=2, D=4, U=8)
-        radius_kw = dict(gain_fractions=[0.15, 0.5, 1.0], T=50, seeds=1, B=2, D=4, U=8)
-        gradient_length_kw = dict(T=24, points=3, seeds=1, B=2, D=4, U=8)
-        gradient_radius_kw = dict(gain_fractions=[0.5, 1.0], T=24, seeds=1, B=2, D=4, U=8)
-    else:
-        length_kw, radius_kw, gradient_length_kw, gradient_radius_kw = {}, {}, {}, {}
+    workers = args.workers if args.workers is not None else (0 if args.quick else os.cpu_count() or 1)
+    plan = tasks.plan(names, layers, max_examples=max_examples, seed=args.seed, wide_gain=args.wide_gain,
+                      sizes=size["sweeps"])
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    console = Console(stderr=True)
-    rows = labelled_catalogue(names, layers)
-    table = ToleranceTable(primary="rnn_ref", catalogue=rows)
-    factors = FactorTally()
-    seconds = {}
-    n_examples = planned(names, layers, max_examples)
-    n_length = len(layers) * 2 * 2 * length_kw.get("seeds", 4)
-    n_radius = len(layers) * 2 * len(radius_kw.get("gain_fractions", range(18))) * radius_kw.get("seeds", 3)
     start = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
-        task = progress.add_task("properties", total=n_examples)
-
-        def on_example(name):
-            progress.update(task, advance=1, description=f"property {name}")
-
-        def on_property(name, done, planned_n, secs):
-            progress.update(task, advance=planned_n - done)
-            fails = sum(n for (p, _, _), n in table.failed_examples.items() if p == name)
-            impls = len({i for (p, _, i) in table.impl if p == name})
-            progress.console.print(f"{name}: {done} cases x {impls} implementations, {fails} failures, "
-                                   f"{secs:.1f} s")
-
-        t0 = time.perf_counter()
-        sweep_properties(names, layers=layers, max_examples=max_examples, seed=args.seed, table=table,
-                         factors=factors, wide_gain=tuple(args.wide_gain), on_example=on_example,
-                         on_property=on_property)
-        seconds["properties"] = time.perf_counter() - t0
-        task2 = progress.add_task("error vs sequence length", total=n_length)
-        task3 = progress.add_task("error vs spectral radius", total=n_radius)
-        task4 = progress.add_task("gradient error vs T and gain",
-                                  total=gradient_runs(layers, gradient_length_kw, gradient_radius_kw))
-        dedicated, took = sweep_layers(layers, length_kw=length_kw, radius_kw=radius_kw,
-                                       gradient_length_kw=gradient_length_kw, gradient_radius_kw=gradient_radius_kw,
-                                       on_length=lambda: progress.advance(task2),
-                                       on_radius=lambda: progress.advance(task3),
-                                       on_gradient=lambda: progress.advance(task4))
-        seconds.update(took)
-
+    try:
+        if args.scheduler or workers > 0:
+            with cluster.dask_client(workers, args.scheduler) as client:
+                results, env, n_workers = _run(plan, client, cluster.worker_threads(client))
+        else:
+            results, env, n_workers = _run(plan, None, 0)
+    except (ConnectionError, TimeoutError) as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    merged = tasks.merge(plan, results, labelled_catalogue(names, layers))
+    seconds = dict(merged.seconds)
+    seconds["tasks"] = seconds["properties"] + sum(seconds[k] for k in tasks.DEDICATED.values())
     t0 = time.perf_counter()
-    plots = write_plots(out, dedicated, factors.points)
+    plots = write_plots(out, merged.dedicated, merged.factors.points)
     seconds["plots"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start
-    first = dedicated[layers[0]]
-    settings = {"max_examples": max_examples, "seed": args.seed, "quick": bool(args.quick),
+    first = merged.dedicated[layers[0]]
+    settings = {"max_examples": max_examples, "seed": args.seed, "quick": bool(args.quick), "size": size_of(args),
                 "wide_gain": list(args.wide_gain), "weights": WEIGHTS, "properties": names, "layers": layers,
+                "workers": n_workers, "scheduler": args.scheduler or ("local" if workers else "in-process"),
                 "chaos": {layer: CHAOS[layer] for layer in layers},
                 "length_sweep": {k: v for k, v in first["length"].items() if k in ("T", "seeds", "B", "D", "U")},
                 "radius_sweep": {k: v for k, v in first["spectral_radius"].items()
@@ -165,11 +157,58 @@ def run_report(args: argparse.Namespace) -> int:
                                           if k in ("T", "seeds", "B", "D", "U", "t")},
                 "gradient_radius_sweep": {k: v for k, v in first["gradient_spectral_radius"].items()
                                           if k in ("T", "seeds", "B", "D", "U")}}
-    data = write_json(out / "report.json", table, settings, dedicated, factors.to_json(), plots,
-                      {k: round(v, 2) for k, v in seconds.items()}, factors.to_json("gradients"))
+    task_log = {t.key: {"seconds": round(results[t.key].seconds, 2), **results[t.key].worker} for t in plan}
+    data = write_json(out / "report.json", merged.table, settings, merged.dedicated, merged.factors.to_json(), plots,
+                      {k: round(v, 2) for k, v in seconds.items()}, merged.factors.to_json("gradients"),
+                      environment=env, task_log=task_log)
     write_markdown(out / "report.md", data)
-    print_summary(table, data, out, seconds["total"])
+    print_summary(merged.table, data, out, seconds["total"])
     return 0
+
+
+def _run(plan: list, client, n_workers: int) -> tuple[dict, dict, int]:
+    """Run ``plan`` on ``client`` (in this process when None) under a progress
+    bar, after printing the estimate of its time; the results by task key,
+    the environment of the process(es) that ran them and the worker count."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    console = Console(stderr=True)
+    estimate = tasks.estimate_seconds(plan, max(n_workers, 1))
+    where = (f"{n_workers} Dask worker{'s' * (n_workers != 1)}" if client is not None else "this process")
+    console.print(f"{len(plan)} tasks on {where}, estimated {tasks.duration(estimate)}"
+                  + (" (make report FULL=1 and --full run the full sweep; Ctrl-C stops)" if estimate > LONG_RUN
+                     else ""))
+    props = [t for t in plan if t.kind == "property"]
+    sweeps = [t for t in plan if t.kind != "property"]
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console, transient=False) as progress:
+        bar_props = progress.add_task("property cases", total=sum(t.units() for t in props))
+        bar_sweeps = progress.add_task("dedicated sweep runs", total=sum(t.units() for t in sweeps))
+        counted: dict = {}
+
+        def on_example(row):
+            counted[row] = counted.get(row, 0) + 1
+            progress.advance(bar_props)
+
+        def on_done(task, result):
+            if task.kind != "property":
+                progress.advance(bar_sweeps, task.units())
+                progress.console.print(f"{task.key}: {task.units()} runs, {result.seconds:.1f} s")
+                return
+            progress.advance(bar_props, task.units() - counted.get(task.key, 0))
+            table = result.table
+            fails = sum(table.failed_examples.values())
+            impls = len({i for (_, _, i) in table.impl})
+            progress.console.print(f"{task.key}: {result.done} cases x {impls} implementations, {fails} failures, "
+                                   f"{result.seconds:.1f} s")
+
+        if client is None:
+            results = cluster.run_in_process(plan, on_done, on_example)
+        else:
+            results = cluster.run_on_cluster(client, plan, tasks.estimate_task, on_done)
+    return results, cluster.environment_of(client), n_workers
 
 
 def print_summary(table: ToleranceTable, data: dict, out: Path, total_seconds: float) -> None:

@@ -29,6 +29,9 @@ def environment() -> dict:
     return env
 
 
+_environment = environment  # write_json's parameter of the same name hides it there
+
+
 def _implementation_summary(table: ToleranceTable, name: str, rows=None) -> dict:
     """Totals and the worst case of implementation ``name`` over the property
     rows ``rows`` (all when None)."""
@@ -81,14 +84,18 @@ def report_run(settings: dict) -> dict:
 
 
 def write_json(path: Path, table: ToleranceTable, settings: dict, dedicated: dict, factor: dict, plots: dict,
-               seconds: dict, factor_gradients: dict | None = None) -> dict:
+               seconds: dict, factor_gradients: dict | None = None, *, environment: dict | None = None,
+               task_log: dict | None = None) -> dict:
     """Write report.json to ``path``; returns its contents (non-finite numbers not yet made strings).
 
     ``dedicated`` is {layer: {"length", "spectral_radius", "gradient_length",
     "gradient_spectral_radius"}} (``dedicated.sweep_layers``); ``factor`` and
     ``factor_gradients`` the FactorTally's forward and gradients groups;
     ``sweeps.length`` and ``sweeps.spectral_radius`` repeat the first layer's, as
-    files written before the other layers were swept have them."""
+    files written before the other layers were swept have them. ``environment``
+    (default: this process's, ``environment()``) is the versions of the
+    processes that ran the sweeps; ``task_log`` ({task: {seconds, pid,
+    cached_layers}}) is written as ``tasks`` when given."""
     first = next(iter(dedicated.values()))
     layers = list(dedicated)
     data = {
@@ -97,7 +104,7 @@ def write_json(path: Path, table: ToleranceTable, settings: dict, dedicated: dic
         **report_run(settings),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": settings,
-        "environment": environment(),
+        "environment": environment if environment is not None else _environment(),
         "budget_rule": tolerance.budget_rule(),
         "implementations": {n: _doc(f) for n, f in implementations(layers[0]).items()},
         "layers": {layer: {n: _doc(f) for n, f in implementations(layer).items()} for layer in layers},
@@ -110,6 +117,7 @@ def write_json(path: Path, table: ToleranceTable, settings: dict, dedicated: dic
         "sweeps": {"length": first["length"], "spectral_radius": first["spectral_radius"], "by_layer": dedicated},
         "plots": plots,
         "seconds": seconds,
+        **({"tasks": task_log} if task_log is not None else {}),
     }
     path.write_text(json.dumps(jsonable(data), indent=1, allow_nan=False) + "\n")
     return data
