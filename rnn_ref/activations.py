@@ -138,15 +138,28 @@ def gelu(x):
 
 
 def softmax(x):
-    # Over the last axis, as Keras does by default, shifted by the row maximum.
+    # Over the last axis, as Keras does by default, shifted by the row maximum:
+    # exp(x - max) / sum(exp(x - max)) in IEEE arithmetic. A row holding +inf or
+    # NaN (or only -inf) has a NaN shifted value (inf - inf), and the sum carries
+    # it to every unit of the row: all NaN. That is TensorFlow's result in float64
+    # and, in float32, with TF_ENABLE_ONEDNN_OPTS=0; oneDNN's float32 kernel gives
+    # NaN only in those units and 0 in the others (``softmax_onednn``; docs/errors.md).
     with np.errstate(invalid="ignore"):
-        z = x - np.max(np.where(np.isnan(x), -np.inf, x), axis=-1, keepdims=True)
+        z = x - np.max(x, axis=-1, keepdims=True)
         e = np.exp(z)
         out = e / np.sum(e, axis=-1, keepdims=True)
-        # TensorFlow's softmax kernel, in a row where a unit is NaN or +inf (so
-        # its shifted value is NaN), gives NaN in those units and 0 in the
-        # others; measured on TF 2.21 CPU, e.g. [inf, 1, 2] -> [nan, 0, 0].
+    return as_dtype_of(x, out)
+
+
+def softmax_onednn(x):
+    # TensorFlow's float32 softmax with oneDNN (TF_ENABLE_ONEDNN_OPTS=1, the default on
+    # CPUs with AVX-512): in a row where a shifted value is NaN (a +inf or NaN unit, or a
+    # row of -inf), NaN in those units and 0 in the others; elsewhere the formula.
+    # Measured on TF 2.21: [inf, 1, 2] -> [nan, 0, 0], [inf, inf, 0] -> [nan, nan, 0].
+    with np.errstate(invalid="ignore"):
+        z = x - np.max(np.where(np.isnan(x), -np.inf, x), axis=-1, keepdims=True)
         broken = np.isnan(z)
+        out = softmax(np.where(broken.any(axis=-1, keepdims=True), 0.0, x))
         out = np.where(broken.any(axis=-1, keepdims=True), np.where(broken, np.nan, 0.0), out)
     return as_dtype_of(x, out)
 

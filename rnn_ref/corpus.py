@@ -18,10 +18,16 @@ Layout (docs/corpus.md specifies it for runners in other languages)::
         <case>/<call>/truth/<part>      float64 truth of each result
         <case>/<call>/keras/<part>      Keras's result, in the case's dtype
         <case>/<call>/budget/<part>     float64 budget of each element
+        <case>/<call>/alternative.<j>/<part>
+                                        only where Keras's result depends on the platform
+                                        (the call's "alternatives" in the manifest name the
+                                        switch of each): the truth on that platform
 
 A result passes when ``|result - truth| <= budget`` elementwise; where the
 truth is not finite (rounded to the case's dtype), only the same value passes
 (NaN with NaN, +inf with +inf); where the budget is infinite, anything passes.
+A call with alternatives passes when the whole result passes against the
+truth or against one of them.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ SHIPPED = Path(__file__).resolve().parent / "corpus_data"
 
 ACCEPTANCE_RULE = ("|result - truth| <= budget elementwise; where the truth rounded to the case's dtype is "
                    "not finite, only the same value (NaN with NaN, +inf with +inf); an infinite budget "
-                   "accepts anything")
+                   "accepts anything; a call with alternatives (a platform-dependent Keras result) accepts a "
+                   "result that passes against the truth or against one alternative, the whole result")
 
 
 class CorpusError(Exception):
@@ -58,6 +65,8 @@ class Call:
     truth: dict
     keras: dict
     budget: dict
+    #: switch -> {part: truth} where Keras's result depends on the platform (docs/errors.md)
+    alternatives: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -122,7 +131,9 @@ def cases(root: Path = SHIPPED, *, layer: str | None = None, kind: str | None = 
                 prefix = f"{c['id']}/{i}/"
                 stored.calls.append(Call(call["label"], entry["kind"], _kwargs(arrays, prefix, call),
                                          *({p: arrays[f"{prefix}{slot}/{p}"] for p in call["parts"]}
-                                           for slot in ("truth", "keras", "budget"))))
+                                           for slot in ("truth", "keras", "budget")),
+                                         {switch: {p: arrays[f"{prefix}alternative.{j}/{p}"] for p in call["parts"]}
+                                          for j, switch in enumerate(call.get("alternatives", ()))}))
             out.append(stored)
     return out
 
@@ -200,6 +211,10 @@ def judge_call(candidate, call: Call) -> str | None:
         if value.dtype != dtype:
             return f"{call.label}: {shown} has dtype {value.dtype}, expected {dtype}"
         ok = accepts(value, truth, budget, dtype)
+        for alternative in call.alternatives.values():
+            if ok.all():
+                break
+            ok = accepts(value, alternative[name], budget, dtype)
         if not ok.all():
             with np.errstate(all="ignore"):
                 excess = np.where(ok, -np.inf, np.abs(value.astype(np.float64) - truth) / np.maximum(budget, 1e-300))

@@ -412,13 +412,81 @@ def test_nan_in_initial_state_propagates_in_its_row(keras_rnn):
     np.testing.assert_allclose(ours[[0, 2]], keras[[0, 2]], rtol=1e-5, atol=1e-6)
 
 
-def test_softmax_step_with_an_infinite_pre_activation(keras_rnn):
-    """TensorFlow's softmax gives NaN in a +inf unit and 0 in the others of that row."""
-    x = np.array([[[np.inf], [0.5]]], F32)  # (B=1, T=2, D=1)
-    kernel = np.array([[1.0, -1.0, 0.5]], F32)  # units get +inf, -inf, +inf
-    kernel[0, 2] = -0.5  # one +inf only
-    recurrent = np.eye(3, dtype=F32) * 0.5
+#: Rows of a softmax whose non-finite pattern TensorFlow decides by its kernel: the
+#: formula exp(x - max) / sum in IEEE arithmetic gives NaN in every unit (Eigen's kernel,
+#: TF_ENABLE_ONEDNN_OPTS=0, and float64 always); oneDNN's float32 kernel
+#: (TF_ENABLE_ONEDNN_OPTS=1) gives NaN in the units whose shifted value is NaN, 0 in the
+#: others. Measured on TF 2.21 with both settings.
+SOFTMAX_ROWS = {
+    "one +inf": ([np.inf, -np.inf, 0.0], [np.nan] * 3, [np.nan, 0.0, 0.0]),
+    "+inf among finite": ([np.inf, 1.0, 2.0], [np.nan] * 3, [np.nan, 0.0, 0.0]),
+    "NaN": ([np.nan, 1.0, 2.0], [np.nan] * 3, [np.nan, 0.0, 0.0]),
+    "two +inf": ([np.inf, np.inf, 0.0], [np.nan] * 3, [np.nan, np.nan, 0.0]),
+    "all -inf": ([-np.inf] * 3, [np.nan] * 3, [np.nan] * 3),
+}
+
+
+@pytest.mark.parametrize("row", list(SOFTMAX_ROWS))
+def test_softmax_of_a_non_finite_row_is_one_of_the_documented_results(row):
+    """The reference gives the formula's all-NaN row; Keras, under whichever oneDNN setting
+    this process runs, gives that or oneDNN's documented pattern, never anything else."""
+    import keras
+
+    x, formula, onednn = (np.array([r], F32) for r in SOFTMAX_ROWS[row])
+    got = np.asarray(keras.activations.softmax(keras.ops.convert_to_tensor(x)))
+    np.testing.assert_array_equal(rnn_ref.activations.softmax(x), formula)
+    np.testing.assert_array_equal(rnn_ref.activations.softmax_onednn(x), onednn)
+    assert any(np.array_equal(got, want, equal_nan=True) for want in (formula, onednn)), (
+        f"Keras's softmax of {x[0]} is {got[0]}, neither the formula's {formula[0]} nor oneDNN's {onednn[0]}")
+
+
+def softmax_case():
+    """A float32 SimpleRNN case whose first step puts +inf into one unit of a softmax."""
+    x = np.array([[[np.inf], [0.5]], [[0.3], [-0.2]]], F32)  # (B=2, T=2, D=1); row 1 stays finite
+    kernel = np.array([[1.0, -0.5, -0.25]], F32)  # (D, U) = (1, 3): units get +inf, -inf, -inf
+    recurrent = np.array([[0.5, -0.3, 0.2], [0.1, 0.4, -0.6], [-0.2, 0.3, 0.5]], F32)  # (U, U)
     bias = np.array([0.1, 0.2, 0.3], F32)
-    ours = rnn_ref.simple_rnn(x, kernel, recurrent, bias, activation="softmax", return_sequences=True)
-    keras = keras_rnn(x, kernel, recurrent, bias, activation="softmax", return_sequences=True)
-    np.testing.assert_array_equal(np.isnan(ours[0, 0]), np.isnan(keras[0, 0]))
+    return make_case_from(x, kernel, recurrent, bias)
+
+
+def make_case_from(x, kernel, recurrent, bias):
+    from rnn_ref.harness.cases import Case
+
+    return Case(inputs=x, kernel=kernel, recurrent_kernel=recurrent, bias=bias, mask=None, initial_state=None,
+                activation="softmax", return_sequences=True, seed=5)
+
+
+def onednn_simple_rnn(inputs, kernel, recurrent_kernel, bias=None, **options):
+    """A correct SimpleRNN that computes softmax as oneDNN's float32 kernel does."""
+    if options.get("activation") == "softmax":
+        options["activation"] = rnn_ref.activations.softmax_onednn
+    return rnn_ref.simple_rnn(inputs, kernel, recurrent_kernel, bias, **options)
+
+
+def limit_simple_rnn(inputs, kernel, recurrent_kernel, bias=None, **options):
+    """A mutant: softmax of a row with +inf taken as its limit (1 in that unit, 0 elsewhere),
+    which no platform's Keras gives."""
+    def limit_softmax(a):
+        inf = np.isposinf(a)
+        out = rnn_ref.activations.softmax(np.where(inf, 0.0, a))
+        return np.where(inf.any(axis=-1, keepdims=True), inf / np.maximum(inf.sum(-1, keepdims=True), 1), out)
+
+    if options.get("activation") == "softmax":
+        options["activation"] = lambda a: limit_softmax(a).astype(a.dtype)
+    return rnn_ref.simple_rnn(inputs, kernel, recurrent_kernel, bias, **options)
+
+
+def test_softmax_step_with_an_infinite_pre_activation_passes_on_every_platform(keras_rnn):
+    """The harness accepts the reference (the formula) and oneDNN's pattern alike, with
+    Keras under either setting, and still rejects a third pattern (the limit)."""
+    from rnn_ref.harness.context import Context, PropertyFailure
+
+    case = softmax_case()
+    ctx = Context(keras_rnn)
+    keras = keras_rnn(**case.kwargs())
+    assert np.isnan(keras[0, 0, 0]) and np.all(np.isfinite(keras[1]))
+    for correct in (rnn_ref.simple_rnn, onednn_simple_rnn):
+        judged = ctx.expect(correct, case)
+        assert judged.value.shape == (2, 2, 3)
+    with pytest.raises(PropertyFailure, match="exceed the budget"):
+        ctx.expect(limit_simple_rnn, case)

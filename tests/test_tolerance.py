@@ -188,6 +188,72 @@ def test_conditioning_grows_with_gain(dtype):
     assert chaotic[:, -1].max() > 1e3 * chaotic[:, 10].max()  # and it grows along the sequence
 
 
+# -- (d') the rounding of intermediates: no false alarm, a real disagreement still found ---
+
+#: rnn_ref's GRU, exponential candidate activation, float32: the update gate z = 1 - 4e-8
+#: rounds to exactly 1 in float32 at one step, so every float32 loop drops (1 - z) h~ with
+#: h~ near 1e13 (Keras and rnn_ref in float32 agree to 1e-6 there, 18% and 64% from the
+#: float64 truth); perturbing only the inputs measured a conditioning far below that.
+GRU_ROUNDED_GATE = dict(B=2, T=33, D=7, U=10, dtype="float32", seed=28819, gain=1.0, activation="tanh",
+                        mask_pattern="none", initial_state=False, return_sequences=True, layer="GRU",
+                        recurrent_activation="sigmoid", reset_after=True)
+
+
+class _OneGainOracle:
+    """A Keras-like oracle wrong by a relative ``scale`` (an output scaled by 1 + scale)."""
+
+    def __init__(self, oracle, scale):
+        self.oracle, self.scale = oracle, scale
+
+    def __call__(self, **kw):
+        out = self.oracle(**kw)
+        return tuple(o * (1 + self.scale) for o in out) if isinstance(out, tuple) else out * (1 + self.scale)
+
+
+@pytest.mark.keras
+def test_a_gate_rounded_to_one_in_float32_is_not_a_false_alarm(monkeypatch):
+    """The property that raised the false alarm holds with the activations perturbed in the
+    conditioning runs, and fails again when the runs perturb the inputs only (the mutant)."""
+    from rnn_ref import gru
+
+    case = make_case(**GRU_ROUNDED_GATE)
+    prop = PROPERTIES["every_activation_matches_keras"]
+    prop.check(Context(spec=case.spec), gru, case)
+    inputs_only = tolerance.conditioning
+
+    def mutant(fn, kwargs, dtype, *, rng, runs=None, intermediates=False):
+        return inputs_only(fn, kwargs, dtype, rng=rng, runs=runs, intermediates=False)
+
+    monkeypatch.setattr(tolerance, "conditioning", mutant)
+    with pytest.raises(PropertyFailure, match="Keras disagrees with the float64 reference beyond its conditioning"):
+        prop.check(Context(spec=case.spec), gru, case)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("layer", ["SimpleRNN", "LSTM", "GRU"])
+def test_a_keras_wrong_by_one_percent_is_still_caught(layer):
+    """A well-conditioned float32 case (gain 0.5, T=40): a Keras-like result scaled by
+    1.01 is reported as Keras disagreeing, with the activations perturbed too."""
+    from rnn_ref.harness.oracle import KerasOracle
+
+    case = make_case(B=3, T=40, D=5, U=7, dtype="float32", seed=3, gain=0.5, activation="tanh", layer=layer,
+                     return_sequences=True)
+    oracle = KerasOracle(case.spec)
+    Context(oracle, spec=case.spec).expect(case.spec.reference, case)  # the real Keras passes
+    with pytest.raises(PropertyFailure, match="Keras disagrees"):
+        Context(_OneGainOracle(oracle, 0.01), spec=case.spec).expect(case.spec.reference, case)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_perturbed_activations_keep_a_contracting_recurrence_at_roundoff(dtype):
+    """Perturbing every activation's argument and result adds rounding-sized noise, no more:
+    at gain 0.5 the spread stays under 100 u, as with the inputs alone."""
+    case = make_case(B=2, T=200, D=8, U=24, dtype=dtype, seed=11, gain=0.5, return_sequences=True)
+    kw = _f64(case.kwargs())
+    spread = tolerance.conditioning(simple_rnn, kw, dtype, rng=np.random.default_rng(0), intermediates=True)
+    assert 0 < spread.max() < 100 * tolerance.roundoff(dtype)
+
+
 # -- (e) the report command ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

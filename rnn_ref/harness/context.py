@@ -17,6 +17,7 @@ import numpy as np
 from . import tolerance
 from .backprop import cotangent_for, float64_gradients, named_arrays, reference_backward
 from .cases import FULL, Case, Support
+from ..activations import softmax_onednn
 from .oracle import KerasOracle
 from .spec import SIMPLE_RNN, LayerSpec
 
@@ -48,6 +49,32 @@ KNOWN_KERAS_DEVIATIONS = {
     ("gelu", "float64"): _tf_float64_gelu,
     ("leaky_relu", "float64"): _tf_float64_leaky_relu,
 }
+
+
+#: (activation, dtype) -> the results Keras gives instead on some platforms, each
+#: with the switch that selects it. The reference computes the formula in IEEE
+#: arithmetic (TensorFlow's result with oneDNN off); a candidate, and Keras, that
+#: match any of these pass too, so a verdict does not depend on the checker's CPU
+#: (docs/errors.md, "Results that depend on the platform"; tests/test_nonfinite.py).
+PLATFORM_ALTERNATIVES = {
+    ("softmax", "float32"): (("TF_ENABLE_ONEDNN_OPTS=1", softmax_onednn),),
+}
+
+
+def platform_alternatives(reference, kw: dict, kw64: dict, truth) -> tuple:
+    """The other truths of a call: for each activation slot whose (name, dtype) has
+    platform alternatives, the float64 reference with that slot's alternative,
+    as ``(switch, truth)`` pairs (each truth shaped like ``truth``, a tuple with
+    return_state). Empty where none applies or the truth is finite (the
+    alternatives differ only where a value is not finite)."""
+    dtype = np.asarray(kw["inputs"]).dtype.name
+    if all(np.all(np.isfinite(t)) for t in (truth if isinstance(truth, tuple) else (truth,))):
+        return ()
+    out = []
+    for slot in tolerance.ACTIVATION_SLOTS:
+        for switch, fn in PLATFORM_ALTERNATIVES.get((kw.get(slot), dtype), ()) if isinstance(kw.get(slot), str) else ():
+            out.append((switch, reference(**{**kw64, slot: fn})))
+    return tuple(out)
 
 
 class PropertyFailure(AssertionError):
@@ -114,8 +141,11 @@ class Context:
             deviants = {slot: fn for slot, fn in deviants.items() if fn is not None}
             keras_truth = reference(**{**kw64, **deviants}) if deviants else truth
             rng = np.random.default_rng(case.seed)
-            spread = tolerance.conditioning(reference, kw64, case.dtype, rng=rng)
+            spread = tolerance.conditioning(reference, kw64, case.dtype, rng=rng, intermediates=True)
             spread = self.internal_overflow(reference(**kw), truth, spread, case.dtype)
+            alternatives = platform_alternatives(reference, kw, kw64, truth)
+        if alternatives:
+            return self.judge_all(label, got, keras, truth, keras_truth, spread, case, kw, alternatives=alternatives)
         return self.judge_all(label, got, keras, truth, keras_truth, spread, case, kw)
 
     @staticmethod
@@ -132,23 +162,25 @@ class Context:
             out.append(np.where(~np.isfinite(np.asarray(d, dtype=np.float64)) & finite_truth, np.inf, s))
         return tuple(out) if isinstance(spread, tuple) else out[0]
 
-    def judge_all(self, label, got, keras, truth, keras_truth, spread, case, kw):
+    def judge_all(self, label, got, keras, truth, keras_truth, spread, case, kw, alternatives=()):
         """Judge each returned array (``got``) against ``truth`` with Keras's result and
         the conditioning ``spread`` in its budget; raise PropertyFailure naming the
         arrays over budget, else return them as Judged. ``expect`` calls it once per
         call of the candidate: the one place that sees the candidate's result, Keras's,
-        the truth and the conditioning together (the report's FACTOR tally extends it)."""
+        the truth and the conditioning together (the report's FACTOR tally extends it).
+        ``alternatives``: ``(switch, truth)`` pairs from ``platform_alternatives``."""
         parts = ("output", *self.spec.states) if kw["return_state"] else ("output",)
         as_t = lambda o: o if isinstance(o, tuple) else (o,)  # noqa: E731
         results, verdicts = [], []
         batched = np.ndim(kw["inputs"]) == 3
         m = self.spec.products(case.shape["D"], case.shape["U"])
-        for name, g, k, t, kt, s in zip(parts, as_t(got), as_t(keras), as_t(truth), as_t(keras_truth), as_t(spread)):
+        for i, (name, g, k, t, kt, s) in enumerate(zip(parts, as_t(got), as_t(keras), as_t(truth),
+                                                        as_t(keras_truth), as_t(spread))):
             seq = name == "output" and kw["return_sequences"]
             time_axis = (1 if batched else 0) if seq else None
             part = (name if label == "output" else f"{label}, {name}") if len(parts) > 1 else label
-            v = tolerance.judge(part, g, k, t, s,
-                                case.dtype, m=m, time_axis=time_axis, keras_truth=kt)
+            v = tolerance.judge(part, g, k, t, s, case.dtype, m=m, time_axis=time_axis, keras_truth=kt,
+                                alternatives=tuple((sw, as_t(alt)[i]) for sw, alt in alternatives))
             verdicts.append(v)
             if self.record:
                 self.record(self.property, v)

@@ -70,13 +70,15 @@ class RecordingContext(Context):
         self.records: list = []
         self._judging = False
 
-    def judge_all(self, label, got, keras, truth, keras_truth, spread, case, kw):
-        results = super().judge_all(label, got, keras, truth, keras_truth, spread, case, kw)
+    def judge_all(self, label, got, keras, truth, keras_truth, spread, case, kw, alternatives=()):
+        results = super().judge_all(label, got, keras, truth, keras_truth, spread, case, kw,
+                                    alternatives=alternatives)
         parts = ("output", *self.spec.states) if kw["return_state"] else ("output",)
         as_t = lambda o: o if isinstance(o, tuple) else (o,)  # noqa: E731
         self.records.append(dict(label=label, kind="forward", kwargs=kw, parts=parts,
                                  truth=as_t(truth), keras=as_t(keras),
-                                 budget=tuple(r.budget for r in as_t(results))))
+                                 budget=tuple(r.budget for r in as_t(results)),
+                                 alternatives=tuple((sw, as_t(t)) for sw, t in alternatives)))
         return results
 
     def judge_gradients(self, label, got, keras, truth, keras_truth, spread, case, kw):
@@ -179,9 +181,14 @@ def _entry(layer: str, name: str, kind: str, found: list, out: Path, start_id: i
                 # float32 is enough for a budget: rounded up, it never rejects what the exact one accepts
                 b32 = np.asarray(b, dtype=np.float64).astype(np.float32)
                 arrays[f"{prefix}budget/{part}"] = np.where(b32 < np.asarray(b), np.nextafter(b32, np.float32(np.inf)), b32)
+            alternatives = rec.get("alternatives", ())
+            for j, (_, alt) in enumerate(alternatives):
+                for part, t in zip(rec["parts"], alt):
+                    arrays[f"{prefix}alternative.{j}/{part}"] = np.asarray(t, dtype=np.float64)
             calls.append(dict(label=rec["label"], options=options, arrays=names, initial_states=len(states),
                               state_list=isinstance(state, (list, tuple)), parts=list(rec["parts"]),
-                              dtype=case.dtype.name))
+                              dtype=case.dtype.name, **({"alternatives": [sw for sw, _ in alternatives]}
+                                                        if alternatives else {})))
         listed.append(dict(id=cid, size=_size(case), describe=case.describe(), calls=calls))
     file = f"{layer}/{name}.npz"
     (out / layer).mkdir(parents=True, exist_ok=True)
