@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: all install demo report test sweep bench corpus clean
+.PHONY: all install demo report test test-platform sweep bench corpus clean
 
 all: test
 
@@ -36,6 +36,12 @@ JOBS ?= 2
 
 test: $(STAMP)
 	$(PY) -m pytest --hypothesis-profile=ci -q -n $(JOBS) --dist worksteal
+
+# The tests whose Keras results depend on TensorFlow's kernels, under both oneDNN settings
+# (which one a machine uses by default depends on its CPU).
+test-platform: $(STAMP)
+	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest --hypothesis-profile=ci -q -n $(JOBS) -m platform
+	TF_ENABLE_ONEDNN_OPTS=1 $(PY) -m pytest --hypothesis-profile=ci -q -n $(JOBS) -m platform
 
 sweep: $(STAMP)
 	$(PY) -m pytest --hypothesis-profile=thorough -q -n 2

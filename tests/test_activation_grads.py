@@ -256,6 +256,7 @@ def _point(x, dtype):
 
 
 @pytest.mark.keras
+@pytest.mark.platform
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 def test_kink_conventions_are_tensorflows(tf, dtype):
     """At each kink, piece end and overflow, activation_vjp returns exactly what

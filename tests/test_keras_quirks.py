@@ -15,7 +15,7 @@ from rnn_ref.harness.cases import make_case
 from rnn_ref.harness.oracle import KerasOracle
 from rnn_ref.harness.context import KNOWN_KERAS_DEVIATIONS
 
-pytestmark = pytest.mark.keras
+pytestmark = [pytest.mark.keras, pytest.mark.platform]
 
 X = np.linspace(-6.0, 6.0, 1201)
 

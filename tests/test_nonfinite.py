@@ -46,7 +46,7 @@ import rnn_ref  # noqa: E402
 from rnn_ref.harness.cases import orthogonal  # noqa: E402
 from rnn_ref.harness.oracle import KerasOracle  # noqa: E402
 
-pytestmark = pytest.mark.keras
+pytestmark = [pytest.mark.keras, pytest.mark.platform]
 
 F32 = np.float32
 U_ROUND = 2.0**-24

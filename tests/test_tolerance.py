@@ -211,6 +211,7 @@ class _OneGainOracle:
 
 
 @pytest.mark.keras
+@pytest.mark.platform
 def test_a_gate_rounded_to_one_in_float32_is_not_a_false_alarm(monkeypatch):
     """The property that raised the false alarm holds with the activations perturbed in the
     conditioning runs, and fails again when the runs perturb the inputs only (the mutant)."""
@@ -230,6 +231,7 @@ def test_a_gate_rounded_to_one_in_float32_is_not_a_false_alarm(monkeypatch):
 
 
 @pytest.mark.keras
+@pytest.mark.platform
 @pytest.mark.parametrize("layer", ["SimpleRNN", "LSTM", "GRU"])
 def test_a_keras_wrong_by_one_percent_is_still_caught(layer):
     """A well-conditioned float32 case (gain 0.5, T=40): a Keras-like result scaled by
