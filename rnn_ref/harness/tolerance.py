@@ -111,7 +111,8 @@ def budget_rule() -> dict:
         "PERTURB_ULPS": PERTURB_ULPS,
         "PERTURB_RUNS": PERTURB_RUNS,
         "rule": (f"{budget_rule_text(values=False)}; conditioning = largest move of the float64 reference "
-                 "over PERTURB_RUNS runs with every input and weight perturbed by PERTURB_ULPS * u (relative); "
+                 "over PERTURB_RUNS runs with every input and weight perturbed by PERTURB_ULPS * u (relative), "
+                 "and in a forward pass every activation's argument and result at every step too; "
                  "u = 2^-24 (float32), 2^-53 (float64)"),
     }
 
