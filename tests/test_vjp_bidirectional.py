@@ -17,23 +17,18 @@ Keras layers), with return_sequences both ways for each (layer, merge_mode),
 return_state, masks (left-padded rows; a mix of left padding, a gap and right
 padding), initial states and one sequence (unbatched) spread over it.
 
-Tolerance, derived before measuring (not fitted)
--------------------------------------------------
-``bidirectional_vjp`` adds no recurrence of its own: each direction's
-gradients come from that layer's vjp, so each direction's arrays get that
-layer's budget, ``4 (B + D + U' + 9) T u max(1, max|Keras|) growth^T`` of
-tests/test_vjp.py (sums of n terms off by about n u of their absolute values,
-over B T accumulated steps, forward and backward errors together), with U' =
-U, 4U, 3U the width of the sums over the gate columns and growth 1 for
-SimpleRNN (tanh, gain <= 1) and LSTM (gain 0.9, tests/test_vjp_lstm.py), 1 +
-gain for GRU (tests/test_vjp_gru.py). The merge adds at most one rounding per
-element (concat and sum copy, ave halves exactly, mul multiplies once by the
-other branch, whose forward error the forward half of the rule already
-covers), inside the rule's "+ 9". The input gradient is the sum of the two
-directions' shares, each within its budget, so it gets twice the budget.
-For these shapes (B 3, D 3, U' <= 8, T 5, GRU growth 1.9^5 = 25) that is at
-most 2 * 4 * 23 * 5 * 25 u = 2.3e4 u: 2.5e-12 (float64), 1.4e-3 (float32)
-relative to the largest gradient; for SimpleRNN and LSTM 920 u at most.
+Tolerance
+---------
+The harness's budget, through tests/test_vjp.py's ``judge_vjp``
+(``rnn_ref.harness.judging.judge_gradients``): the truth is the Bidirectional's
+backward pass in float64 on the case's exact values, the conditioning how far
+those gradients move when the inputs, both directions' weights, the initial
+states and every cotangent are perturbed by ``tolerance.PERTURB_ULPS`` units of
+roundoff, the floor's m one step's products of the wrapped layer plus B T.
+``bidirectional_vjp`` adds no recurrence of its own, and the merge at most one
+rounding per element, which the conditioning sees with the rest. It replaces a
+fixed per-layer ``4 (B + D + U' + 9) T u max|Keras| growth^T`` (twice that for
+the inputs), which needed a growth per wrapped layer bounded by hand.
 ``test_report_worst_errors`` prints the measured worst ratio to the budget
 (run with -s).
 
@@ -43,8 +38,9 @@ case with initial states, for mul and ave (``fd_bound`` of tests/test_vjp.py).
 Mutants (small functions below, patched into rnn_ref.backward_bidirectional):
 the backward layer's cotangent left in input order (not flipped back to its
 processing order), ave's cotangent not halved, mul multiplying by its own
-branch instead of the other. Each must exceed the same budget by a factor
-of at least 1000.
+branch instead of the other. Each, patched into rnn_ref (so into the float64
+truth too, as a real bug would be), must exceed the same budget by a factor of
+at least 1000.
 """
 
 from __future__ import annotations
@@ -63,8 +59,9 @@ layers = keras.layers
 import rnn_ref  # noqa: E402
 from rnn_ref import backward_bidirectional  # noqa: E402
 from rnn_ref.backward_bidirectional import BidirectionalGrads  # noqa: E402
+from rnn_ref.harness.spec import layer_named  # noqa: E402
 from test_vjp import (  # noqa: E402  (tests/ is on sys.path)
-    budget, centred_differences, fd_bound, max_diff, nonzero, orthogonal)
+    MUTANT_FAILURE, centred_differences, fd_bound, judge_vjp, nonzero, orthogonal)
 
 pytestmark = pytest.mark.keras
 
@@ -221,32 +218,20 @@ def flat(grads: BidirectionalGrads):
     for direction in ("forward", "backward"):
         g = getattr(grads, direction)
         for k in ("kernel", "recurrent_kernel", "bias"):
-            named[f"{direction}.{k}"] = getattr(g, k)
+            if getattr(g, k) is not None:
+                named[f"{direction}.{k}"] = getattr(g, k)
     for i, g in enumerate(grads.initial_state or []):
         named[f"initial_state[{i}]"] = g
     return named
 
 
-def limit(case, name, expected):
-    """The budget of one gradient array (module docstring)."""
-    G = WRAPPED[case.layer][2]
-    growth = 1 + GAIN if case.layer == "gru" else 1.0
-    one = budget(expected, B=case.B, T=case.T, D=case.D, U=G * case.U, growth=growth)
-    return 2 * one if name == "inputs" else one  # the inputs: two directions' shares added
-
-
-def worst_ratio(case, a, grads):
-    """max over the gradient arrays of |ours - Keras| / budget; checks names, shapes and dtypes."""
+def judged(case, a):
+    """Our gradients against Keras's with the harness's budget (tests/test_vjp.py's ``judge_vjp``;
+    the floor's m one step's products of the wrapped layer plus B T); checks names, shapes
+    and dtypes. Returns the ``Judgement`` without raising."""
     __tracebackhide__ = True
-    expected, got = tape(case, a), flat(grads)
-    assert got.keys() == expected.keys(), f"{case}: gradients {sorted(got)} != Keras's {sorted(expected)}"
-    ratios = {}
-    for name, e in expected.items():
-        g = got[name]
-        assert isinstance(g, np.ndarray), f"{case}: d_{name} is {type(g).__name__}"
-        assert g.shape == e.shape and g.dtype == e.dtype, f"{case}: d_{name} {g.shape} {g.dtype} != {e.shape} {e.dtype}"
-        ratios[name] = max_diff(g, e) / limit(case, name, e)
-    return max(ratios.values()), max(ratios, key=ratios.get)
+    return judge_vjp(f"bidirectional {case}", lambda arrays: flat(ours(case, arrays)[1]), a, tape(case, a),
+                     dtype=case.dtype, seed=case.seed, products=layer_named(case.layer).products(case.D, case.U))
 
 
 # ---------------------------------------------------------------------------
@@ -289,10 +274,10 @@ def test_matches_gradient_tape(case):
     assert len(flat_out) == len(flat_expected)
     for o, e in zip(flat_out, flat_expected):
         np.testing.assert_array_equal(o, e, err_msg="the vjp's output differs from bidirectional's")
-    ratio, name = worst_ratio(case, a, grads)
+    judgement = judged(case, a)
     key = (case.layer, case.dtype)
-    WORST[key] = max(WORST.get(key, 0.0), ratio)
-    assert ratio <= 1, f"{case}: max |vjp - Keras| of d_{name} is {ratio:.3g} x its budget"
+    WORST[key] = max(WORST.get(key, 0.0), judgement.ratio)
+    judgement.check()
 
 
 def test_grid_covers_every_option():
@@ -345,12 +330,14 @@ def test_comparison_rejects_mutant(mutant, monkeypatch):
     case = Case(layer="lstm", merge_mode=merge_mode, dtype="float32", return_sequences=True, return_state=False,
                 mask="mixed", initial_state=True, unbatched=False, seed=99)
     a = arrays(case)
-    ratio, _ = worst_ratio(case, a, ours(case, a)[1])
+    ratio = judged(case, a).ratio
     assert ratio <= 1, f"the reference itself is off: {ratio:.3g} x the budget"
     monkeypatch.setattr(backward_bidirectional, target, fn)
-    mutant_ratio, name = worst_ratio(case, a, ours(case, a)[1])
-    WORST[(f"mutant {mutant} (d_{name})", case.dtype)] = mutant_ratio
-    assert mutant_ratio > 1000, f"the mutant is only {mutant_ratio:.3g} x the budget"
+    judgement = judged(case, a)  # the mutant in the float64 truth too, as a bug would be
+    WORST[(f"mutant {mutant}", case.dtype)] = judgement.ratio
+    assert judgement.ratio > 1000, f"the mutant is only {judgement.ratio:.3g} x the budget"
+    with pytest.raises(AssertionError, match=MUTANT_FAILURE):
+        judgement.check()
 
 
 # ---------------------------------------------------------------------------

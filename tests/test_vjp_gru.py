@@ -7,15 +7,15 @@ non-zero initial state, each of the three recurrent gate blocks ``gain``
 times a random non-symmetric orthogonal matrix), with random cotangents;
 Keras's gradient is that of ``sum(out * d_output) + sum(h * d_h)``.
 
-Tolerance: tests/test_vjp.py's ``budget``, ``4 (B + D + U' + 9) T u
-max(1, max|Keras|) growth^T``, with U' = 3U (the backward sums da @ kernel.T
-and db @ recurrent_kernel.T run over the 3U gate columns) and growth = 1 +
-gain: one backward step sends dh_{t-1} = z dy + (terms through the gates and
-the candidate); with gates in [0, 1] the direct path z dy and the candidate
-path (1 - z) act' r (gain) dy together are at most max(1, gain) <= 1 of dy,
-and the two gate paths add at most (|sigma'| <= 1/4) (|h - h~| <= 2 or the
-size of b[h]) gain, i.e. about gain more. A worst-case bound, not fitted;
-``test_report_worst_errors`` prints the measured worst ratios (-s).
+Tolerance: the harness's budget, through tests/test_vjp.py's ``judge_vjp``
+(``rnn_ref.harness.judging.judge_gradients``), the floor's m one GRU step's
+products (GRU's LayerSpec) plus B T. It replaces tests/test_vjp.py's former
+``4 (B + D + U' + 9) T u max|Keras| growth^T`` with a growth of 1 + gain per
+step bounded by hand: the conditioning (how far the float64 gradients move
+when inputs, weights, the initial state and the cotangents are perturbed by
+``tolerance.PERTURB_ULPS`` units of roundoff) measures what a backward step
+does to an error, whatever the gates. ``test_report_worst_errors`` prints the
+measured worst ratios (-s).
 Finite differences (float64, centred) and the two source mutants use the same
 machinery as tests/test_vjp.py.
 """
@@ -38,9 +38,10 @@ layers = keras.layers
 import rnn_ref  # noqa: E402
 from rnn_ref import backward_gru  # noqa: E402
 from rnn_ref.backward_gru import GRUGrads, gru_vjp  # noqa: E402
+from rnn_ref.harness.spec import GRU  # noqa: E402
 from test_vjp import (  # noqa: E402
-    UNIT_ROUNDOFF, Arrays, budget, cs231n_relative_error, flat, max_diff, nonzero, one_state_arrays, orthogonal,
-    tape_gradients)
+    MUTANT_FAILURE, UNIT_ROUNDOFF, Arrays, cs231n_relative_error, flat, judge_vjp, named, nonzero, one_state_arrays,
+    orthogonal, tape_gradients)
 
 pytestmark = pytest.mark.keras
 
@@ -140,33 +141,20 @@ def keras_grads(case, a):
     return GRUGrads(d_x, d_kernel, d_recurrent, d_bias, None if d_h0 is None else d_h0[0])
 
 
-def sizes(case):
-    """tests/test_vjp.py's budget arguments for a GRU (module docstring): U' = 3U, growth 1 + gain."""
-    return dict(B=case.B, T=case.T, D=case.D, U=3 * case.U, growth=1 + case.gain)
-
-
-def worst_ratio(actual, expected, case):
-    return max(max_diff(a, e) / budget(e, **sizes(case)) for a, e in zip(flat(actual), flat(expected))
-               if e is not None)
-
-
-def check(case):
-    """gru_vjp against Keras on ``case``; returns the worst ratio of error to budget."""
+def check(case, vjp=gru_vjp, raising=True):
+    """gru_vjp (or ``vjp``) against Keras on ``case`` with the harness's budget (tests/test_vjp.py's
+    ``judge_vjp``); returns the worst ratio of error to budget (``raising=False``: the
+    ``Judgement``, not checked)."""
     __tracebackhide__ = True
     a = arrays(case)
-    out, grads = reference_grads(case, a)
+    out, grads = reference_grads(case, a, vjp)
     expected_out = rnn_ref.gru(a.x, *a.weights, **options(case, a))
     for o, e in zip(out if case.return_state else [out], expected_out if case.return_state else [expected_out]):
         np.testing.assert_array_equal(o, e, err_msg="gru_vjp's output differs from gru's")
-    expected = keras_grads(case, a)
-    for name, g, e in zip(GRUGrads._fields, flat(grads), flat(expected)):
-        if e is None:
-            assert g is None, f"{case}: d_{name} should be None"
-            continue
-        assert g.shape == e.shape and g.dtype == e.dtype, f"{case}: d_{name} {g.shape} {g.dtype} vs {e.shape} {e.dtype}"
-        diff, limit = max_diff(g, e), budget(e, **sizes(case))
-        assert diff <= limit, f"{case}: max |gru_vjp - Keras| of d_{name} = {diff:.3g} > {limit:.3g}"
-    return worst_ratio(grads, expected, case)
+    judgement = judge_vjp(f"gru{case}", lambda arrays: named(reference_grads(case, arrays, vjp)[1]), a,
+                          named(keras_grads(case, a)), dtype=case.dtype, seed=case.seed,
+                          products=GRU.products(case.D, case.U))
+    return judgement.check().ratio if raising else judgement
 
 
 # ---------------------------------------------------------------------------
@@ -287,13 +275,13 @@ def test_comparison_rejects_mutant(name, dtype):
     reset_after, old, new = MUTANTS[name]
     case = grid_case(3, dtype)._replace(reset_after=reset_after, unbatched=False, B=3, mask=MASK,
                                         return_sequences=True, return_state=True, initial_state="array")
-    a = arrays(case)
-    expected = keras_grads(case, a)
-    ratio = worst_ratio(reference_grads(case, a)[1], expected, case)
-    mutant_ratio = worst_ratio(reference_grads(case, a, vjp=mutant_vjp(old, new))[1], expected, case)
-    record(f"mutant {name} (must be > 1)", dtype, mutant_ratio)
+    ratio = check(case, raising=False).ratio
+    judgement = check(case, vjp=mutant_vjp(old, new), raising=False)  # the mutant in the float64 truth too
+    record(f"mutant {name} (must be > 1)", dtype, judgement.ratio)
     assert ratio <= 1, f"the reference itself is off: {ratio:.3g} of the budget"
-    assert mutant_ratio > 1, f"the mutant passes: {mutant_ratio:.3g} of the budget"
+    assert judgement.ratio > 1, f"the mutant passes: {judgement.ratio:.3g} of the budget"
+    with pytest.raises(AssertionError, match=MUTANT_FAILURE):
+        judgement.check()
 
 
 # ---------------------------------------------------------------------------

@@ -9,22 +9,23 @@ rows, random cotangents d_output, d_h, d_c. Keras's gradient is that of
 ``sum(out * d_output) + sum(h * d_h) + sum(c * d_c)``, which is what
 ``backward(d_output, d_h, d_c)`` returns.
 
-Tolerance: the rule of tests/test_vjp.py (``budget``, imported from there),
-``4 (B + D + U' + 9) T u max(1, max|Keras|)`` per gradient array, with U' = 4U:
-in an LSTM the sums of the backward pass that run over the units
-(dz @ kernel.T, dz @ recurrent_kernel.T) have 4U terms, not U. The
-activation pairs drawn keep the backward recurrence non-expanding (|act'| <= 1,
-gates in [0, 1] with |sigma'| <= 1/4 or 1/6 for sigmoid / hard_sigmoid, the
-cell state's cotangent carried by f <= 1, gain <= 0.9), so errors only add up
-over the steps, as the rule assumes. Float64 leaky_relu and gelu are not
-drawn (Keras rounds their constants to float32, tests/test_keras_quirks.py).
+Tolerance: the harness's budget, through tests/test_vjp.py's ``judge_vjp``
+(``rnn_ref.harness.judging.judge_gradients``): the truth is lstm_vjp in float64
+on the case's exact values, the conditioning how far those gradients move when
+the inputs, weights, initial states and cotangents are perturbed by
+``tolerance.PERTURB_ULPS`` units of roundoff, the floor's m one LSTM step's
+products (LSTM's LayerSpec) plus B T. A fixed ``ulps * T`` bound held only
+where the backward recurrence does not expand (the activation pairs drawn
+here); the conditioning holds in any regime. Float64 leaky_relu and gelu are
+not drawn (Keras rounds their constants to float32, tests/test_keras_quirks.py).
 
 Finite differences: float64, centred, with ``fd_bound`` of tests/test_vjp.py.
 Every activation name, in either role, is checked against finite differences
 (no Keras needed); a few pairs against Keras.
 
 Mutants: the forget gate's derivative dropped (d f = 0) and dc not carried to
-the previous step must exceed the budget on the same comparison.
+the previous step, patched into rnn_ref (so into the float64 truth too, as a
+real bug would be), must be rejected by the same judgement.
 
 Run with ``-s`` to see the worst error / budget (test_report_worst_errors).
 """
@@ -45,14 +46,16 @@ import rnn_ref  # noqa: E402
 from rnn_ref import backward_lstm  # noqa: E402
 from rnn_ref.activations import ACTIVATIONS  # noqa: E402
 from rnn_ref.backward_lstm import LSTMGrads, lstm_vjp  # noqa: E402
+from rnn_ref.harness.spec import LSTM  # noqa: E402
 from test_vjp import (  # noqa: E402  (tests/ is on sys.path)
-    tape_gradients,
-    budget,
+    MUTANT_FAILURE,
     centred_differences,
     cs231n_relative_error,
     fd_bound,
-    max_diff,
+    judge_vjp,
+    named,
     nonzero,
+    tape_gradients,
 )
 
 #: Largest error / budget per (what, dtype), for the report.
@@ -176,27 +179,16 @@ def keras_grads(case, a):
 # ---------------------------------------------------------------------------
 
 
-def dims(case):
-    """The sizes of ``budget``: the sums over the units have 4U terms (module docstring)."""
-    return dict(B=case.B, T=case.T, D=case.D, U=4 * case.U)
-
-
 def flat(grads):
     """The gradient arrays of an ``LSTMGrads``, with (name, array); initial_state as dh0, dc0."""
-    named = []
+    named_arrays = []
     for name, g in zip(LSTMGrads._fields, grads):
         if name == "initial_state":
-            named += [("initial_state[0] (h)", None if g is None else g[0]),
-                      ("initial_state[1] (c)", None if g is None else g[1])]
+            named_arrays += [("initial_state[0] (h)", None if g is None else g[0]),
+                             ("initial_state[1] (c)", None if g is None else g[1])]
         else:
-            named.append((name, g))
-    return named
-
-
-def worst_ratio(actual, expected, case):
-    """max over the gradient arrays of |actual - expected| / budget."""
-    return max(max_diff(a, e) / budget(e, **dims(case))
-               for (_, a), (_, e) in zip(flat(actual), flat(expected)) if e is not None)
+            named_arrays.append((name, g))
+    return named_arrays
 
 
 def record(what, dtype, ratio):
@@ -204,25 +196,20 @@ def record(what, dtype, ratio):
     WORST[key] = max(WORST.get(key, 0.0), ratio)
 
 
-def check_lstm(case):
-    """Compare lstm_vjp with Keras on ``case``; return the worst ratio to the budget."""
+def check_lstm(case, raising=True):
+    """Compare lstm_vjp with Keras on ``case`` with the harness's budget (tests/test_vjp.py's
+    ``judge_vjp``); return the worst error / budget (``raising=False``: the ``Judgement``,
+    not checked)."""
     __tracebackhide__ = True
     a = arrays(case)
     out, grads = reference_grads(case, a)
     expected_out = rnn_ref.lstm(a.x, *a.weights, **options(case, a))
     for o, e in zip(out if case.return_state else [out], expected_out if case.return_state else [expected_out]):
         np.testing.assert_array_equal(o, e, err_msg="lstm_vjp's output differs from lstm's")
-    expected = keras_grads(case, a)
-    for (name, g), (_, e) in zip(flat(grads), flat(expected)):
-        if e is None:
-            assert g is None, f"{case}: d_{name} should be None, got {type(g).__name__}"
-            continue
-        assert isinstance(g, np.ndarray), f"{case}: d_{name} is {type(g).__name__}"
-        assert g.shape == e.shape and g.dtype == e.dtype, f"{case}: d_{name} {g.shape} {g.dtype} != {e.shape} {e.dtype}"
-        diff, limit = max_diff(g, e), budget(e, **dims(case))
-        assert diff <= limit, (f"{case}: max |vjp - Keras| of d_{name} = {diff:.3g} > budget {limit:.3g} "
-                               f"(ratio {diff / limit:.3g})")
-    return worst_ratio(grads, expected, case)
+    judgement = judge_vjp(f"lstm{case}", lambda arrays: named(reference_grads(case, arrays)[1]), a,
+                          named(keras_grads(case, a)), dtype=case.dtype, seed=case.seed,
+                          products=LSTM.products(case.D, case.U))
+    return judgement.check().ratio if raising else judgement
 
 
 # ---------------------------------------------------------------------------
@@ -358,14 +345,14 @@ def dc_not_carried(s, dy, dc, act_name, rec_name):
 @pytest.mark.parametrize("mutant", [forget_gate_derivative_dropped, dc_not_carried], ids=lambda f: f.__name__)
 def test_comparison_rejects_mutant(mutant, dtype, monkeypatch):
     case = fixed_case(dtype=dtype)
-    a = arrays(case)
-    expected = keras_grads(case, a)
-    ratio = worst_ratio(reference_grads(case, a)[1], expected, case)
+    ratio = check_lstm(case, raising=False).ratio
     monkeypatch.setattr(backward_lstm, "cell_backward", mutant)
-    mutant_ratio = worst_ratio(reference_grads(case, a)[1], expected, case)
-    record(f"mutant {mutant.__name__} (must be > 1)", dtype, mutant_ratio)
+    judgement = check_lstm(case, raising=False)  # the mutant in the float64 truth too, as a bug would be
+    record(f"mutant {mutant.__name__} (must be > 1)", dtype, judgement.ratio)
     assert ratio <= 1, f"the reference itself is off: {ratio:.3g} of the budget"
-    assert mutant_ratio > 1, f"the mutant passes: {mutant_ratio:.3g} of the budget"
+    assert judgement.ratio > 1, f"the mutant passes: {judgement.ratio:.3g} of the budget"
+    with pytest.raises(AssertionError, match=MUTANT_FAILURE):
+        judgement.check()
 
 
 # ---------------------------------------------------------------------------
