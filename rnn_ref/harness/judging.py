@@ -57,11 +57,13 @@ the dtype's range, the envelope taken over every step (``whole_time``).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
+from ..gradients import _set_weight, _unique
 from . import tolerance
 from .context import Context, PropertyFailure
 
@@ -166,6 +168,26 @@ def judge_gradients(label: str, gradients: Callable, kwargs: dict, got: dict, ke
     axes = [(time_axes or {}).get(n) for n in names]
     return _judge_arrays(label, names, [got[n] for n in names], [keras[n] for n in names], truth, truth, spread,
                          dtype, m, axes, whole_time=True)
+
+
+def model_weights(np_model) -> list:
+    """A NumpyModel's weights, in ``keras_model.trainable_weights``' order (a shared layer once)."""
+    return [w for layer in _unique(np_model.layers) for w in layer.weights().values()]
+
+
+def with_weights(np_model, weights):
+    """A copy of the NumpyModel ``np_model`` with ``weights`` (``model_weights``' order) in place
+    of its own, computing in their dtype (a float input is cast to it): the float64 model of
+    the module docstring when they are float64."""
+    model = copy.deepcopy(np_model)
+    slots = [(layer, k) for layer in _unique(model.layers) for k in layer.weights()]
+    if len(slots) != len(weights):
+        raise ValueError(f"the model has {len(slots)} weights, got {len(weights)}")
+    for (layer, k), w in zip(slots, weights):
+        _set_weight(layer, k, w)
+    if model.input_dtype is not None and np.dtype(model.input_dtype).kind == "f":
+        model.input_dtype = np.asarray(weights[0]).dtype
+    return model
 
 
 def _judge_arrays(label, names, got, keras, truth, keras_truth, spread, dtype, m, time_axes, *, whole_time):
