@@ -77,6 +77,39 @@ def platform_alternatives(reference, kw: dict, kw64: dict, truth) -> tuple:
     return tuple(out)
 
 
+def gradient_spread(gradients_of, kwargs: dict, dtype, rng, truth: tuple, in_dtype: tuple) -> tuple:
+    """The conditioning of a call's gradients, by the rules of a gradient judgement.
+
+    ``gradients_of(**kwargs)``: the float64 gradients as a tuple (the cotangents among
+    ``kwargs``, so that they are perturbed too); ``truth``: those gradients on the exact
+    values; ``in_dtype``: the reference's backward pass in the case's dtype, in the same
+    order. Where the first runs find a gradient ill-conditioned (ILL_CONDITIONED),
+    GRADIENT_EXTRA_RUNS more are run; a gradient whose spread reaches LOST of its
+    largest value has no digits left and is not judged (infinite spread), nor is any
+    gradient of a call where one left the dtype's range. Returns one spread a gradient."""
+    as_t = lambda o: o if isinstance(o, tuple) else (o,)  # noqa: E731
+    largest_of = lambda a: float(np.max(np.where(np.isfinite(a), a, 0), initial=0))  # noqa: E731
+    spread = as_t(tolerance.conditioning(gradients_of, kwargs, dtype, rng=rng))
+    peak = [largest_of(np.abs(t)) for t in truth]
+    largest = [largest_of(s) for s in spread]
+    if any(s > tolerance.ILL_CONDITIONED * p for s, p in zip(largest, peak)):  # see ILL_CONDITIONED
+        more = as_t(tolerance.conditioning(gradients_of, kwargs, dtype, rng=rng, runs=tolerance.GRADIENT_EXTRA_RUNS))
+        spread = tuple(np.maximum(a, b) for a, b in zip(spread, more))
+        largest = [largest_of(s) for s in spread]
+    # A gradient beyond the dtype's range anywhere (in the truth, or in the reference run in
+    # the dtype) has passed infinities through the sums, whose order decides between inf,
+    # NaN and garbage elsewhere: then no gradient of the call is judged, as where one
+    # has no digits left (see LOST).
+    exploded = any(not np.all(np.isfinite(np.asarray(t).astype(dtype))) or not np.all(np.isfinite(d))
+                   for t, d in zip(truth, in_dtype))
+    spread = tuple(np.full_like(s, np.inf) if exploded or (l > 0 and l >= tolerance.LOST * p) else s
+                   for s, l, p in zip(spread, largest, peak))  # (an all-zero gradient is judged)
+    spread = tuple(Context.internal_overflow(d, t, s, dtype) for d, t, s in zip(in_dtype, truth, spread))
+    # Where a gradient leaves the dtype's range, the order of the additions decides
+    # between +-inf and NaN (inf - inf): nothing there can be judged.
+    return tuple(np.where(np.isfinite(np.asarray(t).astype(dtype)), s, np.inf) for t, s in zip(truth, spread))
+
+
 class PropertyFailure(AssertionError):
     """A property does not hold; ``verdicts`` carry the figures."""
 
@@ -266,28 +299,9 @@ class Context:
                 grads = dict(named_arrays(float64_gradients(reference, call, d_output)))
                 return tuple(grads[n] for n in names)
 
-            spread = tolerance.conditioning(gradients_of, {**kw, "d_output": d_output}, case.dtype, rng=rng)
-            spread = spread if isinstance(spread, tuple) else (spread,)
-            peak = [float(np.max(np.abs(np.where(np.isfinite(truth[n]), truth[n], 0)), initial=0)) for n in names]
-            largest = [float(np.max(np.where(np.isfinite(s), s, 0), initial=0)) for s in spread]
-            if any(s > tolerance.ILL_CONDITIONED * p for s, p in zip(largest, peak)):  # see ILL_CONDITIONED
-                more = tolerance.conditioning(gradients_of, {**kw, "d_output": d_output}, case.dtype, rng=rng,
-                                              runs=tolerance.GRADIENT_EXTRA_RUNS)
-                more = more if isinstance(more, tuple) else (more,)
-                spread = tuple(np.maximum(a, b) for a, b in zip(spread, more))
-                largest = [float(np.max(np.where(np.isfinite(s), s, 0), initial=0)) for s in spread]
-            # A gradient beyond the dtype's range anywhere (in the truth, or in the reference run in
-            # the dtype) has passed infinities through the sums, whose order decides between inf,
-            # NaN and garbage elsewhere: then no gradient of the call is judged, as where one
-            # has no digits left (see LOST).
-            exploded = any(not np.all(np.isfinite(truth[n].astype(case.dtype))) or not np.all(np.isfinite(in_dtype[n]))
-                           for n in names)
-            spread = tuple(np.full_like(s, np.inf) if exploded or (l > 0 and l >= tolerance.LOST * p) else s
-                           for s, l, p in zip(spread, largest, peak))  # (an all-zero gradient is judged)
-            spread = {n: self.internal_overflow(in_dtype[n], truth[n], s, case.dtype) for n, s in zip(names, spread)}
-            # Where a gradient leaves the dtype's range, the order of the additions decides
-            # between +-inf and NaN (inf - inf): nothing there can be judged.
-            spread = {n: np.where(np.isfinite(truth[n].astype(case.dtype)), s, np.inf) for n, s in spread.items()}
+            spread = gradient_spread(gradients_of, {**kw, "d_output": d_output}, case.dtype, rng,
+                                     tuple(truth[n] for n in names), tuple(in_dtype[n] for n in names))
+            spread = dict(zip(names, spread))
         deviant = any(KNOWN_KERAS_DEVIATIONS.get((kw.get(slot), case.dtype.name))
                       for slot in ("activation", "recurrent_activation") if isinstance(kw.get(slot), str))
         # Keras's own check needs the truth of its deviating activation, which the backward

@@ -27,7 +27,9 @@ float64 truth. What a test gives:
 The conditioning is ``tolerance.conditioning`` of ``reference`` on those
 arguments: how far the float64 result moves when every floating input and
 weight is perturbed by PERTURB_ULPS units of roundoff of the dtype, the size
-of what one correct rounding does to them. It follows the error of any
+of what one correct rounding does to them, and in a layer's forward pass every
+activation's argument and result at every step too (``intermediates``: a gate
+rounded to 1 in float32 is one step's rounding that the inputs alone miss). It follows the error of any
 correct implementation in expansive and chaotic regimes (an LSTM with
 exponential gates, a gain above 1), where a fixed ``ulps * T`` formula is
 off by orders of magnitude either way.
@@ -65,7 +67,7 @@ import numpy as np
 
 from ..gradients import _set_weight, _unique
 from . import tolerance
-from .context import Context, PropertyFailure
+from .context import Context, PropertyFailure, gradient_spread
 
 
 @dataclass
@@ -124,7 +126,8 @@ def judge_outputs(label: str, reference: Callable, kwargs: dict, got: Sequence, 
     kw64 = {k: as_float64(v) for k, v in kwargs.items()}
     with np.errstate(all="ignore"):
         truth = _as_tuple(reference(**kw64))
-        spread = _as_tuple(tolerance.conditioning(reference, kw64, dtype, rng=np.random.default_rng(seed)))
+        spread = _as_tuple(tolerance.conditioning(reference, kw64, dtype, rng=np.random.default_rng(seed),
+                                                  intermediates=True))
         in_dtype = _as_tuple(reference(**kwargs))
         spread = _as_tuple(Context.internal_overflow(in_dtype, truth, spread, dtype))
     keras_truth = truth if keras_truth is None else tuple(keras_truth)
@@ -149,22 +152,10 @@ def judge_gradients(label: str, gradients: Callable, kwargs: dict, got: dict, ke
     def as_tuple(**call):
         return ordered(gradients(**call))
 
-    rng = np.random.default_rng(seed)
     with np.errstate(all="ignore"):
         truth = ordered(gradients(**kw64))
         in_dtype = ordered(gradients(**kwargs))
-        spread = _as_tuple(tolerance.conditioning(as_tuple, kw64, dtype, rng=rng))
-        peak = [_largest(np.abs(t)) for t in truth]
-        if any(_largest(s) > tolerance.ILL_CONDITIONED * p for s, p in zip(spread, peak)):
-            more = _as_tuple(tolerance.conditioning(as_tuple, kw64, dtype, rng=rng,
-                                                    runs=tolerance.GRADIENT_EXTRA_RUNS))
-            spread = tuple(np.maximum(a, b) for a, b in zip(spread, more))
-        rounded = [np.asarray(t).astype(dtype) for t in truth]
-        exploded = not all(np.all(np.isfinite(r)) and np.all(np.isfinite(d)) for r, d in zip(rounded, in_dtype))
-        spread = tuple(np.full_like(s, np.inf) if exploded or 0 < _largest(s) >= tolerance.LOST * p else s
-                       for s, p in zip(spread, peak))
-        spread = _as_tuple(Context.internal_overflow(in_dtype, truth, spread, dtype))
-        spread = tuple(np.where(np.isfinite(r), s, np.inf) for r, s in zip(rounded, spread))
+        spread = gradient_spread(as_tuple, kw64, dtype, np.random.default_rng(seed), truth, in_dtype)
     axes = [(time_axes or {}).get(n) for n in names]
     return _judge_arrays(label, names, [got[n] for n in names], [keras[n] for n in names], truth, truth, spread,
                          dtype, m, axes, whole_time=True)
@@ -208,11 +199,6 @@ def _judge_arrays(label, names, got, keras, truth, keras_truth, spread, dtype, m
         judged.keras_ratios.append(kv.worst["error"] / kv.worst["budget"] if kv.worst and kv.worst["budget"] > 0
                                    else 0.0)
     return judged
-
-
-def _largest(a) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    return float(np.max(np.where(np.isfinite(a), a, 0), initial=0))
 
 
 def _as_tuple(out):
