@@ -1,7 +1,8 @@
 """Numeric tolerance report: how far Keras and correct implementations are
 from the float64 reference, next to the budget that decides pass or fail.
 
-    python -m rnn_ref report [--out DIR] [--max-examples N] [--seed S] [--quick] [--layers LAYER ...]
+    python -m rnn_ref report [--out DIR] [--quick | --full | --max-examples N] [--seed S] [--layers LAYER ...]
+                             [--workers N | --scheduler tcp://HOST:PORT]
     python -m rnn_ref report compare OLD.json NEW.json [--threshold X]
 
 The first form runs three sweeps per layer (SimpleRNN, LSTM, GRU; ``sweeps``
@@ -25,6 +26,12 @@ and ``dedicated``) and writes DIR/report.md (``markdown``, from
 * the same two for the gradients (``dedicated.sweep_gradient_length``,
   ``sweep_gradient_radius``): d inputs and d kernel of rnn_ref's backward pass
   and of Keras's GradientTape, T up to 128 and T = 100.
+
+The work is cut into tasks (``tasks``: one per layer and property, one per
+layer and dedicated sweep) that run on a Dask cluster (``cluster``: a
+LocalCluster over the machine's cores by default, an existing one with
+``--scheduler``, this process with ``--workers 0``); their results are merged
+in a fixed order, so the report does not depend on the workers (docs/scale.md).
 
 The gradient properties (``Property.takes == "gradients"``) run rnn_ref's own
 backward pass (``harness.backprop.reference_backward``) and their needed FACTOR

@@ -26,9 +26,9 @@ from .plots import write_plots
 from .results import write_json
 from .sweeps import CHAOS, WEIGHTS, WIDE_GAIN, catalogue, labelled_catalogue
 
-#: Runs estimated longer than this many seconds print their estimate and how to
-#: stop them before they start.
-LONG_RUN = 60
+#: Runs estimated longer than this many seconds say how to stop them, next to
+#: the estimate every run prints before it starts.
+LONG_RUN = 180
 
 
 def parser() -> argparse.ArgumentParser:
@@ -178,8 +178,7 @@ def _run(plan: list, client, n_workers: int) -> tuple[dict, dict, int]:
     estimate = tasks.estimate_seconds(plan, max(n_workers, 1))
     where = (f"{n_workers} Dask worker{'s' * (n_workers != 1)}" if client is not None else "this process")
     console.print(f"{len(plan)} tasks on {where}, estimated {tasks.duration(estimate)}"
-                  + (" (make report FULL=1 and --full run the full sweep; Ctrl-C stops)" if estimate > LONG_RUN
-                     else ""))
+                  + ("; Ctrl-C stops the run" if estimate > LONG_RUN else ""))
     props = [t for t in plan if t.kind == "property"]
     sweeps = [t for t in plan if t.kind != "property"]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

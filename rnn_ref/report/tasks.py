@@ -296,19 +296,32 @@ def merge_cell(into: FactorCell, other: FactorCell) -> None:
 # -- the time estimate ------------------------------------------------------------------
 
 #: Seconds a case of a property task takes on one worker, per layer (SimpleRNN's
-#: cases run four implementations), times CASE_WEIGHT of the property.
-#: Measured from report.json's ``tasks`` of a full run (``--full --workers 2`` on
-#: this project's 2-core machine, load average about 2, TensorFlow 2.21, Keras
-#: 3.15): the task's seconds over its cases, median over the properties.
-CASE_SECONDS = {"SimpleRNN": 0.15, "LSTM": 0.2, "GRU": 0.2}
-#: Properties whose cases take much longer or shorter than the median (same run).
-CASE_WEIGHT: dict = {}
-#: Seconds per time step of a dedicated sweep's run (``Task.steps``), per kind and
+#: cases run four implementations, but its cases are smaller), times CASE_WEIGHT
+#: of the property. Measured from report.json's ``tasks`` of one full run
+#: (``report --full``, 2 local workers, 98 tasks, 731 s of task time in 404 s of
+#: wall time) on this project's 2-core x86-64 machine, shared with another job
+#: (load average about 6), TensorFlow 2.21, Keras 3.15: a task's seconds over its
+#: cases, median over the properties of the layer. The weights are the ratios
+#: of a property's seconds a case to that median (the mean over the layers), for
+#: those more than 1.5 times away from it; the rest count 1. Building and
+#: tracing a Keras layer for each new configuration is most of a case's time.
+CASE_SECONDS = {"SimpleRNN": 0.30, "LSTM": 0.31, "GRU": 0.28}
+CASE_WEIGHT = {"every_activation_matches_keras": 9.0, "every_activation_gradients_match_keras": 6.1,
+               "chaotic_gradients": 2.9, "last_output_gradient_is_sequence_gradient_at_last_step": 2.5,
+               "go_backwards_equals_forward_on_reversed_input": 2.3, "bidirectional_matches_keras": 1.85,
+               "masked_steps_add_nothing_to_gradients": 1.65, "gradients_match_finite_differences": 0.1,
+               "single_step_equals_gate_equations": 0.12, "unroll_true_equals_unroll_false": 0.5}
+#: Seconds per time step of a dedicated sweep's runs (``Task.steps``), per kind and
 #: layer, from the same run: the task's seconds over its steps.
-STEP_SECONDS = {kind: {"SimpleRNN": 0.01, "LSTM": 0.01, "GRU": 0.01} for kind in DEDICATED}
-#: Seconds before the first task runs (workers start, import TensorFlow) and
-#: after the last (merge, plots, report.md), measured on the same machine.
-START_SECONDS, FINISH_SECONDS = 10.0, 8.0
+STEP_SECONDS = {
+    "length": {"SimpleRNN": 0.43e-3, "LSTM": 0.72e-3, "GRU": 0.70e-3},
+    "spectral_radius": {"SimpleRNN": 0.31e-3, "LSTM": 0.53e-3, "GRU": 0.84e-3},
+    "gradient_length": {"SimpleRNN": 1.2e-3, "LSTM": 3.6e-3, "GRU": 2.7e-3},
+    "gradient_spectral_radius": {"SimpleRNN": 0.67e-3, "LSTM": 2.2e-3, "GRU": 2.0e-3},
+}
+#: Seconds before the first task runs (the workers start and import TensorFlow)
+#: and after the last (merge, plots, report.md), from a default run (plots 8.3 s).
+START_SECONDS, FINISH_SECONDS = 10.0, 10.0
 
 
 def estimate_task(task: Task) -> float:
