@@ -296,7 +296,8 @@ def judge(
             v.ok = False
             v.reason = f"{int(np.sum(ratio > 1))} of {e_c.size} elements exceed the budget"
         elif np.any(e_k_model > keras_budget):
-            j = np.unravel_index(int(np.argmax(e_k_model / keras_budget)), e_k.shape)
+            over = np.where(e_k_model > keras_budget, e_k_model / np.where(np.isinf(keras_budget), 1, keras_budget), 0)
+            j = np.unravel_index(int(np.argmax(over)), e_k.shape)
             v.ok = False
             v.reason = (
                 f"Keras disagrees with the float64 reference beyond its conditioning at {tuple(map(int, j))}: "
@@ -347,7 +348,7 @@ def conditioning(fn, kwargs: dict, dtype, *, rng: np.random.Generator, runs: int
     for _ in range(PERTURB_RUNS if runs is None else runs):
         kw = {name: _perturbed(value, u, rng) for name, value in kwargs.items()}
         if intermediates:
-            kw.update({slot: _rounding(kw[slot], u, rng) for slot in ACTIVATION_SLOTS if slot in kw})
+            kw.update({slot: _rounding(kw[slot], dtype, rng) for slot in ACTIVATION_SLOTS if slot in kw})
         with np.errstate(all="ignore"):
             moved = _as_tuple(fn(**kw))
         # Rounded to the dtype: a perturbed run that overflows the dtype where
@@ -371,18 +372,24 @@ def _perturbed(value, u, rng):
     return value
 
 
-def _rounding(activation, u, rng):
+def _rounding(activation, dtype, rng):
     """``activation`` (a Keras name, None or a callable) with its argument and its
-    result each moved by PERTURB_ULPS * u relative, with fresh noise at every call:
-    the rounding of a pre-activation and of a gate or candidate value."""
+    result each moved by PERTURB_ULPS * u relative and then rounded to ``dtype``, with
+    fresh noise at every call: random rounding of a pre-activation and of a gate or
+    candidate value, onto the values ``dtype`` has. So a gate within u of 1 is
+    exactly 1 in some runs (1 - z = 0, as in every float32 loop) and 1 - 2u in others,
+    and a result beyond the dtype's range is +-inf: an exp candidate that overflows
+    float32 inside a step, times a gate of exactly 0, is NaN there, where the float64
+    truth carries on with 1e123."""
     f = activations.get(activation)
+    u = roundoff(dtype)
 
-    def perturbed(x):
-        x = np.asarray(x)
-        y = np.asarray(f(x * (1 + PERTURB_ULPS * u * rng.standard_normal(x.shape))))
-        return y * (1 + PERTURB_ULPS * u * rng.standard_normal(y.shape))
+    def on_grid(a):
+        a = np.asarray(a)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (a * (1 + PERTURB_ULPS * u * rng.standard_normal(a.shape))).astype(dtype).astype(np.float64)
 
-    return perturbed
+    return lambda x: on_grid(f(on_grid(x)))
 
 
 def _as_tuple(out):
