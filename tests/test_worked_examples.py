@@ -15,6 +15,35 @@ Keras model and to ``rnn_ref.vjp``, and the usual backpropagation mistakes
 Weights are zero-mean and asymmetric, the recurrent matrices have spectral
 radius below 1, biases are non-zero where the model has them, and D != U so
 that a transposed input kernel cannot go unnoticed.
+
+Tolerances: the harness's budget, through ``tests/model_judging.judge_call`` (over
+``rnn_ref.harness.judging.judge_outputs``) for the forward passes and
+``rnn_ref.harness.judging.judge_gradients`` for the backward ones. The example is
+the code under test, so it is the candidate and its own code run in float64 is the
+truth: a mistake in it is then in the truth too and shows as Keras disagreeing with
+that truth beyond its conditioning, in float64 as well as in float32 (where the
+float64 example IS the truth). The conditioning is how far the float64 example moves
+when every floating input and weight (and target) is perturbed by
+``tolerance.PERTURB_ULPS`` units of roundoff; a result fails where its error exceeds
+``FACTOR * max(Keras's error, conditioning)`` (envelope over the units and the steps
+so far; for a gradient, over every step) plus a floor with m one step's products
+(D + U + 1, D + H + 1 with the readout; plus T for a gradient's sum over the steps),
+and Keras fails the case beyond ``FACTOR * conditioning + floor``. rnn_ref's result
+(``rnn_ref_*``, ``rnn_ref.vjp``) is judged as a second candidate against the same
+truth and the same Keras result, which is how the example and rnn_ref are compared;
+a mistake fed to rnn_ref (an untransposed kernel) then fails as rnn_ref over its
+budget. This replaces ``rtol = atol = 1e-5`` (float32) and ``1e-12`` (float64) for
+the forward passes and ``4 (D + H + K + 9) T u max(1, max|g|)`` for the gradients,
+both fixed formulas that assumed a non-expanding recurrence.
+``test_report_worst_errors`` (-s) prints the worst error / budget of each
+comparison and the smallest of each mistake: at most 0.13 (the softmax class's
+gradients, float64), 0.02 to 0.09 elsewhere; the mistakes 1.6e4 to 1.2e5 times their
+budget in float32 and 6e12 to 6e13 in float64.
+
+Kept as they are: one step of the softmax class against the first step of its
+forward pass (``assert_array_equal``: the same operations on the same values), and
+the lower bound ``> 0.03`` showing how far tanh moves the scalar recurrence: a
+difference, not an agreement.
 """
 
 from __future__ import annotations
@@ -32,6 +61,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rnn_ref
+from model_judging import assert_rejected, judge_call, print_worst, record
+from rnn_ref.harness.judging import judge_gradients
 
 pytestmark = pytest.mark.keras
 
@@ -51,14 +82,8 @@ textbook = _load_example("textbook_loop")
 sigmoid = _load_example("sigmoid_uwv")
 softmax = _load_example("softmax_rnn_class")
 
-# float32: the largest |difference| measured over 300 random cases per example
-# (the shapes below, T up to 30) was 8.3e-7, between the textbook loop and
-# Keras; the scalar recurrence agreed exactly. 1e-5 leaves a factor of 12.
-# float64: largest measured 2.4e-15.
-TOL = {
-    "float32": dict(rtol=1e-5, atol=1e-5),
-    "float64": dict(rtol=1e-12, atol=1e-12),
-}
+#: The worst error / budget of each comparison, the smallest of each mistake (test_report_worst_errors).
+WORST: dict = {}
 DTYPES = pytest.mark.parametrize("dtype", ["float32", "float64"])
 
 SETTINGS = settings(max_examples=12, deadline=None)
@@ -75,13 +100,30 @@ def _keras_model(build, *args):
     return build(*args)
 
 
-def assert_close(actual, expected, dtype):
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), **TOL[dtype])
+def judged(label, example, kwargs, keras_result, dtype, *, m, time_axes, got=None):
+    """``example`` (the code under test: its float64 run on ``kwargs`` is the truth) judged
+    against Keras's ``keras_result`` (module docstring); ``got``: another candidate's result
+    (rnn_ref's) in its place. Returns the ``Judgement`` without raising."""
+    return judge_call(label, example, kwargs, keras_result, dtype, m=m, time_axes=time_axes, got=got)
 
 
-def caught(actual, expected, dtype):
-    """True when the comparison above would reject ``actual``."""
-    return not np.allclose(np.asarray(actual), np.asarray(expected), **TOL[dtype])
+def accept(label, dtype, judgement):
+    """The judgement must pass; its error / budget is recorded under ``label``."""
+    __tracebackhide__ = True
+    record(WORST, (label, str(dtype)), judgement).check()
+
+
+def assert_example_matches(label, example, kwargs, keras_result, dtype, *, m, time_axes, rnn_ref_result):
+    """The example and rnn_ref's result each within the budget of the example's float64 truth."""
+    __tracebackhide__ = True
+    accept(label, dtype, judged(label, example, kwargs, keras_result, dtype, m=m, time_axes=time_axes))
+    accept(f"{label}: rnn_ref", dtype, judged(f"{label}: rnn_ref", example, kwargs, keras_result, dtype, m=m,
+                                              time_axes=time_axes, got=rnn_ref_result))
+
+
+def scalar_states(**arrays):
+    """The scalar recurrence with a units axis, (B, T, 1): its envelope is then per step."""
+    return scalar.scalar_states(**arrays)[..., None]
 
 
 # --- each example equals its Keras layers and rnn_ref -------------------------
@@ -99,8 +141,9 @@ def test_scalar_recurrence_is_simple_rnn_1_linear_no_bias(dtype, random_state, b
     states = scalar.scalar_states(x, w_x, w_rec)  # (B, T)
     model = _keras_model(scalar.build_keras, None, dtype)
     assert states.shape == (batch, T) and states.dtype == dtype
-    assert_close(states, scalar.keras_states(model, x, w_x, w_rec), dtype)
-    assert_close(states, scalar.rnn_ref_states(x, w_x, w_rec), dtype)
+    assert_example_matches("scalar recurrence", scalar_states, dict(x=x, w_x=w_x, w_rec=w_rec),
+                           scalar.keras_states(model, x, w_x, w_rec)[..., None], dtype, m=3, time_axes=[1],
+                           rnn_ref_result=scalar.rnn_ref_states(x, w_x, w_rec)[..., None])
 
 
 @DTYPES
@@ -116,10 +159,13 @@ def test_textbook_loop_is_simple_rnn_with_transposed_weights(dtype, random_state
     h = textbook.textbook_loop(x, W, U_rec, b)  # (T, U)
     model = _keras_model(textbook.build_keras, D, U, dtype)
     assert h.shape == (T, U) and h.dtype == dtype
-    assert_close(h, textbook.keras_loop(model, x, W, U_rec, b), dtype)
-    assert_close(h, textbook.rnn_ref_loop(x, W, U_rec, b), dtype)
+    kwargs, keras_h = dict(x=x, W=W, U_rec=U_rec, b=b), textbook.keras_loop(model, x, W, U_rec, b)
+    assert_example_matches("textbook loop", textbook.textbook_loop, kwargs, keras_h, dtype, m=D + U + 1,
+                           time_axes=[0], rnn_ref_result=textbook.rnn_ref_loop(x, W, U_rec, b))
     # Without return_sequences both give the last step only.
-    assert_close(h[-1], rnn_ref.simple_rnn(x, W.T, U_rec.T, b), dtype)
+    last = "textbook loop, last step: rnn_ref"
+    accept(last, dtype, judged(last, lambda **a: textbook.textbook_loop(**a)[-1], kwargs, keras_h[-1], dtype,
+                               m=D + U + 1, time_axes=None, got=rnn_ref.simple_rnn(x, W.T, U_rec.T, b)))
 
 
 @DTYPES
@@ -134,12 +180,9 @@ def test_sigmoid_uwv_is_simple_rnn_sigmoid_then_dense(dtype, random_state, T, di
     s, y = sigmoid.sigmoid_uwv(x, U, W, V)  # (T, H), (T, K)
     model = _keras_model(sigmoid.build_keras, D, H, K, dtype)
     assert s.shape == (T, H) and y.shape == (T, K) and y.dtype == dtype
-    ks, ky = sigmoid.keras_uwv(model, x, U, W, V)
-    assert_close(s, ks, dtype)
-    assert_close(y, ky, dtype)
-    rs, ry = sigmoid.rnn_ref_uwv(x, U, W, V)
-    assert_close(s, rs, dtype)
-    assert_close(y, ry, dtype)
+    assert_example_matches("sigmoid U/W/V", sigmoid.sigmoid_uwv, dict(x=x, U=U, W=W, V=V),
+                           sigmoid.keras_uwv(model, x, U, W, V), dtype, m=D + H + 1, time_axes=[0, 0],
+                           rnn_ref_result=sigmoid.rnn_ref_uwv(x, U, W, V))
 
 
 @DTYPES
@@ -155,16 +198,13 @@ def test_softmax_rnn_class_is_simple_rnn_then_dense_softmax(dtype, random_state,
     o, h = net.forward(xs)  # (T, K), (T, H)
     model = _keras_model(softmax.build_keras, D, H, K, dtype)
     assert o.shape == (T, K) and h.shape == (T, H) and o.dtype == dtype
-    ko, kh = softmax.keras_forward(model, net, xs)
-    assert_close(o, ko, dtype)
-    assert_close(h, kh, dtype)
-    ro, rh = softmax.rnn_ref_forward(net, xs)
-    assert_close(o, ro, dtype)
-    assert_close(h, rh, dtype)
-    # One step of the class is one step of the layers.
+    assert_example_matches("softmax class", softmax_forward, dict(net_weights(net), xs=xs),
+                           softmax.keras_forward(model, net, xs), dtype, m=D + H + 1, time_axes=[0, 0],
+                           rnn_ref_result=softmax.rnn_ref_forward(net, xs))
+    # One step of the class is one step of the layers: the same operations on the same values.
     o1, h1 = net.step(xs[0], net.init_hidden())
-    assert_close(o1, o[0], dtype)
-    assert_close(h1, h[0], dtype)
+    np.testing.assert_array_equal(o1, o[0])
+    np.testing.assert_array_equal(h1, h[0])
 
 
 # --- the usual mistakes are caught --------------------------------------------
@@ -187,9 +227,15 @@ def test_scalar_recurrence_is_not_simple_rnn_tanh(random_state, batch, T):
 
     states = scalar.scalar_states(x, w_x, w_rec)
     tanh_rnn = scalar.keras_states(_keras_model(scalar.build_keras, "tanh", dtype), x, w_x, w_rec)
-    assert caught(states, tanh_rnn, dtype)
+    kwargs = dict(x=x, w_x=w_x, w_rec=w_rec)
+    assert_rejected(judged("scalar recurrence vs Keras tanh", scalar_states, kwargs, tanh_rnn[..., None], dtype,
+                           m=3, time_axes=[1]), "scalar recurrence vs Keras tanh", WORST)
     assert np.max(np.abs(states - tanh_rnn)) > 0.03
-    assert caught(states, scalar.rnn_ref_states(x, w_x, w_rec, activation="tanh"), dtype)
+    linear_rnn = scalar.keras_states(_keras_model(scalar.build_keras, None, dtype), x, w_x, w_rec)
+    tanh_rnn_ref = scalar.rnn_ref_states(x, w_x, w_rec, activation="tanh")
+    assert_rejected(judged("scalar recurrence vs rnn_ref tanh", scalar_states, kwargs, linear_rnn[..., None], dtype,
+                           m=3, time_axes=[1], got=tanh_rnn_ref[..., None]), "scalar recurrence vs rnn_ref tanh",
+                    WORST)
 
 
 @MISTAKES
@@ -210,15 +256,21 @@ def test_untransposed_textbook_weights_are_caught(random_state, T, dims, square)
     D = U = square
     x = rng.standard_normal((T, D)).astype(dtype)
     W, U_rec, b = textbook.random_weights(rng, D, U, dtype)
-    h = textbook.textbook_loop(x, W, U_rec, b)
-    assert_close(h, textbook.rnn_ref_loop(x, W, U_rec, b), dtype)  # the right way round
+    keras_h = textbook.keras_loop(_keras_model(textbook.build_keras, D, U, dtype), x, W, U_rec, b)
+
+    def against_the_loop(what, rnn_ref_h):
+        return judged(f"textbook loop: {what}", textbook.textbook_loop, dict(x=x, W=W, U_rec=U_rec, b=b), keras_h,
+                      dtype, m=D + U + 1, time_axes=[0], got=rnn_ref_h)
+
+    accept("textbook loop: rnn_ref", dtype, against_the_loop("rnn_ref", textbook.rnn_ref_loop(x, W, U_rec, b)))
     wrong_kernel = rnn_ref.simple_rnn(x, W, U_rec.T, b, return_sequences=True)
-    assert caught(wrong_kernel, h, dtype)
+    assert_rejected(against_the_loop("kernel W", wrong_kernel), "textbook kernel W instead of W.T", WORST)
     # The recurrent matrix is square for every D and U; its transpose matters
     # from the second step on.
     if T >= 2:
         wrong_recurrent = rnn_ref.simple_rnn(x, W.T, U_rec, b, return_sequences=True)
-        assert caught(wrong_recurrent, h, dtype)
+        assert_rejected(against_the_loop("recurrent kernel U_rec", wrong_recurrent),
+                        "textbook recurrent kernel U_rec instead of U_rec.T", WORST)
 
 
 @MISTAKES
@@ -230,78 +282,63 @@ def test_missing_activation_is_caught(random_state, T, dims):
     x = rng.standard_normal((T, D)).astype(dtype)
     W, U_rec, b = textbook.random_weights(rng, D, U, dtype)
 
-    linear = textbook.textbook_loop(x, W, U_rec, b, activation=lambda z: z)
     model = _keras_model(textbook.build_keras, D, U, dtype)
-    assert caught(linear, textbook.keras_loop(model, x, W, U_rec, b), dtype)
-    assert caught(linear, textbook.rnn_ref_loop(x, W, U_rec, b), dtype)
+    keras_h = textbook.keras_loop(model, x, W, U_rec, b)
+    # the loop without its activation is the code under test: the float64 truth is linear too
+    kwargs = dict(x=x, W=W, U_rec=U_rec, b=b, activation=lambda z: z)
+    assert_rejected(judged("linear textbook loop", textbook.textbook_loop, kwargs, keras_h, dtype, m=D + U + 1,
+                           time_axes=[0]), "textbook loop without activation", WORST)
+    assert_rejected(judged("linear textbook loop: rnn_ref", textbook.textbook_loop, kwargs, keras_h, dtype,
+                           m=D + U + 1, time_axes=[0], got=textbook.rnn_ref_loop(x, W, U_rec, b)),
+                    "textbook loop without activation vs rnn_ref", WORST)
 
 
 # --- the hand-written backward passes equal GradientTape and rnn_ref.vjp ------
 #
-# Tolerance (``gradient_budget``), derived before measuring, with the reasoning
-# of tests/test_vjp.py's budget ``4 (B + D + U + 9) T u max(1, max|g|)``:
-# both sides compute the same sums in different orders, and a sum of n terms
-# is off by at most about n u times the sum of the terms' absolute values (u
-# the unit roundoff, 2^-53 in float64, 2^-24 in float32). The longest sums are
-# the weight gradients, T terms each (one sequence, B = 1), whose factors are
-# sums over D, H or K terms (the forward U x_t + W s_{t-1} and V s_t, the
-# backward V.T dy_t and W.T dz_t) plus a few roundings in the activation, its
-# derivative and dy_t = y_t - target_t (or the softmax and its cross-entropy).
-# In float32 the two forward passes also differ, by up to about 2 (D + H + 9)
-# u T, and the backward pass reads them. So per gradient array
-#
-#     4 (D + H + K + 9) T u max(1, max|Keras gradient|)
-#
-# the floor 1 covering cancellation among O(1) terms (targets and one-hot
-# labels are O(1)). The backward recurrence carried = W.T (f' * ds) does not
-# expand errors much: sigmoid' <= 1/4, tanh' <= 1, and W has spectral radius
-# 0.9 (its norm can exceed 1 for a few steps, far less than the slack of a
-# worst-case bound that adds T errors where random signs give sqrt(T)).
-# For the sweep below (T <= 12, D + H + K <= 13) that is at most 1056 u:
-# 1.2e-13 (float64) and 6.3e-5 (float32) relative to the largest gradient.
-# Measured with these helpers over 400 random cases per example and dtype
-# (T up to 30, the four dims below): worst error / budget 0.077 in float32
-# (softmax class vs GradientTape, T = 1: 3.6e-7 on gradients of size 1.0) and
-# 0.086 in float64 (softmax class vs GradientTape, T = 8: 7.1e-15 on 2.4);
-# against rnn_ref.vjp at most 0.035. The mutants below were at least 320
-# times their budget in float32 (the sigmoid example without the recurrent
-# carry) and 2e11 times in float64.
+# Tolerance: ``judging.judge_gradients`` (module docstring), the hand-written backward
+# pass run in float64 as the truth, its inputs, weights and targets perturbed for the
+# conditioning; ``dx`` has a time axis. The floor's m is one step's products plus the
+# T terms of a weight gradient's sum over the steps (B = 1).
 
-UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53}
 GRADIENT_NAMES = {"sigmoid_uwv": ("dU", "dW", "dV", "dx"), "softmax_rnn_class": ("dU", "dW", "dV", "db", "dc")}
 # (D, H, K), all three different, so that a transposed gradient cannot pass.
 gradient_dims = st.sampled_from([(2, 3, 4), (5, 3, 2), (3, 4, 2), (6, 4, 3)])
 gradient_steps = st.integers(1, 12)
 
 
-def gradient_budget(expected, dtype, *, T, dims):
-    """The largest |hand-written - Keras| accepted for one gradient array (comment above)."""
-    D, H, K = dims
-    scale = max(1.0, float(np.max(np.abs(expected))))
-    return 4 * (D + H + K + 9) * T * UNIT_ROUNDOFF[dtype] * scale
+def net_weights(net):
+    """The softmax class's weights by name: the keyword arrays of its float64 truth."""
+    return dict(U=net.U, W=net.W, V=net.V, b=net.b, c=net.c)
 
 
-def gradient_ratio(actual, expected, dtype, *, T, dims):
-    """max over the gradient arrays of |actual - expected| / budget."""
-    return max(float(np.max(np.abs(a.astype(np.float64) - e), initial=0.0)) / gradient_budget(e, dtype, T=T, dims=dims)
-               for a, e in zip(actual, expected))
+def softmax_function(method):
+    """A ``SoftmaxRNN`` method (``forward(xs)``, ``bptt(xs, labels)``, or a mutant of one) as a
+    function of the inputs and the weights by name (``net_weights``), for the judge."""
+    def call(xs, labels=None, **weights):
+        net = softmax.SoftmaxRNN.__new__(softmax.SoftmaxRNN)
+        net.__dict__.update(weights)
+        return method(net, xs) if labels is None else method(net, xs, labels)
+
+    return call
 
 
-def assert_gradients_close(actual, expected, dtype, *, T, dims, what):
-    """Same shapes and dtypes, every array within its budget."""
+softmax_forward = softmax_function(softmax.SoftmaxRNN.forward)
+
+
+def judged_gradients(what, backward, kwargs, got, keras_grads, dtype, *, T, dims):
+    """The gradients ``got`` (a tuple in GRADIENT_NAMES[what]'s order) judged against Keras's
+    with ``backward(**kwargs)`` (the hand-written pass, or a mutant of it) in float64 as the
+    truth; same count, shapes and dtypes first. Returns the ``Judgement`` without raising."""
     __tracebackhide__ = True
-    assert len(actual) == len(expected) == len(GRADIENT_NAMES[what])
-    for name, a, e in zip(GRADIENT_NAMES[what], actual, expected):
+    names = GRADIENT_NAMES[what]
+    assert len(got) == len(keras_grads) == len(names)
+    for name, a, e in zip(names, got, keras_grads):
         assert a.shape == e.shape and a.dtype == e.dtype == dtype, (
             f"{what}: {name} is {a.dtype}{a.shape}, expected {e.dtype}{e.shape}")
-        diff = float(np.max(np.abs(a.astype(np.float64) - e), initial=0.0))
-        limit = gradient_budget(e, dtype, T=T, dims=dims)
-        assert diff <= limit, f"{what}: max |{name} - expected| = {diff:.3g} > budget {limit:.3g} (T={T}, dims={dims})"
-
-
-def gradients_caught(actual, expected, dtype, *, T, dims):
-    """True when the comparison above would reject ``actual``."""
-    return gradient_ratio(actual, expected, dtype, T=T, dims=dims) > 1
+    D, H, K = dims
+    return judge_gradients(what, lambda **call: dict(zip(names, backward(**call))), kwargs, dict(zip(names, got)),
+                           dict(zip(names, keras_grads)), dtype, m=D + H + K + 1 + T,
+                           time_axes={"dx": 0} if "dx" in names else None)
 
 
 def _mutant(fn, old, new):
@@ -342,9 +379,11 @@ def test_sigmoid_uwv_gradients_match_gradient_tape_and_vjp(dtype, random_state, 
 
     model = _keras_model(sigmoid.build_keras, *dims, dtype)
     tape = sigmoid.keras_uwv_gradients(model, x, U, W, V, targets)
-    assert_gradients_close(grads, tape, dtype, T=T, dims=dims, what="sigmoid_uwv")
-    vjp = sigmoid.rnn_ref_uwv_gradients(x, U, W, V, targets)
-    assert_gradients_close(grads, vjp, dtype, T=T, dims=dims, what="sigmoid_uwv")
+    kwargs = dict(x=x, U=U, W=W, V=V, targets=targets)
+    for label, candidate in (("sigmoid_uwv gradients", grads),
+                             ("sigmoid_uwv gradients: rnn_ref.vjp", sigmoid.rnn_ref_uwv_gradients(**kwargs))):
+        accept(label, dtype, judged_gradients("sigmoid_uwv", sigmoid.sigmoid_uwv_gradients, kwargs, candidate, tape,
+                                              dtype, T=T, dims=dims))
 
 
 @DTYPES
@@ -356,9 +395,11 @@ def test_softmax_rnn_class_bptt_matches_gradient_tape_and_vjp(dtype, random_stat
 
     model = _keras_model(softmax.build_keras, *dims, dtype)
     tape = softmax.keras_bptt(model, net, xs, labels)
-    assert_gradients_close(grads, tape, dtype, T=T, dims=dims, what="softmax_rnn_class")
-    vjp = softmax.rnn_ref_bptt(net, xs, labels)
-    assert_gradients_close(grads, vjp, dtype, T=T, dims=dims, what="softmax_rnn_class")
+    for label, candidate in (("softmax_rnn_class gradients", grads),
+                             ("softmax_rnn_class gradients: rnn_ref.vjp", softmax.rnn_ref_bptt(net, xs, labels))):
+        accept(label, dtype, judged_gradients("softmax_rnn_class", softmax_function(softmax.SoftmaxRNN.bptt),
+                                              dict(net_weights(net), xs=xs, labels=labels), candidate, tape, dtype,
+                                              T=T, dims=dims))
 
 
 @DTYPES
@@ -371,13 +412,18 @@ def test_softmax_rnn_class_keras_mean_loss_is_the_sum_over_T(dtype):
     net, xs, labels = softmax_case(7, T, dims, dtype)
     model = _keras_model(softmax.build_keras, *dims, dtype)
     mean = softmax.keras_bptt(model, net, xs, labels, mean=True)
-    assert_gradients_close([g / np.asarray(T, dtype) for g in net.bptt(xs, labels)], mean, dtype,
-                           T=T, dims=dims, what="softmax_rnn_class")
+    kwargs = dict(net_weights(net), xs=xs, labels=labels)
+    mean_bptt = softmax_function(lambda net, xs, labels: [g / np.asarray(T, g.dtype) for g in net.bptt(xs, labels)])
+    accept("softmax_rnn_class gradients / T", dtype, judged_gradients(
+        "softmax_rnn_class", mean_bptt, kwargs, mean_bptt(**kwargs), mean, dtype, T=T, dims=dims))
     import keras
 
     outputs, _ = model(xs[None])
     keras_mean = keras.losses.SparseCategoricalCrossentropy(dtype=dtype)(labels[None], outputs)
-    np.testing.assert_allclose(net.loss(xs, labels) / T, float(keras_mean), **TOL[dtype])
+    mean_loss = softmax_function(lambda net, xs, labels: np.asarray(net.loss(xs, labels) / T))
+    accept("softmax_rnn_class loss / T", dtype, judged("softmax_rnn_class loss / T", mean_loss, kwargs,
+                                                        np.asarray(keras_mean), dtype, m=dims[1] + 1 + T,
+                                                        time_axes=None))
 
 
 # The usual backpropagation mistakes, each a one-line change of the example's code.
@@ -405,10 +451,16 @@ SOFTMAX_MUTANTS = {
 def test_sigmoid_uwv_gradient_mistakes_are_caught(dtype, random_state, T, dims):
     x, U, W, V, targets = sigmoid_case(random_state, T, dims, dtype)
     tape = sigmoid.keras_uwv_gradients(_keras_model(sigmoid.build_keras, *dims, dtype), x, U, W, V, targets)
-    assert not gradients_caught(sigmoid.sigmoid_uwv_gradients(x, U, W, V, targets), tape, dtype, T=T, dims=dims)
-    for name, (old, new) in SIGMOID_MUTANTS.items():
-        mutant = _mutant(sigmoid.sigmoid_uwv_gradients, old, new)
-        assert gradients_caught(mutant(x, U, W, V, targets), tape, dtype, T=T, dims=dims), name
+    kwargs = dict(x=x, U=U, W=W, V=V, targets=targets)
+    for name, backward in (("correct", sigmoid.sigmoid_uwv_gradients),
+                           *((name, _mutant(sigmoid.sigmoid_uwv_gradients, old, new))
+                             for name, (old, new) in SIGMOID_MUTANTS.items())):
+        # the mutant is the code under test: its own float64 run is the truth
+        judgement = judged_gradients("sigmoid_uwv", backward, kwargs, backward(**kwargs), tape, dtype, T=T, dims=dims)
+        if name == "correct":
+            accept("sigmoid_uwv gradients", dtype, judgement)
+        else:
+            assert_rejected(judgement, f"sigmoid_uwv {name} {dtype}", WORST)
 
 
 @DTYPES
@@ -417,7 +469,19 @@ def test_sigmoid_uwv_gradient_mistakes_are_caught(dtype, random_state, T, dims):
 def test_softmax_rnn_class_bptt_mistakes_are_caught(dtype, random_state, T, dims):
     net, xs, labels = softmax_case(random_state, T, dims, dtype)
     tape = softmax.keras_bptt(_keras_model(softmax.build_keras, *dims, dtype), net, xs, labels)
-    assert not gradients_caught(net.bptt(xs, labels), tape, dtype, T=T, dims=dims)
-    for name, (old, new) in SOFTMAX_MUTANTS.items():
-        mutant = _mutant(softmax.SoftmaxRNN.bptt, old, new)
-        assert gradients_caught(mutant(net, xs, labels), tape, dtype, T=T, dims=dims), name
+    kwargs = dict(net_weights(net), xs=xs, labels=labels)
+    for name, bptt in (("correct", softmax.SoftmaxRNN.bptt),
+                       *((name, _mutant(softmax.SoftmaxRNN.bptt, old, new))
+                         for name, (old, new) in SOFTMAX_MUTANTS.items())):
+        backward = softmax_function(bptt)  # the mutant is the code under test: its float64 run is the truth
+        judgement = judged_gradients("softmax_rnn_class", backward, kwargs, backward(**kwargs), tape, dtype, T=T,
+                                     dims=dims)
+        if name == "correct":
+            accept("softmax_rnn_class gradients", dtype, judgement)
+        else:
+            assert_rejected(judgement, f"softmax_rnn_class {name} {dtype}", WORST)
+
+
+def test_report_worst_errors():
+    """Prints the worst error / budget per comparison and the smallest of each mistake (run with -s)."""
+    print_worst(WORST)
