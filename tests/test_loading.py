@@ -1,7 +1,22 @@
 """Models from files: ``rnn_ref.load`` of ``.keras`` (safe mode) and ``.npz``
 files, ``rnn_ref.save_npz`` round trips, and every refusal.
 
-Tolerance for comparisons with Keras: ``tiny_rnn.TOL``.
+Tolerance for comparisons with Keras: the harness's budget, through
+``tests/model_judging.judge_model`` (over ``rnn_ref.harness.judging.judge_outputs``):
+the truth is the loaded NumPy model with its weights and float input in float64, the
+conditioning how far that moves when each of them is perturbed by
+``tolerance.PERTURB_ULPS`` units of roundoff; an output fails where its error exceeds
+``FACTOR * max(Keras's error, conditioning)`` plus a floor with m the longest dot
+product of the model, and Keras fails the case beyond ``FACTOR * conditioning +
+floor``. It replaces ``tiny_rnn.TOL`` (``rtol = 1e-5, atol = 1e-6``). A file whose
+recurrent kernel was written transposed (``test_a_transposed_recurrent_kernel_in_a_file_is_rejected``)
+loads, and the same comparison rejects it: its error is in the float64 truth too, so Keras
+disagrees with it, by 9e4 to 3.6e5 times the budget; the correct files are at most 0.05
+of it.
+
+Kept as they are: ``assert_array_equal`` of a loaded model against ``from_keras`` of the
+same model, a re-saved file, and models written by hand against the functions they name:
+the same NumPy code on the same arrays, equal bit for bit by construction.
 """
 
 from __future__ import annotations
@@ -15,7 +30,8 @@ import pytest
 
 import rnn_ref
 from rnn_ref.dense import dense
-from tiny_rnn import BIAS, H0, KERNEL, RECURRENT, TOL, B, U, X, c64, rnn
+from model_judging import assert_rejected, judge_model
+from tiny_rnn import BIAS, H0, KERNEL, RECURRENT, B, U, X, c64, rnn
 
 keras = pytest.importorskip("keras")
 
@@ -78,15 +94,19 @@ def float_inputs():
 MODELS = {"tokens": (token_model, token_ids), "floats": (float_model, float_inputs), "with_state": (state_model, float_inputs)}
 
 
-def assert_same_outputs(got, want, tol=TOL):
+def assert_same_outputs(got, want):
+    """The same arrays, bit for bit (the same NumPy code on the same weights)."""
     got = got if isinstance(got, (list, tuple)) else [got]
     want = want if isinstance(want, (list, tuple)) else [want]
-    assert len(got) == len(want)
+    assert len(got) == len(want), f"{len(got)} outputs, expected {len(want)}"
     for g, w in zip(got, want):
-        if tol is None:
-            np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
-        else:
-            np.testing.assert_allclose(np.asarray(g), np.asarray(w), **tol)
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
+def assert_matches_predict(np_model, x, keras_model, what):
+    """The loaded model's outputs within the harness's budget of ``keras_model.predict(x)``."""
+    __tracebackhide__ = True
+    judge_model(what, np_model, x, keras_model.predict(x, verbose=0)).check()
 
 
 @pytest.mark.keras
@@ -97,10 +117,10 @@ def test_keras_model_to_npz_and_back_equals_predict(name, tmp_path):
     path = tmp_path / "model.npz"
     rnn_ref.save_npz(model, path)
     loaded = rnn_ref.load(path)
-    assert_same_outputs(loaded(x), model.predict(x, verbose=0))
-    assert_same_outputs(loaded(x), rnn_ref.from_keras(model)(x), tol=None)  # bit for bit
+    assert_matches_predict(loaded, x, model, f"{name} from .npz")
+    assert_same_outputs(loaded(x), rnn_ref.from_keras(model)(x))  # bit for bit
     rnn_ref.save_npz(loaded, tmp_path / "again.npz")  # a NumpyModel saves too
-    assert_same_outputs(rnn_ref.load(tmp_path / "again.npz")(x), loaded(x), tol=None)
+    assert_same_outputs(rnn_ref.load(tmp_path / "again.npz")(x), loaded(x))
 
 
 @pytest.mark.keras
@@ -110,8 +130,26 @@ def test_keras_file_loads_and_equals_predict(name, tmp_path):
     model, x = build(), inputs()
     path = tmp_path / "model.keras"
     model.save(path)
-    assert_same_outputs(rnn_ref.load(path)(x), model.predict(x, verbose=0))
-    assert_same_outputs(rnn_ref.load(str(path))(x), rnn_ref.from_keras(model)(x), tol=None)
+    assert_matches_predict(rnn_ref.load(path), x, model, f"{name} from .keras")
+    assert_same_outputs(rnn_ref.load(str(path))(x), rnn_ref.from_keras(model)(x))
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_transposed_recurrent_kernel_in_a_file_is_rejected(name, tmp_path):
+    """A file written with a recurrent kernel (U, U) transposed loads (its shape fits), and the
+    comparison with predict rejects it."""
+    build, inputs = MODELS[name]
+    model, x = build(), inputs()
+    rnn_ref.save_npz(model, tmp_path / "model.npz")
+    with np.load(tmp_path / "model.npz") as data:
+        arrays = dict(data)
+    (key,) = [k for k in arrays if k.endswith("_recurrent_kernel")][:1]
+    arrays[key] = np.ascontiguousarray(arrays[key].T)
+    np.savez(tmp_path / "transposed.npz", **arrays)
+    transposed = rnn_ref.load(tmp_path / "transposed.npz")
+    assert_rejected(judge_model(f"{name} with {key} transposed", transposed, x, model.predict(x, verbose=0)),
+                    f"{name}: {key} transposed")
 
 
 @pytest.mark.keras
