@@ -3,19 +3,16 @@ the harness's budget, for the model, loading, demo and worked-example tests.
 
 ``judge_model`` is ``rnn_ref.harness.judging.judge_outputs`` applied to a model: the
 truth is the same NumPy model with its weights, float input and carried states in
-float64 (``float64_model``), the conditioning perturbs each of those by
+float64 (``judging.with_weights``), the conditioning perturbs each of those by
 ``tolerance.PERTURB_ULPS`` units of roundoff (judging.py derives why that follows the
 float32 model's rounding, layer by layer), and the floor takes the longest dot product
 of the model (``longest_sum``). The model under test is the reference, so a conversion
 bug is in the truth too and shows as Keras disagreeing with it beyond its conditioning;
 a float64 model's result is the truth itself, so there the check is Keras's.
 
-``float64_model`` differs from ``judging.with_weights`` in two ways a forward pass needs:
-each layer's compute dtype follows the weights (a float32 layer would otherwise cast its
-input back to float32 and the "float64" model would compute in float32), and a stateful
-layer starts from the given states (those the model under test carries before the call),
-so that the truth of a call continues from the same point as the candidate and the
-rounding of the carried states is part of the conditioning.
+The truth of a stateful model's call starts from the states the model under test carries
+into it (``judging.with_weights``' ``states``), so that it continues from the same point as
+the candidate and the rounding of the carried states is part of the conditioning.
 
 ``judge_call`` judges a plain function (a formula, an example's hand-written code) the
 same way: ``fn`` in float64 is the truth, ``fn`` in the case's dtype the candidate
@@ -27,9 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnn_ref.gradients import _unique
-from rnn_ref.harness.judging import Judgement, judge_outputs, model_weights, with_weights
-from rnn_ref.model import Bidirectional
+from rnn_ref.harness.judging import Judgement, judge_outputs, model_weights, recurrent_layers, with_weights
 
 #: What a rejected comparison says: the candidate over its budget, or (where the candidate
 #: is the truth: a float64 result, or a bug carried into the float64 reference) Keras off it.
@@ -67,15 +62,6 @@ def assert_structure(actual, expected, what=""):
             f"{what}: got {actual.shape} {actual.dtype}, Keras {expected.shape} {expected.dtype}")
 
 
-def recurrent_layers(np_model):
-    """Every recurrent NumPy layer, the two directions of a Bidirectional included."""
-    for layer in np_model.layers:
-        if isinstance(layer, Bidirectional):
-            yield from (layer.forward, layer.backward)
-        elif hasattr(layer, "recurrent_kernel"):
-            yield layer
-
-
 def longest_sum(np_model) -> int:
     """m of the floor: the longest dot product of one step of the model, D + U + 1 of a
     recurrent layer, N + 1 of a Dense layer (1 for a model of lookups only)."""
@@ -95,24 +81,6 @@ def carried_states(np_model) -> list:
             for layer in recurrent_layers(np_model) if layer.stateful for k in layer.STATE]
 
 
-def float64_model(np_model, weights, states=()):
-    """A copy of ``np_model`` with ``weights`` (``judging.model_weights``' order), every layer
-    computing in their dtype, and its stateful layers carrying ``states``
-    (``carried_states``' order): the float64 model when they are float64 (module docstring)."""
-    model = with_weights(np_model, weights)
-    dtype = np.asarray(weights[0]).dtype
-    for layer in _unique(model.layers):
-        for part in (layer.forward, layer.backward, layer) if isinstance(layer, Bidirectional) else (layer,):
-            if hasattr(part, "dtype"):
-                part.dtype = dtype
-    states = list(states)
-    for layer in recurrent_layers(model):
-        if layer.stateful:
-            for k in layer.STATE:
-                setattr(layer, k, states.pop(0))
-    return model
-
-
 def judge_model(label, np_model, x, keras_result, *, got=None, seed=0) -> Judgement:
     """Run ``np_model`` on ``x`` (or take its result ``got``, computed from the states it
     carries now) and judge it against Keras's ``keras_result`` with the harness's budget
@@ -128,7 +96,7 @@ def judge_model(label, np_model, x, keras_result, *, got=None, seed=0) -> Judgem
     assert_structure(got, keras_result, label)
 
     def reference(weights, x, states):
-        return tuple(flat(float64_model(np_model, weights, states)(x)))
+        return tuple(flat(with_weights(np_model, weights, states)(x)))
 
     arrays = flat(got)
     judgement = judge_outputs(label, reference, dict(weights=model_weights(np_model), x=x, states=states),

@@ -66,6 +66,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..gradients import _set_weight, _unique
+from ..model import Bidirectional
 from . import tolerance
 from .context import Context, PropertyFailure, gradient_spread
 
@@ -166,18 +167,40 @@ def model_weights(np_model) -> list:
     return [w for layer in _unique(np_model.layers) for w in layer.weights().values()]
 
 
-def with_weights(np_model, weights):
+def recurrent_layers(np_model):
+    """Every recurrent layer of a NumpyModel, the two directions of a Bidirectional included."""
+    for layer in np_model.layers:
+        if isinstance(layer, Bidirectional):
+            yield from (layer.forward, layer.backward)
+        elif hasattr(layer, "recurrent_kernel"):
+            yield layer
+
+
+def with_weights(np_model, weights, states=None):
     """A copy of the NumpyModel ``np_model`` with ``weights`` (``model_weights``' order) in place
-    of its own, computing in their dtype (a float input is cast to it): the float64 model of
-    the module docstring when they are float64."""
+    of its own, every layer computing in their dtype (a float input is cast to it; a layer
+    left in float32 would cast its input back and a "float64" model would compute in
+    float32), and, given ``states`` (one per state of each stateful layer, in
+    ``recurrent_layers``' order; None: zeros), its stateful layers carrying them: the
+    float64 model of the module docstring when they are float64."""
     model = copy.deepcopy(np_model)
     slots = [(layer, k) for layer in _unique(model.layers) for k in layer.weights()]
     if len(slots) != len(weights):
         raise ValueError(f"the model has {len(slots)} weights, got {len(weights)}")
     for (layer, k), w in zip(slots, weights):
         _set_weight(layer, k, w)
+    dtype = np.asarray(weights[0]).dtype if len(weights) else None
     if model.input_dtype is not None and np.dtype(model.input_dtype).kind == "f":
-        model.input_dtype = np.asarray(weights[0]).dtype
+        model.input_dtype = dtype
+    for layer in _unique(model.layers):
+        for part in (layer.forward, layer.backward, layer) if isinstance(layer, Bidirectional) else (layer,):
+            if hasattr(part, "dtype") and dtype is not None:
+                part.dtype = dtype
+    if states is not None:
+        states = list(states)
+        for layer in recurrent_layers(model):
+            for k in layer.STATE if layer.stateful else ():
+                setattr(layer, k, states.pop(0))
     return model
 
 
