@@ -356,8 +356,9 @@ def conditioning(fn, kwargs: dict, dtype, *, rng: np.random.Generator, runs: int
         # correct overflow from a wrong one there).
         moved = [np.asarray(mv, dtype=np.float64).astype(dtype) for mv in moved]
         spread = [np.maximum(s, abs_err(mv, b, dtype)) for s, mv, b in zip(spread, moved, base)]
-    # Where the float64 run itself overflowed, there is nothing to measure.
-    spread = [np.where(np.isfinite(b), s, 0.0) for s, b in zip(spread, base)]
+    # Where the float64 run itself is not finite, a perturbed run that agrees (the same
+    # inf, or NaN) moved it by 0, and one that does not (NaN where the base is inf: an
+    # inf met a gate of exactly 0 inside a step) by inf: no budget can judge there.
     return tuple(spread) if len(spread) > 1 else spread[0]
 
 
