@@ -5,7 +5,31 @@ or refuses, embedding ids (negative, float, bool, out of range, unsigned
 beyond int32) and integer inputs to Dense: what Keras accepts we compute the
 same way, what Keras refuses we refuse with a clear message, and where Keras
 silently broadcasts or wraps we refuse and the message says how to ask for it
-explicitly. Tolerance: ``tiny_rnn.TOL``.
+explicitly.
+
+Tolerance for comparisons with Keras: the harness's budget, through
+``tests/model_judging.judge_call`` (over ``rnn_ref.harness.judging.judge_outputs``).
+The truth is the function under test (``simple_rnn``, ``dense``) on the case's
+arrays in float64; the conditioning is how far that moves when each floating array
+(inputs, weights, initial state) is perturbed by ``tolerance.PERTURB_ULPS`` units of
+roundoff, and every activation's argument and result too; an element fails where
+its error exceeds ``FACTOR * max(Keras's error, conditioning)`` (its envelope over
+the units and the steps so far) plus a floor with m = D + U + 1 (N + 1 for Dense),
+and Keras fails the case beyond ``FACTOR * conditioning + floor``. Integer and bool
+inputs are given to the truth as the float32 values Keras casts them to (exact),
+the candidate is rnn_ref's result on the integer array itself. Keras with a
+numeric mask is judged against the truth with the bool mask, and so is Keras with
+the bool mask (each within its budget of the same truth). This replaces
+``rtol = 1e-5, atol = 1e-6``. ``test_mutants_are_rejected`` puts a plausible bug
+(a numeric mask ignored, NaN read as padding, the initial state dropped, Dense's
+bias dropped) in the reference, as a bug would be in the code under test: Keras
+then disagrees with its truth, by 9.6e4 to 1.1e6 times the budget; the correct
+results are at most 0.05 of it (``test_report_worst_errors``, -s).
+
+Kept as they are: ``assert_array_equal`` of rnn_ref against rnn_ref (an integer
+array against its float32 cast, a numeric mask against its bool) and of embedding
+lookups against Keras: the same arithmetic on the same numbers, or no arithmetic
+at all (a lookup copies rows), equal bit for bit by construction.
 """
 
 from __future__ import annotations
@@ -15,11 +39,16 @@ import re
 import numpy as np
 import pytest
 
+from model_judging import assert_rejected, judge_call, print_worst, record
 from rnn_ref.dense import dense
 from rnn_ref.embedding import embedding
-from tiny_rnn import BIAS, H0, KERNEL, MASK, RECURRENT, TABLE, TOL, B, D, T, U, X, rnn, weights
+from rnn_ref.simple_rnn import simple_rnn
+from tiny_rnn import BIAS, H0, KERNEL, MASK, RECURRENT, TABLE, B, D, T, U, X, rnn, weights
 
 keras = pytest.importorskip("keras")
+
+WORST: dict = {}
+DENSE_BIAS = np.array([0.1, -0.2, 0.3, -0.4], np.float32)
 
 
 def keras_rnn_layer(**options):
@@ -27,6 +56,26 @@ def keras_rnn_layer(**options):
     layer = keras.layers.SimpleRNN(U, **options)
     layer.build((None, None, D))
     layer.set_weights([KERNEL, RECURRENT, BIAS])
+    return layer
+
+
+def judged_rnn(label, want, got=None, *, fn=simple_rnn, time_axis=1, **arguments):
+    """rnn_ref's ``got`` (by default ``fn``'s result in float32) against Keras's ``want`` with the harness's budget (module
+    docstring): the truth is ``fn`` (``simple_rnn`` or a mutant of it) on tiny_rnn's
+    arrays with ``arguments`` replaced, in float64; ``time_axis``: the result's axis of
+    steps (None for a last output). A numeric mask among ``arguments`` is perturbed as a
+    float array, which keeps every element zero, non-zero or NaN as it was. Returns the
+    ``Judgement`` without raising."""
+    kwargs = dict(inputs=X, kernel=KERNEL, recurrent_kernel=RECURRENT, bias=BIAS)
+    kwargs.update(arguments)
+    return judge_call(label, fn, kwargs, want, np.float32, m=D + U + 1, time_axes=[time_axis], got=got)
+
+
+def keras_dense():
+    """A Keras Dense(4, tanh) with weights(5, 3, 4)'s kernel and DENSE_BIAS."""
+    layer = keras.layers.Dense(4, activation="tanh")
+    layer.build((None, 3))
+    layer.set_weights([weights(5, 3, 4)[0], DENSE_BIAS])
     return layer
 
 
@@ -65,7 +114,9 @@ def test_integer_and_bool_inputs_are_cast_to_float32_like_keras(dtype):
     want = np.asarray(keras_rnn_layer(return_sequences=True)(x))
     got = rnn(inputs=x, return_sequences=True)
     assert got.dtype == want.dtype == np.float32
-    np.testing.assert_allclose(got, want, **TOL)
+    # the truth on the float32 values Keras casts x to (0, 1, 2: exact)
+    record(WORST, f"{dtype} inputs", judged_rnn(f"{dtype} inputs", want, got, inputs=x.astype(np.float32),
+                                                 return_sequences=True)).check()
     np.testing.assert_array_equal(got, rnn(inputs=x.astype(np.float32), return_sequences=True))
 
 
@@ -76,10 +127,14 @@ def test_numeric_mask_is_cast_to_bool_like_keras(true_value):
     numeric = np.where(MASK, true_value, 0.0).astype(np.float32)
     layer = keras_rnn_layer(return_sequences=True)
     want = np.asarray(layer(X, mask=numeric))
-    np.testing.assert_allclose(want, np.asarray(layer(X, mask=MASK)), **TOL)  # Keras: same as the bool mask
+    # Keras: the same as with the bool mask, both judged against the truth with the bool mask
+    record(WORST, "Keras: numeric mask as bool", judged_rnn(
+        f"Keras, mask {true_value} and bool", want, np.asarray(layer(X, mask=MASK)), mask=MASK,
+        return_sequences=True)).check()
     got = rnn(mask=numeric, return_sequences=True)
     np.testing.assert_array_equal(got, rnn(mask=MASK, return_sequences=True))
-    np.testing.assert_allclose(got, want, **TOL)
+    record(WORST, "numeric mask", judged_rnn(f"mask {true_value}", want, got, mask=numeric,
+                                             return_sequences=True)).check()
 
 
 @pytest.mark.keras
@@ -94,7 +149,9 @@ def test_shapes_keras_broadcasts_are_refused_and_the_hint_gives_keras_result():
         with pytest.raises(ValueError, match=re.escape(f"np.broadcast_to({name}, {full})")):
             rnn(return_sequences=True, **{name: value})
         got = rnn(return_sequences=True, **{name: np.broadcast_to(value, full)})
-        np.testing.assert_allclose(got, want, **TOL)
+        label = f"{name} {value.shape} broadcast"
+        record(WORST, label, judged_rnn(label, want, got, return_sequences=True,
+                                        **{name: np.broadcast_to(value, full)})).check()
 
 
 @pytest.mark.keras
@@ -118,7 +175,8 @@ def test_shapes_keras_refuses_are_refused():
         rnn(inputs=X.astype(np.complex64))
     with pytest.raises(ValueError, match="expected ndim=3"):
         layer(X[0])  # Keras wants a batch; rnn_ref reads (T, D) as one sequence
-    np.testing.assert_allclose(rnn(inputs=X[0]), np.asarray(layer(X[:1]))[0], **TOL)
+    record(WORST, "one sequence (T, D)", judged_rnn("one sequence (T, D)", np.asarray(layer(X[:1]))[0],
+                                                    rnn(inputs=X[0]), inputs=X[0], time_axis=None)).check()
 
 
 def keras_embedding():
@@ -170,15 +228,62 @@ def test_unsigned_ids_beyond_int32_wrap_in_keras_but_are_refused():
 @pytest.mark.keras
 @pytest.mark.parametrize("dtype", ["int64", "bool"])
 def test_dense_casts_integer_and_bool_inputs_like_keras(dtype):
-    layer = keras.layers.Dense(4, activation="tanh")
-    layer.build((None, 3))
+    layer = keras_dense()
     kernel, _, _ = weights(5, 3, 4)
-    layer.set_weights([kernel, np.array([0.1, -0.2, 0.3, -0.4], np.float32)])
     x = (np.arange(6).reshape(2, 3) % 2).astype(dtype)
     want = np.asarray(layer(x))
-    got = dense(x, kernel, np.array([0.1, -0.2, 0.3, -0.4], np.float32), "tanh")
+    got = dense(x, kernel, DENSE_BIAS, "tanh")
     assert got.dtype == want.dtype == np.float32
-    np.testing.assert_allclose(got, want, **TOL)
+    # the truth on the float32 values Keras casts x to (0 and 1: exact); m = N + 1
+    record(WORST, f"dense {dtype} inputs", judge_call(
+        f"dense {dtype} inputs", dense, dict(inputs=x.astype(np.float32), kernel=kernel, bias=DENSE_BIAS,
+                                             activation="tanh"), want, np.float32, m=3 + 1, got=got)).check()
     empty = dense(np.zeros((0, 3), np.float32), kernel, None)
     assert empty.shape == np.asarray(layer(np.zeros((0, 3), np.float32))).shape == (0, 4)
 
+
+
+def _mask_ignored(mask, **kw):
+    return simple_rnn(**kw)
+
+
+def _nan_read_as_padding(mask, **kw):
+    return simple_rnn(mask=np.nan_to_num(mask) != 0, **kw)
+
+
+def _initial_state_dropped(initial_state, **kw):
+    return simple_rnn(**kw)
+
+
+def _bias_dropped(bias, **kw):
+    return dense(**kw)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("mutant", ["numeric mask ignored", "NaN read as padding", "initial state dropped",
+                                    "dense bias dropped"])
+def test_mutants_are_rejected(mutant):
+    """A plausible bug in the function under test, so in the float64 truth too: the comparisons
+    above reject it (Keras disagrees with the truth beyond its conditioning)."""
+    layer = keras_rnn_layer(return_sequences=True)
+    if mutant == "numeric mask ignored":
+        numeric = np.where(MASK, 0.5, 0.0).astype(np.float32)
+        judgement = judged_rnn(mutant, np.asarray(layer(X, mask=numeric)), fn=_mask_ignored, mask=numeric,
+                               return_sequences=True)
+    elif mutant == "NaN read as padding":
+        numeric = np.where(MASK, np.nan, 0.0).astype(np.float32)
+        judgement = judged_rnn(mutant, np.asarray(layer(X, mask=numeric)), fn=_nan_read_as_padding, mask=numeric,
+                               return_sequences=True)
+    elif mutant == "initial state dropped":
+        judgement = judged_rnn(mutant, np.asarray(layer(X, initial_state=H0[:1])), fn=_initial_state_dropped,
+                               initial_state=np.broadcast_to(H0[:1], (B, U)), return_sequences=True)
+    else:
+        x = (np.arange(6).reshape(2, 3) % 2).astype(np.float32)
+        kw = dict(inputs=x, kernel=weights(5, 3, 4)[0], bias=DENSE_BIAS, activation="tanh")
+        judgement = judge_call(mutant, _bias_dropped, kw, np.asarray(keras_dense()(x)), np.float32, m=3 + 1)
+    assert_rejected(judgement, mutant, WORST)
+
+
+def test_report_worst_errors():
+    """Prints the worst error / budget of each case and the smallest of each mutant (run with -s)."""
+    print_worst(WORST)
