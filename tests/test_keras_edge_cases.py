@@ -60,12 +60,12 @@ def keras_rnn_layer(**options):
 
 
 def judged_rnn(label, want, got=None, *, fn=simple_rnn, time_axis=1, **arguments):
-    """rnn_ref's ``got`` (by default ``fn``'s result in float32) against Keras's ``want`` with the harness's budget (module
-    docstring): the truth is ``fn`` (``simple_rnn`` or a mutant of it) on tiny_rnn's
-    arrays with ``arguments`` replaced, in float64; ``time_axis``: the result's axis of
-    steps (None for a last output). A numeric mask among ``arguments`` is perturbed as a
-    float array, which keeps every element zero, non-zero or NaN as it was. Returns the
-    ``Judgement`` without raising."""
+    """rnn_ref's ``got`` (by default ``fn``'s result in float32) against Keras's ``want``
+    with the harness's budget (module docstring): the truth is ``fn`` (``simple_rnn`` or a
+    mutant of it) on tiny_rnn's arrays with ``arguments`` replaced, in float64;
+    ``time_axis``: the result's axis of steps (None for a last output). A numeric mask
+    among ``arguments`` is perturbed as a float array, which keeps every element zero,
+    non-zero or NaN as it was. Returns the ``Judgement`` without raising."""
     kwargs = dict(inputs=X, kernel=KERNEL, recurrent_kernel=RECURRENT, bias=BIAS)
     kwargs.update(arguments)
     return judge_call(label, fn, kwargs, want, np.float32, m=D + U + 1, time_axes=[time_axis], got=got)
