@@ -93,7 +93,6 @@ def test_a_merge_that_drops_a_task_is_caught(monkeypatch):
     plan = small_plan()
     results = cluster.run_in_process(plan, lambda task, result: None)
     good = merged_of(plan, results)
-    assert merged_of(plan, dict(reversed(list(results.items())))) == good  # arrival order plays no part
 
     real_merge = tasks.merge
 

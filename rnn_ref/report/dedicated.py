@@ -258,8 +258,13 @@ def _radius_kw(layer: str, kw: dict) -> dict:
     kw = dict(kw)
     fractions = kw.pop("gain_fractions", None)
     if fractions is not None:
-        kw["gains"] = [round(f * CHAOS[layer]["radius"], 3) for f in fractions]
+        kw["gains"] = radius_gains(layer, fractions)
     return kw
+
+
+def radius_gains(layer: str, fractions) -> list[float]:
+    """The gains at ``fractions`` of the layer's radius top (CHAOS[layer]["radius"])."""
+    return [round(f * CHAOS[layer]["radius"], 3) for f in fractions]
 
 
 # -- the gradient sweeps ----------------------------------------------------------------------

@@ -36,7 +36,7 @@ import numpy as np
 from ..harness.spec import LAYERS
 from ..harness.tally import ToleranceTable
 from .dedicated import (
-    _radius_kw,
+    radius_gains,
     radius_grid,
     sweep_gradient_length,
     sweep_gradient_radius,
@@ -54,9 +54,9 @@ DEDICATED = {"length": "length_sweep", "spectral_radius": "radius_sweep",
 #: The full sizes of the dedicated sweeps (the sweep functions' own defaults), per kind.
 FULL_SIZES = {
     "length": dict(T=512, seeds=4, B=4, D=8, U=32),
-    "spectral_radius": dict(gain_fractions=None, T=200, seeds=3, B=4, D=8, U=32),
+    "spectral_radius": dict(gain_fractions=None, gain_points=18, T=200, seeds=3, B=4, D=8, U=32),
     "gradient_length": dict(T=128, points=8, seeds=2, B=4, D=8, U=32),
-    "gradient_spectral_radius": dict(gain_fractions=None, T=100, seeds=2, B=4, D=8, U=32),
+    "gradient_spectral_radius": dict(gain_fractions=None, gain_points=12, T=100, seeds=2, B=4, D=8, U=32),
 }
 
 
@@ -68,10 +68,9 @@ SIZES = {
     "full": {"examples": 20, "sweeps": {}},
     "default": {"examples": 8, "sweeps": {
         "length": dict(T=256, seeds=2),
-        "spectral_radius": dict(gain_fractions=tuple(round(f, 3) for f in np.linspace(0.03, 1.0, 9)), seeds=2),
+        "spectral_radius": dict(gain_points=9, seeds=2),
         "gradient_length": dict(T=96, points=6, seeds=1),
-        "gradient_spectral_radius": dict(gain_fractions=tuple(round(f, 3) for f in np.linspace(0.08, 1.0, 6)),
-                                         seeds=1),
+        "gradient_spectral_radius": dict(gain_points=6, seeds=1),
     }},
     "quick": {"examples": 1, "sweeps": {
         "length": dict(T=64, seeds=1, B=2, D=4, U=8),
@@ -142,10 +141,10 @@ def dedicated_runs(kind: str, layer: str, kw: dict) -> int:
 
 def _gains(kind: str, layer: str, kw: dict) -> list:
     """The gains of a spectral radius sweep: ``gain_fractions`` of the layer's
-    radius top, or the default grid (18 gains, 12 for the gradients)."""
+    radius top, or ``gain_points`` gains from 0.1 to that top (``dedicated.radius_grid``)."""
     if kw.get("gain_fractions") is not None:
-        return _radius_kw(layer, {"gain_fractions": kw["gain_fractions"]})["gains"]
-    return radius_grid(layer, 18 if kind == "spectral_radius" else 12).tolist()
+        return radius_gains(layer, kw["gain_fractions"])
+    return radius_grid(layer, kw["gain_points"]).tolist()
 
 
 def plan(names, layers, *, max_examples: int, seed: int, wide_gain, sizes: dict) -> list[Task]:
@@ -232,17 +231,19 @@ def _run_dedicated(task: Task) -> dict:
 
     spec, kw = LAYERS[task.layer], task.kw
     oracle = KerasOracle(spec)
+    if task.kind in ("spectral_radius", "gradient_spectral_radius"):
+        gains = _gains(task.kind, task.layer, kw)
+        kw = {k: v for k, v in kw.items() if k not in ("gain_fractions", "gain_points")}
+        kw["gains"] = gains
     if task.kind == "length":
         return sweep_length(oracle, implementations(task.layer), layer=task.layer, **kw)
-    radius_kw = {k: v for k, v in kw.items() if k != "gain_fractions"}
-    radius_kw["gains"] = _gains(task.kind, task.layer, kw)
     if task.kind == "spectral_radius":
-        return sweep_radius(oracle, implementations(task.layer), layer=task.layer, **radius_kw)
+        return sweep_radius(oracle, implementations(task.layer), layer=task.layer, **kw)
     backward = reference_backward(spec.reference)
     if task.kind == "gradient_length":
         return sweep_gradient_length(oracle, backward, layer=task.layer, **kw)
     if task.kind == "gradient_spectral_radius":
-        return sweep_gradient_radius(oracle, backward, layer=task.layer, **radius_kw)
+        return sweep_gradient_radius(oracle, backward, layer=task.layer, **kw)
     raise ValueError(f"unknown task kind {task.kind!r}")
 
 
