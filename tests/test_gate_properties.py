@@ -21,6 +21,8 @@ from rnn_ref.harness.properties import PROPERTIES, Unsupported, _gate_step
 from rnn_ref.harness.runner import run_property
 from rnn_ref.harness.spec import LAYERS
 
+from model_judging import judge_call
+
 GATES = "single_step_equals_gate_equations"
 BIDIRECTIONAL = "bidirectional_matches_keras"
 
@@ -62,7 +64,38 @@ def test_gate_equations_equal_keras_in_float64(layer, extras, initial_state, use
     case = make_case(B=3, T=1, D=4, U=5, dtype="float64", seed=7, layer=layer, initial_state=initial_state,
                      use_bias=use_bias, **extras)
     keras = contexts[layer].oracle(**case.kwargs())
-    np.testing.assert_allclose(_gate_step(case), keras, rtol=0, atol=1e-13)
+    arrays = ("inputs", "kernel", "recurrent_kernel", "bias", "initial_state")
+
+    def gate_step(**call):  # the written-out equations as a function of the case's arrays
+        state = call.pop("initial_state")
+        return _gate_step(case._replace(**call, initial_state=tuple(state) if isinstance(state, list) else state))
+
+    # float64: the equations' result is the truth, so this is Keras against it within its
+    # conditioning (the harness's budget, rnn_ref.harness.judging)
+    kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in case._asdict().items() if k in arrays}
+    judge_call("gate equations", gate_step, kwargs, keras[:, 0] if keras.ndim == 3 else keras, case.dtype,
+               m=case.shape["D"] + case.shape["U"] + 1).check()
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("layer, extras", [("LSTM", {}), ("GRU", {"reset_after": True})])
+def test_gate_equations_with_two_gate_blocks_swapped_are_rejected(layer, extras, contexts):
+    """The judgement above rejects equations that read the first two gate blocks in the
+    other order (i, f swapped; z, r swapped): PyTorch's GRU order, a classic porting bug."""
+    case = make_case(B=3, T=1, D=4, U=5, dtype="float64", seed=7, layer=layer, initial_state=True, **extras)
+    keras = contexts[layer].oracle(**case.kwargs())
+    U = case.shape["U"]
+    order = np.r_[U:2 * U, 0:U, 2 * U:case.kernel.shape[1]]
+
+    def swapped(inputs, kernel, recurrent_kernel, bias):
+        b = None if bias is None else bias[..., order]
+        return _gate_step(case._replace(inputs=inputs, kernel=kernel[:, order],
+                                        recurrent_kernel=recurrent_kernel[:, order], bias=b))
+
+    judgement = judge_call("swapped gate blocks", swapped, dict(inputs=case.inputs, kernel=case.kernel,
+                           recurrent_kernel=case.recurrent_kernel, bias=case.bias), keras[:, 0] if keras.ndim == 3
+                           else keras, case.dtype, m=case.shape["D"] + U + 1)
+    assert not judgement.ok and judgement.ratio > 100, judgement.ratio
 
 
 # -- the references pass ------------------------------------------------------------------

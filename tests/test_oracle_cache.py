@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from rnn_ref.harness.cases import make_case
+from rnn_ref.harness import oracle as oracle_module
+from rnn_ref.harness.context import Context, PropertyFailure
 from rnn_ref.harness.oracle import KerasOracle, LayerCache
 from rnn_ref.harness.spec import LAYERS
 
@@ -26,7 +28,7 @@ def test_the_least_recently_used_layer_is_dropped_beyond_the_limit():
 
 @pytest.mark.keras
 @pytest.mark.parametrize("layer", ["SimpleRNN", "LSTM"])
-def test_a_second_oracle_reuses_the_layer_with_its_own_weights(layer):
+def test_a_second_oracle_reuses_the_layer_with_its_own_weights(layer, monkeypatch):
     """Two oracles, two cases of one configuration (D=3, U=5, float64) with different
     weights: the second builds nothing and still computes with its own weights. In
     float64 at T=4 with |weights| < 1 Keras and the reference differ by a few ulps
@@ -40,8 +42,15 @@ def test_a_second_oracle_reuses_the_layer_with_its_own_weights(layer):
     before = a.builds
     got = b(**second.kwargs())
     assert b.builds == 0 and a.builds == before
-    np.testing.assert_allclose(got, spec.reference(**second.kwargs()), rtol=0, atol=1e-12)
+    Context(b, spec=spec).expect(spec.reference, second)  # Keras within its conditioning of the float64 truth
     assert np.max(np.abs(spec.reference(**first.kwargs()) - got)) > 1e-2  # the weights do differ
+
+    # the mutant: a reused layer that keeps the first case's weights is rejected
+    a(**first.kwargs())  # the shared layer holds the first case's weights again
+    monkeypatch.setattr(oracle_module, "_assign", lambda layer, values, dtype: None)
+    with pytest.raises(PropertyFailure, match="Keras disagrees"):
+        Context(KerasOracle(spec), spec=spec).expect(spec.reference, second)
+    monkeypatch.undo()
 
     private = KerasOracle(spec, private=True)
     private(**second.kwargs())
