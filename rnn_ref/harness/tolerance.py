@@ -345,10 +345,13 @@ def conditioning(fn, kwargs: dict, dtype, *, rng: np.random.Generator, runs: int
     u = roundoff(dtype)
     base = _as_tuple(fn(**kwargs))
     spread = [np.zeros(b.shape) for b in base]
-    for _ in range(PERTURB_RUNS if runs is None else runs):
+    for run in range(PERTURB_RUNS if runs is None else runs):
         kw = {name: _perturbed(value, u, rng) for name, value in kwargs.items()}
         if intermediates:
-            kw.update({slot: _rounding(kw[slot], dtype, rng) for slot in ACTIVATION_SLOTS if slot in kw})
+            # the first run rounds each activation to the nearest value of the dtype, as a
+            # correctly rounded implementation does; the others perturb before rounding
+            kw.update({slot: _rounding(kw[slot], dtype, rng if run else None) for slot in ACTIVATION_SLOTS
+                       if slot in kw})
         with np.errstate(all="ignore"):
             moved = _as_tuple(fn(**kw))
         # Rounded to the dtype: a perturbed run that overflows the dtype where
@@ -375,10 +378,10 @@ def _perturbed(value, u, rng):
 
 def _rounding(activation, dtype, rng):
     """``activation`` (a Keras name, None or a callable) with its argument and its
-    result each moved by PERTURB_ULPS * u relative and then rounded to ``dtype``, with
-    fresh noise at every call: random rounding of a pre-activation and of a gate or
-    candidate value, onto the values ``dtype`` has. So a gate within u of 1 is
-    exactly 1 in some runs (1 - z = 0, as in every float32 loop) and 1 - 2u in others,
+    result each rounded onto the values ``dtype`` has: to the nearest one without
+    ``rng``, else after a relative move of PERTURB_ULPS * u with fresh noise at every
+    call (random rounding of a pre-activation and of a gate or candidate value). So a
+    gate within u of 1 is exactly 1 (1 - z = 0, as in every float32 loop) or 1 - 2u,
     and a result beyond the dtype's range is +-inf: an exp candidate that overflows
     float32 inside a step, times a gate of exactly 0, is NaN there, where the float64
     truth carries on with 1e123."""
@@ -387,8 +390,9 @@ def _rounding(activation, dtype, rng):
 
     def on_grid(a):
         a = np.asarray(a)
+        moved = a if rng is None else a * (1 + PERTURB_ULPS * u * rng.standard_normal(a.shape))
         with np.errstate(over="ignore", invalid="ignore"):
-            return (a * (1 + PERTURB_ULPS * u * rng.standard_normal(a.shape))).astype(dtype).astype(np.float64)
+            return moved.astype(dtype).astype(np.float64)
 
     return lambda x: on_grid(f(on_grid(x)))
 
