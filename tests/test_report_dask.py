@@ -139,8 +139,8 @@ def external_cluster():
             p.terminate()
         for p in reversed(procs):
             try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # a worker holding TensorFlow may hang in its exit
                 p.kill()
                 p.wait()
 

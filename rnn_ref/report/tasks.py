@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -196,10 +197,22 @@ def worker_state() -> dict:
     return {"pid": os.getpid(), "cached_layers": sum(len(c) for c in oracle._SHARED.values())}
 
 
+def quiet_warnings() -> None:
+    """The warnings a report run expects, silenced in the process that runs a
+    task (a Dask worker does not inherit the client's filters): the property
+    sweep's per-step softmax over one unit, on purpose; and hypothesis's notice
+    that the global ``random`` module moved during a draw, which on a Dask worker
+    is the worker's own event loop using it in another thread (the strategies
+    draw from hypothesis's seeded generator, not from ``random``)."""
+    warnings.filterwarnings("ignore", message="You are using a softmax over axis -1")
+    warnings.filterwarnings("ignore", message="Do not use the `random` module inside strategies")
+
+
 def run_task(task: Task, on_example=None) -> PropertyResult | DedicatedResult:
     """Run ``task`` in this process and return its picklable result.
     ``on_example(row)`` is called after each case of a property task (in-process
     progress; a Dask worker has nobody to call)."""
+    quiet_warnings()
     state = worker_state()
     start = time.perf_counter()
     if task.kind == "property":
