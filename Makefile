@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(PY) -m rnn_ref demo
 
 # The report's sweeps run as tasks on a local Dask cluster, one worker a core
-# (docs/scale.md). `make report FULL=1`: the full sweep (about 14 minutes of
+# (docs/scale.md). `make report FULL=1`: the full sweep (about 11 minutes of
 # work); EXAMPLES=N cases a property; WORKERS=N local workers (0: one process,
 # no Dask); SCHEDULER=tcp://HOST:PORT an existing cluster.
 report: $(STAMP)
