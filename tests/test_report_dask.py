@@ -139,7 +139,7 @@ def external_cluster():
             p.terminate()
         for p in reversed(procs):
             try:
-                p.wait(timeout=5)
+                p.wait(timeout=1)
             except subprocess.TimeoutExpired:  # a worker holding TensorFlow may hang in its exit
                 p.kill()
                 p.wait()
