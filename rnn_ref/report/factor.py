@@ -23,6 +23,7 @@ import numpy as np
 
 from ..harness import tolerance
 from ..harness.context import Context
+from ..harness.properties import PROPERTIES
 from ..harness.spec import SIMPLE_RNN
 from ..harness.tally import json_number, needed_factor
 
@@ -146,12 +147,11 @@ GROUPS = {"forward": SWEEPS, "gradients": GRADIENT_SWEEPS}
 def sweep_of(row: str) -> str:
     """The part of the property sweep (SWEEPS, GRADIENT_SWEEPS) a row label
     (``chaotic_weights (GRU)``, ``gradients_match_keras (LSTM)``) belongs to."""
-    from .sweeps import is_gradient
-
     name = row.split(" (")[0]
-    if name in ("chaotic_weights", "chaotic_gradients"):
+    if name in ("chaotic_weights", "chaotic_gradients"):  # the report's own sweeps (sweeps.catalogue)
         return name
-    return "gradients" if is_gradient(name) else "properties"
+    prop = PROPERTIES.get(name)
+    return "gradients" if getattr(prop, "takes", "layer") == "gradients" else "properties"
 
 
 def group_of(sweep: str) -> str:
