@@ -121,6 +121,9 @@ class _RecordingCell(SimpleRNNCell):
     its block of the input projection (x_t @ kernel + bias) into z_t, in place. h_{t-1} and
     y_t are the arrays the loop made (references; without a mask h_t is y_t itself)."""
 
+    #: Records of the whole batch, step by step, from one projection: not split by ``rnn_ref.parallel``.
+    SPLITS_BY_ROWS = False
+
     def project(self, x):
         """x (B, T, D) in processing order -> (T, B, U), as SimpleRNNCell; x is kept."""
         self.x = x  # (B, T, D)

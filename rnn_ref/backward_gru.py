@@ -86,6 +86,9 @@ class _RecordingGRUCell(GRUCell):
     gates z, r and the candidate h~ are computed again from them by ``gates_and_candidate``:
     the same values, at less cost than keeping them (fresh memory is slow to touch)."""
 
+    #: Records of the whole batch, step by step, from one projection: not split by ``rnn_ref.parallel``.
+    SPLITS_BY_ROWS = False
+
     def project(self, x):
         """x (B, T, D) in processing order -> (T, B, 3U), as GRUCell; x is kept."""
         B, T, _ = x.shape

@@ -104,6 +104,9 @@ class _RecordingLSTMCell(LSTMCell):
     the same values, at less cost than keeping five more (B, U) arrays per step (fresh
     memory is slow to touch)."""
 
+    #: Records of the whole batch, step by step, from one projection: not split by ``rnn_ref.parallel``.
+    SPLITS_BY_ROWS = False
+
     def project(self, x):
         """x (B, T, D) in processing order -> (T, B, 4U), as LSTMCell; x is kept."""
         self.x = x  # (B, T, D)

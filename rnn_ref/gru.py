@@ -89,6 +89,10 @@ def gru(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", recur
 class GRUCell:
     """One GRU step (the equations at the top of this module)."""
 
+    #: Rows never meet, ``project`` is the same on any steps and a call keeps nothing but a
+    #: per-call buffer: ``rnn_ref.parallel`` may run the loop on row blocks (a shallow copy each).
+    SPLITS_BY_ROWS = True
+
     def __init__(self, kernel, recurrent_kernel, bias, activation, recurrent_activation, reset_after, D, dtype):
         self.kernel, self.recurrent_kernel, U = _checks.gated_kernels(
             kernel, recurrent_kernel, D, dtype, 3, "a GRU")  # (D, 3U), (U, 3U)

@@ -81,6 +81,10 @@ def lstm(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", recu
 class LSTMCell:
     """One LSTM step (the equations at the top of this module)."""
 
+    #: Rows never meet, ``project`` is the same on any steps and a call keeps nothing but a
+    #: per-call buffer: ``rnn_ref.parallel`` may run the loop on row blocks (a shallow copy each).
+    SPLITS_BY_ROWS = True
+
     def __init__(self, kernel, recurrent_kernel, bias, activation, recurrent_activation, D, dtype):
         self.kernel, self.recurrent_kernel, U = _checks.gated_kernels(
             kernel, recurrent_kernel, D, dtype, 4, "an LSTM")  # (D, 4U), (U, 4U)

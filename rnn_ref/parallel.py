@@ -41,16 +41,16 @@ goes back to the environment or the number of usable cores. Without
 ``threadpoolctl`` nothing is split (two threads each running a two-thread
 BLAS would be worse than one).
 
-Only the plain forward cells are split or projected in chunks
-(``SimpleRNNCell``, ``LSTMCell``, ``GRUCell``): the recording cells of
-``rnn_ref.backward`` keep per-step records of the whole batch in their one
-projection, and run as before.
+Only the cells that say so are split or projected in chunks: a cell class
+with ``SPLITS_BY_ROWS = True`` (the plain forward cells ``SimpleRNNCell``,
+``LSTMCell``, ``GRUCell``). The recording cells of ``rnn_ref.backward`` set it
+back to False: they keep per-step records of the whole batch in their one
+projection, and run as before. So this module never needs the cell classes.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -106,17 +106,9 @@ def blocks(B: int, n_threads: int, min_rows: int | None = None) -> list[slice]:
 
 def plain(cell) -> bool:
     """Whether ``cell`` is one of the plain forward cells: its rows are independent, its
-    ``project`` is the same on any steps, and it keeps nothing of a call but a per-call buffer."""
-    return type(cell) in _plain_cells()
-
-
-@functools.cache
-def _plain_cells() -> tuple:
-    from .gru import GRUCell  # noqa: PLC0415  (these modules import rnn_ref.recurrence)
-    from .lstm import LSTMCell  # noqa: PLC0415
-    from .simple_rnn import SimpleRNNCell  # noqa: PLC0415
-
-    return SimpleRNNCell, LSTMCell, GRUCell
+    ``project`` is the same on any steps, and it keeps nothing of a call but a per-call buffer.
+    The cell's class says so with ``SPLITS_BY_ROWS = True``; a cell without it is not split."""
+    return getattr(type(cell), "SPLITS_BY_ROWS", False) is True
 
 
 def run_loop(loop, cell, x, states, mask, outputs):

@@ -76,6 +76,10 @@ def simple_rnn(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh"
 class SimpleRNNCell:
     """One SimpleRNN step: ``h_t = activation(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)``."""
 
+    #: Rows never meet, ``project`` is the same on any steps and a call keeps nothing but a
+    #: per-call buffer: ``rnn_ref.parallel`` may run the loop on row blocks (a shallow copy each).
+    SPLITS_BY_ROWS = True
+
     def __init__(self, kernel, recurrent_kernel, bias, activation, D, dtype, inputs_shape=()):
         self.recurrent_kernel = _checks.float_array("recurrent_kernel", recurrent_kernel, dtype)
         # U is read from the recurrent kernel, so a transposed kernel is named as such.
