@@ -66,7 +66,7 @@ The backward pass, from the output's cotangent g
    which is how its vjp takes its output's cotangent. Without
    return_sequences there is nothing to flip.
 
-3. Through each layer: ``rnn_ref.vjp`` of the wrapped layer, with the
+3. Through each layer: ``rnn_ref.vjp`` of the wrapped layer (``LAYER_VJPS``), with the
    options Bidirectional set (go_backwards, zero_output_for_mask), gives its
    weights', initial states' and inputs' gradients from (dy, its d_states)
    and (dr, its d_states). No recurrence is derived here: masks, padded
@@ -85,7 +85,16 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from . import _checks, recurrence
+from .backward_gru import gru_vjp
+from .backward_lstm import lstm_vjp
+from .backward_simple_rnn import simple_rnn_vjp
 from .bidirectional import LAYERS, MERGE_MODES, merge
+from .gru import gru
+from .lstm import lstm
+from .simple_rnn import simple_rnn
+
+#: The layers Bidirectional wraps -> their vjp (``rnn_ref.vjp`` dispatches to the same ones).
+LAYER_VJPS = {simple_rnn: simple_rnn_vjp, lstm: lstm_vjp, gru: gru_vjp}
 
 #: Options of the inner layers that Bidirectional sets itself (as rnn_ref.bidirectional refuses them).
 SET_BY_BIDIRECTIONAL = ("go_backwards", "zero_output_for_mask")
@@ -108,8 +117,6 @@ def bidirectional_vjp(layer, inputs, forward, backward, *, merge_mode="concat", 
         the forward layer's then the backward one's; the B axis dropped for one
         sequence; None means zeros. Returns ``BidirectionalGrads``.
     """
-    from .backward import vjp  # noqa: PLC0415  (backward imports this module)
-
     if layer not in LAYERS:
         raise TypeError(f"layer must be rnn_ref.simple_rnn, rnn_ref.lstm or rnn_ref.gru, got {layer!r}")
     if merge_mode not in MERGE_MODES:
@@ -138,9 +145,9 @@ def bidirectional_vjp(layer, inputs, forward, backward, *, merge_mode="concat", 
     return_state = _checks.flag("return_state", options.get("return_state", False))
     options["zero_output_for_mask"] = return_sequences  # as Keras sets it on both layers
 
-    y, back_f = _direction_vjp(vjp, "forward", layer, inputs, forward, go_backwards=False,
+    y, back_f = _direction_vjp("forward", layer, inputs, forward, go_backwards=False,
                                initial_state=init_f, **options)
-    r, back_b = _direction_vjp(vjp, "backward", layer, inputs, backward, go_backwards=True,
+    r, back_b = _direction_vjp("backward", layer, inputs, backward, go_backwards=True,
                                initial_state=init_b, **options)
     states = ()
     if return_state:
@@ -223,14 +230,16 @@ def _half_cotangent(name, value, shape, letters, dtype):
     return d
 
 
-def _direction_vjp(vjp, direction, layer, inputs, weights, **options):
-    """One direction's ``vjp``; argument errors name the direction, as rnn_ref.bidirectional's."""
+def _direction_vjp(direction, layer, inputs, weights, **options):
+    """One direction's vjp, as ``rnn_ref.vjp(layer, ...)`` gives it; argument errors name the
+    direction, as rnn_ref.bidirectional's."""
     if not isinstance(weights, (list, tuple)) or len(weights) not in (2, 3):
         raise TypeError(f"{direction} must be a tuple (kernel, recurrent_kernel, bias) or "
                         f"(kernel, recurrent_kernel), got {type(weights).__name__}"
                         + (f" of {len(weights)}" if isinstance(weights, (list, tuple)) else ""))
     try:
-        out, back = vjp(layer, inputs, *weights, **options)
+        inspect.signature(layer).bind(inputs, *weights, **options)  # refused in the layer's own terms, as rnn_ref.vjp
+        out, back = LAYER_VJPS[layer](inputs, *weights, **options)
     except (ValueError, TypeError) as e:
         raise type(e)(f"{direction} layer: {e}") from None
 

@@ -11,7 +11,7 @@ returns the output with ``backward(d_output)`` (with ``return_state``:
 ``backward(d_output, d_h)``; None stands for zeros). ``backward`` returns
 ``GRUGrads``, each gradient shaped like its argument; None for an argument
 that was None (no bias, no initial_state). It follows the design of the
-SimpleRNN backward pass in ``rnn_ref.backward``.
+SimpleRNN backward pass in ``rnn_ref.backward_simple_rnn``.
 
 The forward step (``rnn_ref.gru``), in processing order, gate blocks z, r, h
 of U columns each, sigma = ``recurrent_activation``, act = ``activation``::
@@ -48,7 +48,7 @@ Backward, per step, from dy (the cotangent of y_t, zero on padded rows)::
 
 Masks, ``go_backwards``, ``zero_output_for_mask``, ``return_sequences`` and
 the two carried cotangents dh (of h_t) and do (of o_t) are handled exactly as
-for SimpleRNN (``rnn_ref.backward``'s docstring): on a padded row y_t reaches
+for SimpleRNN (``rnn_ref.backward_simple_rnn``'s docstring): on a padded row y_t reaches
 nothing, dh passes to h_{t-1} unchanged and do to o_{t-1}, the step that
 produced the repeated output (dropped with ``zero_output_for_mask``).
 

@@ -14,7 +14,7 @@ final states h and c; None stands for zeros. ``backward`` returns
 sum(c * d_c)]``, each shaped like its argument; ``bias`` is None without a
 bias, ``initial_state`` None if it was not given, else a list ``[dh0, dc0]``.
 
-The design is that of the SimpleRNN backward pass in ``rnn_ref.backward``
+The design is that of the SimpleRNN backward pass in ``rnn_ref.backward_simple_rnn``
 (its module docstring): the forward pass is ``lstm``'s own loop with a cell
 that records each step, and the backward loop carries the cotangents of the
 states and of the output from the last step to the first.

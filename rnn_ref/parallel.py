@@ -43,7 +43,7 @@ BLAS would be worse than one).
 
 Only the cells that say so are split or projected in chunks: a cell class
 with ``SPLITS_BY_ROWS = True`` (the plain forward cells ``SimpleRNNCell``,
-``LSTMCell``, ``GRUCell``). The recording cells of ``rnn_ref.backward`` set it
+``LSTMCell``, ``GRUCell``). The recording cells of the backward pass set it
 back to False: they keep per-step records of the whole batch in their one
 projection, and run as before. So this module never needs the cell classes.
 """

@@ -67,7 +67,7 @@ tf = pytest.importorskip("tensorflow")
 layers = keras.layers
 
 import rnn_ref  # noqa: E402
-from rnn_ref import backward as backward_module  # noqa: E402
+from rnn_ref import backward_simple_rnn  # noqa: E402
 from rnn_ref.activations import ACTIVATIONS  # noqa: E402
 from rnn_ref.harness.judging import judge_gradients  # noqa: E402
 
@@ -831,7 +831,7 @@ def tanh_derivative_at_pre_activation(name, x, y, dy):
     return ORIGINAL_ACTIVATION_VJP(name, x, y, dy)
 
 
-ORIGINAL_ACTIVATION_VJP = backward_module.activation_vjp
+ORIGINAL_ACTIVATION_VJP = backward_simple_rnn.activation_vjp
 #: What a rejected backward pass's failure says: its float32 gradients over the budget, or
 #: (float64, where its result is the truth) Keras off its float64 gradients.
 MUTANT_FAILURE = r"exceed the budget|Keras disagrees with the float64 reference"
@@ -842,7 +842,7 @@ def test_comparison_catches_tanh_derivative_at_pre_activation(dtype, monkeypatch
     case = fixed_case(B=3, dtype=dtype, mask=((0, 0, 1, 1, 1), (1, 1, 1, 0, 0), (1, 0, 1, 1, 0)),
                       initial_state="array", return_sequences=True, return_state=True)
     ratio = check_simple_rnn(case, raising=False).ratio
-    monkeypatch.setattr(backward_module, "activation_vjp", tanh_derivative_at_pre_activation)
+    monkeypatch.setattr(backward_simple_rnn, "activation_vjp", tanh_derivative_at_pre_activation)
     judgement = check_simple_rnn(case, raising=False)  # the mutant in the float64 truth too, as a bug would be
     record("tanh mutant (must be > 1)", dtype, judgement.ratio)
     assert ratio <= 1, f"the reference itself is off: {ratio:.3g} of the budget"
