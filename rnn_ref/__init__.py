@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 def from_keras(model):
     """Rebuild a Keras model as a NumPy model: ``from_keras(model)(x) == model.predict(x)``."""
-    from .model import from_keras as _from_keras
+    from .keras_graph import from_keras as _from_keras
 
     return _from_keras(model)
 

@@ -87,7 +87,7 @@ from .backward import vjp
 from .bidirectional import bidirectional
 from .dense import dense
 from .embedding import embedding
-from .model import Dense, Embedding, NumpyModel
+from .feedforward_layers import Dense, Embedding
 from .recurrent_layers import Bidirectional, Recurrent, check_mask_in
 
 EPSILON = 1e-7  # keras.backend.epsilon(), the clipping of the probability formulas
@@ -280,9 +280,10 @@ def get_loss(loss):
 # ---------------------------------------------------------------------------
 
 
-def value_and_gradients(np_model: NumpyModel, x, y, loss, sample_weight=None):
+def value_and_gradients(np_model, x, y, loss, sample_weight=None):
     """``(loss value, [gradient of each weight])``, the weights in ``keras_model.trainable_weights``' order.
 
+    np_model : a ``rnn_ref.model.NumpyModel`` (read: its ``layers``, ``input_dtype`` and ``outputs``);
     x : the model input ((B, T) ids or (B, T, D)); y : the targets, as Keras takes them;
     sample_weight : (B,) or per step (B, T), as ``train_on_batch`` takes it. A sequence
     output that carries a mask (padded steps) is averaged over its valid steps, as
@@ -332,7 +333,7 @@ def value_and_gradients(np_model: NumpyModel, x, y, loss, sample_weight=None):
     return value, list(grads.values())
 
 
-def model_gradients(np_model: NumpyModel, x, y, loss, sample_weight=None):
+def model_gradients(np_model, x, y, loss, sample_weight=None):
     """The gradients of ``loss(y, np_model(x))`` (Keras's mean over the batch, over the valid
     steps of a masked sequence output, weighted by ``sample_weight``) with respect to every
     weight, a list in the order of ``keras_model.trainable_weights``: each layer's
@@ -340,7 +341,7 @@ def model_gradients(np_model: NumpyModel, x, y, loss, sample_weight=None):
     return value_and_gradients(np_model, x, y, loss, sample_weight)[1]
 
 
-def train_step(np_model: NumpyModel, x, y, loss, learning_rate, sample_weight=None):
+def train_step(np_model, x, y, loss, learning_rate, sample_weight=None):
     """One plain SGD step on ``np_model``'s weights (replaced in place on the layers):
     ``w -= learning_rate * gradient``, as ``keras.optimizers.SGD(learning_rate)`` in one
     ``train_on_batch(x, y, sample_weight)``. Returns the loss before the step."""

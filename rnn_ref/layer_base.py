@@ -1,6 +1,6 @@
 """What every NumPy layer of a rebuilt model declares and shares.
 
-The layers themselves are in ``rnn_ref.model`` (Embedding, Dense) and
+The layers themselves are in ``rnn_ref.feedforward_layers`` (Embedding, Dense) and
 ``rnn_ref.recurrent_layers`` (SimpleRNN, LSTM, GRU, Bidirectional). Their
 class declarations drive the other modules: ``rnn_ref.keras_graph`` reads
 a Keras layer into one, ``rnn_ref.npz`` saves and reads one, without

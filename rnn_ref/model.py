@@ -8,11 +8,13 @@ Letters: B batch, T time steps, D input features, U units, V vocabulary size,
 E embedding size, N and K the input and output features of a Dense layer.
 
 This module is what a rebuilt model is: the layers ``Embedding`` and
-``Dense`` (here), ``SimpleRNN``, ``LSTM``, ``GRU`` and ``Bidirectional``
-(``rnn_ref.recurrent_layers``), each holding NumPy arrays and calling the
-pure functions of rnn_ref, and ``NumpyModel``, which runs them in order.
-How one is read from a Keras model is in ``rnn_ref.keras_graph``; how one
-is saved and read as an ``.npz`` is in ``rnn_ref.npz``.
+``Dense`` (``rnn_ref.feedforward_layers``), ``SimpleRNN``, ``LSTM``, ``GRU``
+and ``Bidirectional`` (``rnn_ref.recurrent_layers``), each holding NumPy
+arrays and calling the pure functions of rnn_ref, and ``NumpyModel``, which
+runs them in order (its gradients and SGD step: ``rnn_ref.gradients``).
+How one is read from a Keras model is in ``rnn_ref.keras_graph``
+(``rnn_ref.from_keras``); how one is saved and read as an ``.npz`` is in
+``rnn_ref.npz``.
 
 Each layer class declares what the other modules need to know about it
 (``rnn_ref.layer_base.Layer``): ``OPTIONS`` (option name -> default, as in
@@ -42,82 +44,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import shape as check_shape
-from .dense import dense
-from .embedding import compute_mask as embedding_mask
-from .embedding import embedding
+from .feedforward_layers import Dense, Embedding
+from .gradients import model_gradients, train_step
 from .layer_base import Layer
 from .recurrent_layers import GRU, LSTM, Bidirectional, SimpleRNN
 
 __all__ = ["Layer", "Embedding", "Dense", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "LAYERS",
-           "NumpyModel", "from_keras"]
-
-
-@dataclass(repr=False)
-class Embedding(Layer):
-    """Keras ``Embedding``: ids (B, T) -> (B, T, E).
-
-    embeddings : (V, E)
-    mask_zero : emit the mask ``ids != 0`` (B, T) for the next layers.
-    dtype : the compute dtype; the looked-up rows are cast to it.
-    """
-
-    OPTIONS = {"mask_zero": False}
-    WEIGHTS = ("embeddings",)
-
-    name: str
-    embeddings: np.ndarray  # (V, E)
-    mask_zero: bool = False
-    dtype: np.dtype = np.dtype("float32")
-
-    def __call__(self, ids, mask=None):
-        ids = np.asarray(ids)
-        if ids.dtype not in (np.int32, np.int64):
-            ids = ids.astype(np.int32)  # Keras casts other ids to int32 (floats truncate)
-        return embedding(ids, self.embeddings).astype(self.dtype, copy=False)  # (B, T, E)
-
-    def compute_mask(self, ids, mask=None):
-        return embedding_mask(ids) if self.mask_zero else None  # (B, T) or None
-
-    def check_input(self, features, sequence):
-        check_shape("embeddings", self.embeddings, "V, E", (None, None))
-        return self.embeddings.shape[1], True
-
-    def __repr__(self):
-        V, E = self.embeddings.shape
-        return f"Embedding({self.name!r}, V={V}, E={E}, mask_zero={self.mask_zero})"
-
-
-@dataclass(repr=False)
-class Dense(Layer):
-    """Keras ``Dense``: (..., N) -> (..., K), on the last axis (so per step on (B, T, N)).
-
-    kernel : (N, K); bias : (K,) or None. A mask passes through unchanged.
-    """
-
-    OPTIONS = {"activation": "linear"}
-    WEIGHTS = ("kernel", "bias")
-    OPTIONAL = ("bias",)
-
-    name: str
-    kernel: np.ndarray  # (N, K)
-    bias: np.ndarray | None  # (K,)
-    activation: str = "linear"
-    dtype: np.dtype = np.dtype("float32")
-
-    def __call__(self, x, mask=None):
-        x = np.asarray(x).astype(self.dtype, copy=False)
-        return dense(x, self.kernel, self.bias, self.activation)  # (..., K)
-
-    def check_input(self, features, sequence):
-        check_shape("kernel", self.kernel, "N, K", (features, None))
-        if self.bias is not None:
-            check_shape("bias", self.bias, "K", (self.kernel.shape[1],))
-        return self.kernel.shape[1], sequence
-
-    def __repr__(self):
-        N, K = self.kernel.shape
-        return f"Dense({self.name!r}, N={N}, K={K}, activation={self.activation!r})"
+           "NumpyModel"]
 
 
 #: The NumPy layer classes by name (the name a saved config uses).
@@ -163,14 +96,10 @@ class NumpyModel:
     def gradients(self, x, y, loss, sample_weight=None):
         """``rnn_ref.gradients.model_gradients(self, x, y, loss, sample_weight)``: a list in
         trainable_weights' order."""
-        from .gradients import model_gradients  # noqa: PLC0415  (gradients imports this module)
-
         return model_gradients(self, x, y, loss, sample_weight)
 
     def train_step(self, x, y, loss, learning_rate, sample_weight=None):
         """``rnn_ref.gradients.train_step``: one plain SGD step in place; returns the loss."""
-        from .gradients import train_step  # noqa: PLC0415
-
         return train_step(self, x, y, loss, learning_rate, sample_weight)
 
     def reset_state(self):
@@ -213,13 +142,3 @@ class NumpyModel:
     def __repr__(self):
         inner = "".join(f"\n    {layer!r}," for layer in self.layers)
         return f"NumpyModel({self.name!r}, layers=[{inner}\n])"
-
-
-def from_keras(model) -> NumpyModel:
-    """Rebuild a built Keras model as a ``NumpyModel``: ``rnn_ref.keras_graph.from_keras``.
-
-    Kept here so that ``from rnn_ref.model import from_keras`` goes on working.
-    """
-    from .keras_graph import from_keras as rebuild  # noqa: PLC0415  (keras_graph imports this module)
-
-    return rebuild(model)
