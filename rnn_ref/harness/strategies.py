@@ -1,11 +1,11 @@
-"""The hypothesis strategy of a layer's cases (``cases.make_case`` builds them)."""
+"""The hypothesis strategy of a layer's cases (``case.make_case`` builds them; ``cases`` exports it)."""
 
 from __future__ import annotations
 
 from hypothesis import strategies as st
 
 from ..activations import BOUNDED, ELEMENTWISE
-from .cases import GATE_ACTIVATIONS, Case, extra_options, make_case
+from .case import GATE_ACTIVATIONS, Case, extra_options, make_case
 
 
 @st.composite
