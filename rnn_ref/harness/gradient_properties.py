@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from .. import ACTIVATIONS
 from .backprop import cotangent_for
 from .cases import BOUNDED, GATE_ACTIVATIONS, MASK_PATTERNS, Case, each_state
+from .catalogue import ANY_MASK, Prefer, prop
 from .context import Context, Judged, PropertyFailure
-from .properties import ANY_MASK, Prefer, prop
 
 #: What every gradient property pins.
 BACKWARD = dict(return_state=(False,))
