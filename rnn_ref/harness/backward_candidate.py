@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backprop import cotangent_for, float64_gradients, named_arrays
-from .candidate import LAYOUT_NAMES, AdaptError, Adapted, Signature, is_default, layout_arrays, to_layout
+from .adapter import LAYOUT_NAMES, PROBE_SHAPE, AdaptError, Adapted, Signature, is_default, layout_arrays, to_layout
 from .cases import make_case
 from .context import CandidateError
 from .spec import SIMPLE_RNN, LayerSpec
@@ -49,7 +49,7 @@ INITIAL_STATE_NAMES = ("initial_state", "h0", "h_0", "hprev", "h_prev", "state",
 
 
 def keras_blocks(a: np.ndarray, spec: LayerSpec, axis: int = 0) -> np.ndarray:
-    """The inverse of ``candidate.torch_blocks``: gate blocks in PyTorch's order put back in Keras's."""
+    """The inverse of ``adapter.torch_blocks``: gate blocks in PyTorch's order put back in Keras's."""
     if spec.gates == 1:
         return a
     blocks = np.split(np.asarray(a), spec.gates, axis=axis)
@@ -362,6 +362,4 @@ def _combine_rows(rows: list) -> dict:
 
 def probe_case(spec: LayerSpec, **kw):
     """The probe's tiny case for ``spec`` (shared with the forward probe's shape)."""
-    from .candidate import PROBE_SHAPE
-
     return make_case(**PROBE_SHAPE, seed=0, layer=spec.name, **kw)
