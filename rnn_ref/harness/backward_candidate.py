@@ -36,10 +36,12 @@ last step, which is what the last output's cotangent is.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
-from .backprop import cotangent_for, float64_gradients, named_arrays
 from .adapter import LAYOUT_NAMES, PROBE_SHAPE, AdaptError, Adapted, Signature, is_default, layout_arrays, to_layout
+from .backprop import cotangent_for, float64_gradients, named_arrays
 from .cases import make_case
 from .context import CandidateError
 from .spec import SIMPLE_RNN, LayerSpec
@@ -304,8 +306,6 @@ COTANGENT_NAMES = ("d_output", "d_out", "dout", "dy", "dh", "grad_output", "upst
 
 def _keyword_cotangent(fn) -> str | None:
     """The name of ``fn``'s keyword-only parameter for the cotangent, if it has one."""
-    import inspect
-
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
