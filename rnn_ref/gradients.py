@@ -346,14 +346,14 @@ def train_step(np_model, x, y, loss, learning_rate, sample_weight=None):
     ``w -= learning_rate * gradient``, as ``keras.optimizers.SGD(learning_rate)`` in one
     ``train_on_batch(x, y, sample_weight)``. Returns the loss before the step."""
     value, grads = value_and_gradients(np_model, x, y, loss, sample_weight)
-    weights = [(layer, k, w) for layer in _unique(np_model.layers) for k, w in layer.weights().items()]
+    weights = [(layer, k, w) for layer in unique_layers(np_model.layers) for k, w in layer.weights().items()]
     for (layer, k, w), g in zip(weights, grads):
         lr = np.asarray(learning_rate, dtype=w.dtype)
-        _set_weight(layer, k, w - lr * g.astype(w.dtype, copy=False))
+        set_weight(layer, k, w - lr * g.astype(w.dtype, copy=False))
     return value
 
 
-def _set_weight(layer, name, value):
+def set_weight(layer, name, value):
     """Replace one weight of ``layer`` (named as in ``layer.weights()``); a Bidirectional's
     ``forward_kernel`` is its forward layer's ``kernel``."""
     if isinstance(layer, Bidirectional):
@@ -362,7 +362,8 @@ def _set_weight(layer, name, value):
     setattr(layer, name, value)
 
 
-def _unique(layers):
+def unique_layers(layers):
+    """``layers`` with each layer once (a layer shared by two places of a model counts once), in order."""
     seen, out = set(), []
     for layer in layers:
         if id(layer) not in seen:

@@ -65,7 +65,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..gradients import _set_weight, _unique
+from ..gradients import set_weight, unique_layers
 from ..model import Bidirectional
 from . import tolerance
 from .context import Context, PropertyFailure, gradient_spread
@@ -164,7 +164,7 @@ def judge_gradients(label: str, gradients: Callable, kwargs: dict, got: dict, ke
 
 def model_weights(np_model) -> list:
     """A NumpyModel's weights, in ``keras_model.trainable_weights``' order (a shared layer once)."""
-    return [w for layer in _unique(np_model.layers) for w in layer.weights().values()]
+    return [w for layer in unique_layers(np_model.layers) for w in layer.weights().values()]
 
 
 def recurrent_layers(np_model):
@@ -184,15 +184,15 @@ def with_weights(np_model, weights, states=None):
     ``recurrent_layers``' order; None: zeros), its stateful layers carrying them: the
     float64 model of the module docstring when they are float64."""
     model = copy.deepcopy(np_model)
-    slots = [(layer, k) for layer in _unique(model.layers) for k in layer.weights()]
+    slots = [(layer, k) for layer in unique_layers(model.layers) for k in layer.weights()]
     if len(slots) != len(weights):
         raise ValueError(f"the model has {len(slots)} weights, got {len(weights)}")
     for (layer, k), w in zip(slots, weights):
-        _set_weight(layer, k, w)
+        set_weight(layer, k, w)
     dtype = np.asarray(weights[0]).dtype if len(weights) else None
     if model.input_dtype is not None and np.dtype(model.input_dtype).kind == "f":
         model.input_dtype = dtype
-    for layer in _unique(model.layers):
+    for layer in unique_layers(model.layers):
         for part in (layer.forward, layer.backward, layer) if isinstance(layer, Bidirectional) else (layer,):
             if hasattr(part, "dtype") and dtype is not None:
                 part.dtype = dtype

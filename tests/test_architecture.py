@@ -1,0 +1,138 @@
+"""The package's imports point one way: no module of rnn_ref imports, directly or through
+others, a module that imports it back, and no import inside a function hides such a circle.
+
+``import_graph`` reads every module of the package with ``ast`` (no module is imported, so
+TensorFlow and hypothesis stay out) and takes every ``import`` and ``from ... import`` it
+finds, at the top or inside a function, relative ones resolved against the module's package.
+``from package import name`` counts as importing ``package.name`` when that is a module of
+the package, and as importing ``package`` (its ``__init__``) otherwise. A package's
+``__init__`` re-exporting its modules is the one kind of edge left out: the package is
+their namespace, not a layer above or below them (``rnn_ref/__init__.py`` gathers the public
+API from every layer).
+
+``circles`` returns the strongly connected components of more than one module (Tarjan's
+algorithm), each a circle of imports.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import rnn_ref
+
+ROOT = Path(rnn_ref.__file__).resolve().parent
+
+
+def module_names(root: Path = ROOT, package: str = "rnn_ref") -> dict[str, Path]:
+    """Every module of the package under ``root``: dotted name -> file."""
+    names = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        names[".".join([package, *parts])] = path
+    return names
+
+
+def imports_of(name: str, path: Path, modules) -> set[str]:
+    """The package's modules that module ``name`` (its file ``path``) imports, anywhere in it."""
+    is_package = path.name == "__init__.py"
+    here = name if is_package else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = here.split(".")
+                anchor = anchor[:len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                       for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:  # `import rnn_ref.harness.x.y` -> the deepest module
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    if is_package:  # a package's __init__ gathering its own modules is its namespace, not a layer
+        found = {t for t in found if not t.startswith(name + ".")}
+    return found
+
+
+def import_graph(root: Path = ROOT, package: str = "rnn_ref") -> dict[str, set[str]]:
+    """Module -> the package's modules it imports."""
+    modules = module_names(root, package)
+    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), sorted."""
+    index, low, on_stack, stack, found = {}, {}, set(), [], []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def test_no_import_circle_in_the_package():
+    found = circles(import_graph())
+    assert not found, "import circles (each a set of modules that import one another):\n" + "\n".join(
+        "  " + " <-> ".join(c) for c in found)
+
+
+# -- the checker catches what it must -------------------------------------------------------
+
+
+def _package(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "pkg"
+    for rel, text in {"__init__.py": "", **files}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("files, expected", [
+    # a circle through a top-level import and one hidden inside a function
+    ({"low.py": "def f():\n    from .high import g\n    return g\n", "high.py": "from .low import f\n"},
+     [["pkg.high", "pkg.low"]]),
+    # three modules round, with `from package import module` and an absolute import
+    ({"a.py": "from . import b\n", "b.py": "import pkg.c\n", "c.py": "from pkg.a import x\n"},
+     [["pkg.a", "pkg.b", "pkg.c"]]),
+    # a subpackage's module importing its parent's module, which imports it back (two dots)
+    ({"sub/__init__.py": "", "sub/m.py": "from ..top import t\n", "top.py": "from .sub.m import n\n"},
+     [["pkg.sub.m", "pkg.top"]]),
+    # one way only: no circle
+    ({"low.py": "X = 1\n", "high.py": "from .low import X\n\ndef f():\n    from . import low\n"}, []),
+    # the package's __init__ re-exporting its modules is no circle
+    ({"__init__.py": "from .low import X\n", "low.py": "import pkg\nX = 1\n"}, []),
+])
+def test_the_checker_finds_circles_hidden_or_not(tmp_path, files, expected):
+    assert circles(import_graph(_package(tmp_path, files), "pkg")) == expected
