@@ -61,13 +61,13 @@ PLATFORM_ALTERNATIVES = {
 }
 
 
-def platform_alternatives(reference, kw: dict, kw64: dict, truth) -> tuple:
-    """The other truths of a call: for each activation slot whose (name, dtype) has
-    platform alternatives, the float64 reference with that slot's alternative,
-    as ``(switch, truth)`` pairs (each truth shaped like ``truth``, a tuple with
-    return_state). Empty where none applies or the truth is finite (the
+def platform_alternatives(reference, kw: dict, kw64: dict, truth, dtype) -> tuple:
+    """The other truths of a call in ``dtype``: for each activation slot whose (name,
+    dtype) has platform alternatives, the float64 reference with that slot's
+    alternative, as ``(switch, truth)`` pairs (each truth shaped like ``truth``, a
+    tuple with return_state). Empty where none applies or the truth is finite (the
     alternatives differ only where a value is not finite)."""
-    dtype = np.asarray(kw["inputs"]).dtype.name
+    dtype = np.dtype(dtype).name
     if all(np.all(np.isfinite(t)) for t in (truth if isinstance(truth, tuple) else (truth,))):
         return ()
     out = []
@@ -75,6 +75,18 @@ def platform_alternatives(reference, kw: dict, kw64: dict, truth) -> tuple:
         for switch, fn in PLATFORM_ALTERNATIVES.get((kw.get(slot), dtype), ()) if isinstance(kw.get(slot), str) else ():
             out.append((switch, reference(**{**kw64, slot: fn})))
     return tuple(out)
+
+
+def forward_truth(reference, kw: dict, kw64: dict, dtype, rng) -> tuple:
+    """What a forward judgement needs of the float64 ``reference`` on a call (``kw`` in
+    the case's dtype, ``kw64`` the same in float64): ``(truth, spread, alternatives)``,
+    the truth, the conditioning (activations perturbed and rounded too, and infinite
+    where the reference run in the dtype overflowed inside a step) and the platform
+    alternatives of the truth (``platform_alternatives``)."""
+    truth = reference(**kw64)
+    spread = tolerance.conditioning(reference, kw64, dtype, rng=rng, intermediates=True)
+    spread = Context.internal_overflow(reference(**kw), truth, spread, dtype)
+    return truth, spread, platform_alternatives(reference, kw, kw64, truth, dtype)
 
 
 def gradient_spread(gradients_of, kwargs: dict, dtype, rng, truth: tuple, in_dtype: tuple) -> tuple:
@@ -167,16 +179,13 @@ class Context:
                 for k, v in kw.items()}
         with np.errstate(all="ignore"):
             reference = self.spec.reference
-            truth = reference(**kw64)
+            truth, spread, alternatives = forward_truth(reference, kw, kw64, case.dtype,
+                                                        np.random.default_rng(case.seed))
             # Keras's own version of an activation that deviates from the formula, in every slot
             deviants = {slot: KNOWN_KERAS_DEVIATIONS.get((kw[slot], case.dtype.name))
                         for slot in ("activation", "recurrent_activation") if isinstance(kw.get(slot), str)}
             deviants = {slot: fn for slot, fn in deviants.items() if fn is not None}
             keras_truth = reference(**{**kw64, **deviants}) if deviants else truth
-            rng = np.random.default_rng(case.seed)
-            spread = tolerance.conditioning(reference, kw64, case.dtype, rng=rng, intermediates=True)
-            spread = self.internal_overflow(reference(**kw), truth, spread, case.dtype)
-            alternatives = platform_alternatives(reference, kw, kw64, truth)
         if alternatives:
             return self.judge_all(label, got, keras, truth, keras_truth, spread, case, kw, alternatives=alternatives)
         return self.judge_all(label, got, keras, truth, keras_truth, spread, case, kw)

@@ -68,7 +68,7 @@ import numpy as np
 from ..gradients import set_weight, unique_layers
 from ..model import Bidirectional
 from . import tolerance
-from .context import Context, PropertyFailure, gradient_spread
+from .context import PropertyFailure, forward_truth, gradient_spread
 
 
 @dataclass
@@ -126,13 +126,12 @@ def judge_outputs(label: str, reference: Callable, kwargs: dict, got: Sequence, 
     dtype = np.dtype(dtype)
     kw64 = {k: as_float64(v) for k, v in kwargs.items()}
     with np.errstate(all="ignore"):
-        truth = _as_tuple(reference(**kw64))
-        spread = _as_tuple(tolerance.conditioning(reference, kw64, dtype, rng=np.random.default_rng(seed),
-                                                  intermediates=True))
-        in_dtype = _as_tuple(reference(**kwargs))
-        spread = _as_tuple(Context.internal_overflow(in_dtype, truth, spread, dtype))
+        truth, spread, alternatives = forward_truth(reference, kwargs, kw64, dtype, np.random.default_rng(seed))
+    truth, spread = _as_tuple(truth), _as_tuple(spread)
     keras_truth = truth if keras_truth is None else tuple(keras_truth)
-    return _judge_arrays(label, names, got, keras, truth, keras_truth, spread, dtype, m, time_axes, whole_time=False)
+    others = [tuple((switch, _as_tuple(alt)[i]) for switch, alt in alternatives) for i in range(len(truth))]
+    return _judge_arrays(label, names, got, keras, truth, keras_truth, spread, dtype, m, time_axes, whole_time=False,
+                         alternatives=others)
 
 
 def judge_gradients(label: str, gradients: Callable, kwargs: dict, got: dict, keras: dict, dtype, *,
@@ -204,7 +203,8 @@ def with_weights(np_model, weights, states=None):
     return model
 
 
-def _judge_arrays(label, names, got, keras, truth, keras_truth, spread, dtype, m, time_axes, *, whole_time):
+def _judge_arrays(label, names, got, keras, truth, keras_truth, spread, dtype, m, time_axes, *, whole_time,
+                  alternatives=None):
     got, keras = tuple(got), tuple(keras)
     if not len(got) == len(keras) == len(truth) == len(time_axes):
         raise ValueError(f"{label}: {len(got)} results, {len(keras)} from Keras, {len(truth)} in the truth and "
@@ -212,12 +212,15 @@ def _judge_arrays(label, names, got, keras, truth, keras_truth, spread, dtype, m
     if names is None:
         names = [f"[{i}]" for i in range(len(got))] if len(got) > 1 else [""]
     judged = Judgement()
-    for name, g, k, t, kt, s, axis in zip(names, got, keras, truth, keras_truth, spread, time_axes):
+    alternatives = alternatives or [()] * len(got)
+    for name, g, k, t, kt, s, axis, alt in zip(names, got, keras, truth, keras_truth, spread, time_axes, alternatives):
         part = f"{label} {name}".strip()
-        v = tolerance.judge(part, g, k, t, s, dtype, m=m, time_axis=axis, keras_truth=kt, whole_time=whole_time)
+        v = tolerance.judge(part, g, k, t, s, dtype, m=m, time_axis=axis, keras_truth=kt, whole_time=whole_time,
+                            alternatives=alt)
         # Keras against its own budget (FACTOR * conditioning + floor): the same judge with
         # Keras as the candidate and no Keras error of its own.
-        kv = tolerance.judge(part, k, kt, kt, s, dtype, m=m, time_axis=axis, whole_time=whole_time)
+        kv = tolerance.judge(part, k, kt, kt, s, dtype, m=m, time_axis=axis, whole_time=whole_time,
+                             alternatives=alt)
         judged.verdicts.append(v)
         judged.keras_ratios.append(kv.worst["error"] / kv.worst["budget"] if kv.worst and kv.worst["budget"] > 0
                                    else 0.0)
