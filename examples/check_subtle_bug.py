@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn_ref.activations import get as activation_by_name
+from rnn_ref.layers.activations import get as activation_by_name
 
 
 def simple_rnn_forward(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh",

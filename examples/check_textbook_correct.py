@@ -17,14 +17,14 @@ pass the transposes:
     python -m rnn_ref check examples/check_textbook_correct.py:rnn_forward --layout textbook
 
 Every property holds (exit status 0). The activations are looked up by their
-Keras names in ``rnn_ref.activations``, so that what is checked is the loop.
+Keras names in ``rnn_ref.layers.activations``, so that what is checked is the loop.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rnn_ref.activations import get as activation_by_name
+from rnn_ref.layers.activations import get as activation_by_name
 
 
 def rnn_forward(inputs, W, U_rec, b=None, *, activation="tanh", return_sequences=False,

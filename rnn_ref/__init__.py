@@ -6,19 +6,19 @@
     >>> grads = backward(dy)   # grads.inputs (B, T, D), grads.kernel (D, U), ...
 """
 
-from .activations import ACTIVATIONS
-from .bidirectional import bidirectional
-from .dense import dense
-from .embedding import embedding
-from .gru import gru
-from .lstm import lstm
-from .simple_rnn import simple_rnn
-from .backward import vjp
+from rnn_ref.layers.activations import ACTIVATIONS
+from rnn_ref.layers.bidirectional import bidirectional
+from rnn_ref.layers.dense import dense
+from rnn_ref.layers.embedding import embedding
+from rnn_ref.layers.gru import gru
+from rnn_ref.layers.lstm import lstm
+from rnn_ref.layers.simple_rnn import simple_rnn
+from rnn_ref.models.registry import vjp
 
 # Not lazy like from_keras: importing the submodule rnn_ref.load later would
 # rebind the name ``rnn_ref.load`` from the function to the module. load.py
 # imports Keras only when it reads a .keras file, so this stays cheap.
-from .load import load, save_npz
+from rnn_ref.models.load import load, save_npz
 
 __all__ = ["ACTIVATIONS", "dense", "embedding", "simple_rnn", "lstm", "gru", "bidirectional",
            "from_keras", "load", "save_npz", "vjp"]
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 def from_keras(model):
     """Rebuild a Keras model as a NumPy model: ``from_keras(model)(x) == model.predict(x)``."""
-    from .keras_graph import from_keras as _from_keras
+    from rnn_ref.models.keras_graph import from_keras as _from_keras
 
     return _from_keras(model)
 

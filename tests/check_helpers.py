@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rnn_ref import check
+from rnn_ref.commands import check
 
 
 def run_check(capsys, *argv):

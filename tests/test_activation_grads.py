@@ -1,8 +1,8 @@
-"""rnn_ref.activation_grads against TensorFlow's gradients, activation by activation.
+"""rnn_ref.backward.activations against TensorFlow's gradients, activation by activation.
 
 The oracle is ``tf.GradientTape`` on ``keras.activations.get(name)`` (TF
 backend) with a random cotangent ``dy``; ``activation_vjp`` gets ``y`` from
-``rnn_ref.activations``, as the backward pass of the reference will.
+``rnn_ref.layers.activations``, as the backward pass of the reference will.
 
 Sample points: the kinks and ends of linear pieces (0, +-0.5, +-1, +-3, 6,
 the float just below 3, selu's -eps/4), tiny and large |x| (1e-30, 20, 30,
@@ -47,9 +47,9 @@ import math
 import numpy as np
 import pytest
 
-from rnn_ref import activations
-from rnn_ref.activation_grads import DERIVATIVES, VJPS, activation_vjp
-from rnn_ref.activations import ACTIVATIONS, ELEMENTWISE, erfc
+from rnn_ref.layers import activations
+from rnn_ref.backward.activations import DERIVATIVES, VJPS, activation_vjp
+from rnn_ref.layers.activations import ACTIVATIONS, ELEMENTWISE, erfc
 
 DTYPES = (np.float32, np.float64)
 NAMES = tuple(ACTIVATIONS)

@@ -136,3 +136,67 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
 ])
 def test_the_checker_finds_circles_hidden_or_not(tmp_path, files, expected):
     assert circles(import_graph(_package(tmp_path, files), "pkg")) == expected
+
+
+# -- the folders are the layers, and the imports point down ---------------------------------
+
+#: The subpackages (and top-level modules) of rnn_ref, lowest first: a module may import from
+#: its own folder and from folders of a lower rank only. ``_tf`` loads Keras and imports
+#: nothing of rnn_ref; ``rnn_ref`` itself (``__init__``) gathers the public API from the
+#: reference, the backward pass and the models, for the layers above to use.
+RANKS = {
+    "_tf": 0,
+    "layers": 1,        # the reference: pure functions, cells, the time loop
+    "backward": 2,      # their vjps
+    "models": 3,        # NumPy layers and models, the layer registry, files, model gradients
+    "rnn_ref": 4,       # the public API
+    "training": 5,      # optimizers and fit, on the models
+    "implementations": 5,  # mutants and correct ports, the harness's subjects
+    "harness": 5,       # cases, oracle, tolerance, properties, candidate adaptation
+    "commands": 6,      # the command line
+    "__main__": 7,
+}
+
+
+def folder_of(module: str) -> str:
+    """``rnn_ref.models.npz`` -> ``models``; ``rnn_ref`` -> ``rnn_ref``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def upward_imports(graph: dict[str, set[str]], ranks: dict[str, int] = RANKS) -> list[tuple[str, str]]:
+    """Every import of a module by a module of a lower folder (or of a folder with no rank)."""
+    found = []
+    for module, targets in graph.items():
+        for target in targets:
+            a, b = folder_of(module), folder_of(target)
+            if a != b and (a not in ranks or b not in ranks or ranks[b] >= ranks[a]):
+                found.append((module, target))
+    return sorted(found)
+
+
+def test_the_folders_are_layers_and_imports_point_down():
+    found = upward_imports(import_graph())
+    assert not found, "imports that do not point down (RANKS in this file):\n" + "\n".join(
+        f"  {a} -> {b}" for a, b in found)
+
+
+@pytest.mark.parametrize("files, expected", [
+    # the reference reaching up into the models, inside a function
+    ({"layers/__init__.py": "", "layers/cell.py": "def f():\n    from pkg.models import m\n",
+      "models/__init__.py": "", "models/m.py": "from pkg.layers import cell\n"},
+     [("pkg.layers.cell", "pkg.models.m")]),
+    # two folders of the same rank importing each other's modules
+    ({"harness/__init__.py": "", "harness/h.py": "from pkg.implementations.i import x\n",
+      "implementations/__init__.py": "", "implementations/i.py": "x = 1\n"},
+     [("pkg.harness.h", "pkg.implementations.i")]),
+    # a new folder nobody ranked
+    ({"extra/__init__.py": "", "extra/e.py": "from pkg.layers import cell\n",
+      "layers/__init__.py": "", "layers/cell.py": "x = 1\n"},
+     [("pkg.extra.e", "pkg.layers.cell")]),
+    # downward only: nothing to report
+    ({"layers/__init__.py": "", "layers/cell.py": "x = 1\n",
+      "models/__init__.py": "", "models/m.py": "from pkg.layers.cell import x\n"}, []),
+])
+def test_the_layer_checker_finds_upward_imports(tmp_path, files, expected):
+    assert upward_imports(import_graph(_package(tmp_path, files), "pkg")) == expected

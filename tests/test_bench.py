@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("keras")
 pytest.importorskip("rich")
 
-from rnn_ref import bench  # noqa: E402
+from rnn_ref.commands import bench  # noqa: E402
 
 pytestmark = pytest.mark.keras
 
@@ -226,7 +226,7 @@ def test_machine_reports_the_thread_pools_threadpoolctl_sees(run):
 
 @pytest.mark.parametrize("repeats", ["-1", "0"])
 def test_command_line_rejects_a_repeat_count_below_one(capsys, repeats):
-    from rnn_ref.__main__ import main
+    from rnn_ref.commands.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--quick", "--repeats", repeats])

@@ -1,7 +1,7 @@
 """The catalogue catches plausible bugs, each with a small counterexample.
 
 A property that a wrong implementation also satisfies proves nothing; here
-each mutant of rnn_ref.mutants must fail the properties
+each mutant of rnn_ref.implementations.mutants must fail the properties
 that concern it, and the shrunk case must stay small.
 """
 
@@ -11,8 +11,8 @@ from rnn_ref.harness.candidate import Adapted, probe
 from rnn_ref.harness.context import Context
 from rnn_ref.harness.properties import PROPERTIES, properties_for
 from rnn_ref.harness.runner import run_property
-from rnn_ref.harness.spec import LAYERS
-from rnn_ref import mutants, variants
+from rnn_ref.models.registry import RECURRENT
+from rnn_ref.implementations import mutants, variants
 
 pytestmark = pytest.mark.keras
 
@@ -48,7 +48,7 @@ GATED = [
 
 @pytest.fixture(scope="module")
 def contexts():
-    return {layer: Context(spec=spec) for layer, spec in LAYERS.items()}
+    return {layer: Context(spec=spec) for layer, spec in RECURRENT.items()}
 
 
 @pytest.fixture(scope="module")

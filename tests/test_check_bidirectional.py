@@ -3,7 +3,7 @@
 rnn_ref.bidirectional around each layer passes the Bidirectional properties
 (tests/test_properties.py); here the checker finds the layer a function
 wraps, takes flat and textbook signatures, and fails the classic bugs of
-Bidirectional code (rnn_ref/mutants.py) with small cases.
+Bidirectional code (rnn_ref/implementations/mutants.py) with small cases.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from check_helpers import run_check
 from rnn_ref.harness.candidate import AdaptedBidirectional, probe, wrapped_layer
 from rnn_ref.harness.context import Context
 from rnn_ref.harness.runner import run_property
-from rnn_ref.harness.spec import GRU, LSTM, SIMPLE_RNN
-from rnn_ref.mutants import BIDIRECTIONAL_MUTANTS
+from rnn_ref.models.registry import GRU, LSTM, SIMPLE_RNN
+from rnn_ref.implementations.mutants import BIDIRECTIONAL_MUTANTS
 
 pytestmark = pytest.mark.keras
 
@@ -85,7 +85,7 @@ def test_bidirectional_mutant_fails_with_a_small_case(name):
 
 
 def test_the_cli_finds_the_wrapped_layer_and_fails_a_mutant(capsys):
-    status, out, err = run_check(capsys, "rnn_ref.mutants:bidirectional_backward_ignores_mask",
+    status, out, err = run_check(capsys, "rnn_ref.implementations.mutants:bidirectional_backward_ignores_mask",
                                  "--layer", "bidirectional", "--max-examples", "10")
     assert status == 1, out + err
     assert "(Bidirectional(LSTM), layout keras)" in out

@@ -3,7 +3,7 @@
 The functions under test at the top of this file are loaded by the checker
 from this very file (``tests/test_check_cli.py:NAME``). The runs that test
 exit statuses go through a subprocess, started together and collected by a
-fixture; the others call ``rnn_ref.check.main`` in this process, which shares
+fixture; the others call ``rnn_ref.commands.check.main`` in this process, which shares
 one TensorFlow import. Property subsets and small example counts keep the
 file fast; the three bugs the checker must find with its default example
 count are run at that count on one property.
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from check_helpers import result_line, run_check
-from rnn_ref.simple_rnn import simple_rnn
+from rnn_ref.layers.simple_rnn import simple_rnn
 
 pytestmark = pytest.mark.keras
 
@@ -159,14 +159,14 @@ def _env():
 
 def test_correct_function_by_module_path_and_json(capsys, tmp_path):
     path = tmp_path / "results.json"
-    status, out, _ = run_check(capsys, "rnn_ref.simple_rnn:simple_rnn", "--max-examples", "5", "--json", path,
+    status, out, _ = run_check(capsys, "rnn_ref.layers.simple_rnn:simple_rnn", "--max-examples", "5", "--json", path,
                                 "--property", "matches_keras,single_step_equals_dense")
     assert status == 0, out
     assert "2 pass of 2 properties" in out
     checked = next(ln for ln in out.splitlines() if ln.startswith("checked: "))
     assert "float32" in checked and "bias=None" in checked, checked  # what the drawn cases covered
     doc = json.loads(path.read_text())
-    assert doc["exit_status"] == 0 and doc["target"] == "rnn_ref.simple_rnn:simple_rnn"
+    assert doc["exit_status"] == 0 and doc["target"] == "rnn_ref.layers.simple_rnn:simple_rnn"
     assert doc["layout"] == "keras" and doc["max_examples"] == 5 and doc["seed"] == 0
     assert {"keras", "tensorflow", "numpy"} <= set(doc["versions"])
     assert doc["counts"] == {"pass": 2, "FAIL": 0, "unsupported": 0, "error": 0}

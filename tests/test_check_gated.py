@@ -5,7 +5,7 @@ The examples ``examples/check_lstm_textbook.py`` and
 the functions at the top of this file (loaded by the checker from this very
 file) are an LSTM written from PyTorch's equations and two ways of getting
 its two biases wrong, a GRU in the torch layout that takes ``reset_after``,
-and a SimpleRNN. The checker runs in this process (``rnn_ref.check.main``)
+and a SimpleRNN. The checker runs in this process (``rnn_ref.commands.check.main``)
 on property subsets with a few examples each, to keep the file fast; the
 tests of the probe and of the hints never reach Keras.
 """
@@ -20,7 +20,7 @@ import pytest
 
 from check_helpers import result_line, run_check
 from rnn_ref.harness.candidate import Adapted, load_function, probe, split_bias, to_layout
-from rnn_ref.harness.spec import GRU, LSTM
+from rnn_ref.models.registry import GRU, LSTM
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = str(Path(__file__).resolve())
@@ -184,7 +184,7 @@ def test_lstm_checked_without_layer_exits_2_with_a_layer_hint(capsys):
     status, out, err = run_check(capsys, f"{LSTM_EXAMPLE}:lstm_forward", "--layout", "textbook")
     assert status == 2, out + err
     assert err.rstrip().endswith("did you mean --layer lstm?"), err
-    status, out, err = run_check(capsys, "rnn_ref.lstm:lstm")
+    status, out, err = run_check(capsys, "rnn_ref.layers.lstm:lstm")
     assert status == 2, out + err
     assert err.rstrip().endswith("did you mean --layer lstm?"), err
 
@@ -192,7 +192,7 @@ def test_lstm_checked_without_layer_exits_2_with_a_layer_hint(capsys):
 def test_layer_hint_names_the_layout_when_it_differs_from_the_one_given(capsys):
     # Keras's layout LSTM checked with --layout torch and no --layer: the hint must give both
     # --layer lstm and --layout keras (the command already says --layout torch).
-    status, out, err = run_check(capsys, "rnn_ref.lstm:lstm", "--layout", "torch")
+    status, out, err = run_check(capsys, "rnn_ref.layers.lstm:lstm", "--layout", "torch")
     assert status == 2, out + err
     assert "did you mean --layer lstm --layout keras?" in err, err
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnn_ref import mutants
+from rnn_ref.implementations import mutants
 from rnn_ref.harness.backward_candidate import AdaptedGradients
 from rnn_ref.harness.candidate import probe
 from rnn_ref.harness.context import CandidateError, Context
 from rnn_ref.harness.properties import properties_for
 from rnn_ref.harness.runner import run_property
-from rnn_ref.harness.spec import LAYERS
+from rnn_ref.models.registry import RECURRENT
 
 from check_helpers import result_line, run_check
 
@@ -44,7 +44,7 @@ EXPECTED = [
 
 @pytest.fixture(scope="module")
 def contexts():
-    return {spec.cli_name: Context(spec=spec) for spec in LAYERS.values()}
+    return {spec.cli_name: Context(spec=spec) for spec in RECURRENT.values()}
 
 
 def _sizes(case: str) -> dict:
@@ -156,7 +156,7 @@ def test_torch_layout_gru_backward(tmp_path, capsys, hh, passes):
 
 
 def test_return_conventions_are_read_by_name_and_by_shape():
-    spec = LAYERS["SimpleRNN"]
+    spec = RECURRENT["SimpleRNN"]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 3)).astype(np.float32)  # T = U = D = 3: shapes alone are ambiguous
     W, U, b = (rng.standard_normal(s).astype(np.float32) for s in ((3, 3), (3, 3), (3,)))

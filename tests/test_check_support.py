@@ -18,7 +18,7 @@ import pytest
 
 from check_helpers import result_line, run_check
 from rnn_ref.harness.candidate import Adapted, split_bias
-from rnn_ref.simple_rnn import simple_rnn
+from rnn_ref.layers.simple_rnn import simple_rnn
 
 pytestmark = pytest.mark.keras
 
@@ -84,7 +84,7 @@ def _checked(line: str) -> int:
 # -- the seeds' own style -------------------------------------------------------------
 
 def test_function_without_keywords_is_checked_one_sequence_at_a_time(capsys):
-    status, out, _ = run_check(capsys, "rnn_ref.variants:seed_rnn", "--layout", "textbook",
+    status, out, _ = run_check(capsys, "rnn_ref.implementations.variants:seed_rnn", "--layout", "textbook",
                                 "--max-examples", "10")
     assert status == 0, out
     assert "called as seed_rnn(x, W, U, b); one sequence at a time" in out
@@ -105,7 +105,7 @@ def seed_states_bias_after_tanh(x, W, U, b):
 
 
 def test_a_function_returning_every_state_in_float64_is_read_as_such(capsys):
-    status, out, _ = run_check(capsys, "rnn_ref.variants:seed_rnn_states", "--layout", "textbook",
+    status, out, _ = run_check(capsys, "rnn_ref.implementations.variants:seed_rnn_states", "--layout", "textbook",
                                "--max-examples", "10")
     assert status == 0, out
     called = next(ln for ln in out.splitlines() if ln.startswith("called as"))
@@ -147,7 +147,7 @@ def test_a_function_returning_several_arrays_is_read_by_its_first(capsys):
 
 
 def test_the_bias_after_tanh_bug_is_caught_with_a_one_step_case(capsys, tmp_path):
-    status, out, _ = run_check(capsys, "rnn_ref.mutants:seed_bias_after_tanh", "--layout", "textbook",
+    status, out, _ = run_check(capsys, "rnn_ref.implementations.mutants:seed_bias_after_tanh", "--layout", "textbook",
                                 "--repro-dir", tmp_path, "--property", "matches_keras,single_step_equals_dense")
     assert status == 1, out
     assert "minimal case: B=1 T=1 D=1 U=1" in out
@@ -155,11 +155,11 @@ def test_the_bias_after_tanh_bug_is_caught_with_a_one_step_case(capsys, tmp_path
     script = tmp_path / "repro_matches_keras.py"
     assert f"reproduce: python {script}" in out and (tmp_path / "repro_single_step_equals_dense.py").exists()
     text = script.read_text()
-    assert "load_candidate('rnn_ref.mutants:seed_bias_after_tanh', layout='textbook')" in text
+    assert "load_candidate('rnn_ref.implementations.mutants:seed_bias_after_tanh', layout='textbook')" in text
 
 
 def test_reproduction_prints_a_small_case_and_fails_again(capsys, tmp_path, monkeypatch):
-    run_check(capsys, "rnn_ref.mutants:seed_no_activation", "--layout", "textbook",
+    run_check(capsys, "rnn_ref.implementations.mutants:seed_no_activation", "--layout", "textbook",
                "--repro-dir", tmp_path, "--property", "matches_keras")
     monkeypatch.chdir(ROOT)
     script = (tmp_path / "repro_matches_keras.py").read_text()
@@ -170,7 +170,7 @@ def test_reproduction_prints_a_small_case_and_fails_again(capsys, tmp_path, monk
 
 
 def test_the_wrong_layout_gets_a_hint(capsys):
-    status, _, err = run_check(capsys, "rnn_ref.variants:seed_rnn")
+    status, _, err = run_check(capsys, "rnn_ref.implementations.variants:seed_rnn")
     assert status == 2
     assert "cannot be called" in err and "did you mean --layout textbook?" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 2
@@ -271,14 +271,14 @@ def _numpy_only(tmp_path, *argv):
         if entry.name == "numpy" or entry.name.startswith("numpy.libs"):
             (site / entry.name).symlink_to(entry)
     code = ("import sys; sys.path[:] = [p for p in sys.path if 'site-packages' not in p] + sys.argv[1:3]; "
-            "from rnn_ref.__main__ import main; sys.exit(main(sys.argv[3:]))")
+            "from rnn_ref.commands.main import main; sys.exit(main(sys.argv[3:]))")
     return subprocess.run([sys.executable, "-I", "-c", code, str(site), str(ROOT), *argv],
                           cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
 
 
 @pytest.mark.parametrize("target, args, status", [
     ("examples/check_textbook_correct.py:rnn_forward", ["--layout", "textbook"], 0),
-    ("rnn_ref.mutants:seed_bias_after_tanh", ["--layout", "textbook"], 1),
+    ("rnn_ref.implementations.mutants:seed_bias_after_tanh", ["--layout", "textbook"], 1),
     ("examples/check_bptt_textbook.py:rnn_backward", ["--gradients", "--layout", "textbook"], 0),
     ("examples/check_bptt_textbook.py:derivative_at_pre_activation", ["--gradients", "--layout", "textbook"], 1),
 ])

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnn_ref import corpus, mutants, variants
+from rnn_ref.harness import corpus
+from rnn_ref.implementations import mutants, variants
 from rnn_ref.harness.backward_candidate import AdaptedGradients
 from rnn_ref.harness.candidate import Adapted, probe
-from rnn_ref.harness.spec import LAYERS
+from rnn_ref.models.registry import RECURRENT
 
 from check_helpers import result_line, run_check
 from test_catches_bugs import EXPECTED, GATED
@@ -32,7 +33,7 @@ RUNNER = ROOT / "examples" / "corpus_runner.py"
 
 
 def offline(fn, layer="SimpleRNN", prop=None, layout="keras", gradients=False):
-    spec = LAYERS[layer]
+    spec = RECURRENT[layer]
     candidate = (AdaptedGradients if gradients else Adapted)(fn, layout, spec=spec)
     found = probe(candidate)
     assert found.problem is None, found.problem
@@ -43,7 +44,7 @@ def offline(fn, layer="SimpleRNN", prop=None, layout="keras", gradients=False):
 
 
 def test_shipped_corpus_matches_its_manifest_and_rnn_ref_meets_every_budget(capsys):
-    from rnn_ref import corpus_command
+    from rnn_ref.commands import corpus as corpus_command
 
     assert corpus.check_files() == []
     manifest = corpus.load_manifest()
@@ -55,7 +56,7 @@ def test_shipped_corpus_matches_its_manifest_and_rnn_ref_meets_every_budget(caps
     assert "0 over budget" in capsys.readouterr().out
     # every layer, both kinds, every property of the live catalogue but Bidirectional functions'
     kinds = {(e["layer"], e["kind"]) for e in manifest["entries"]}
-    assert kinds == {(layer, kind) for layer in LAYERS for kind in ("forward", "gradients")}
+    assert kinds == {(layer, kind) for layer in RECURRENT for kind in ("forward", "gradients")}
 
 
 def test_verify_catches_a_tampered_file(tmp_path):
@@ -88,7 +89,7 @@ def test_seed_style_bugs_are_rejected_offline(bug, style):
 
 @pytest.mark.parametrize("bug, prop, layer", [(b, p, lay) for b, p, layers in GRADIENT_EXPECTED for lay in layers])
 def test_backward_mutants_rejected_live_are_rejected_offline(bug, prop, layer):
-    spec = next(s for s in LAYERS.values() if s.cli_name == layer)
+    spec = next(s for s in RECURRENT.values() if s.cli_name == layer)
     fn = mutants.GRADIENT_MUTANTS[bug][spec.reference.__name__]
     r = offline(fn, spec.name, prop, gradients=True)[prop]
     assert r.status == "FAIL", f"{fn.__name__} passed {prop} offline on {r.checked} stored cases"
@@ -110,7 +111,7 @@ def test_the_textbook_examples_offline_from_the_command_line(capsys):
     for bug in ("derivative_at_pre_activation", "gradient_not_carried", "clipped_like_min_char_rnn"):
         status, out, _ = run_check(capsys, f"{example}:{bug}", "--gradients", "--layout", "textbook", "--offline")
         assert status == 1, out
-        assert "from rnn_ref.corpus import cases, judge_call" in out  # the reproduction reloads the stored case
+        assert "from rnn_ref.harness.corpus import cases, judge_call" in out  # the reproduction reloads the stored case
     status, out, _ = run_check(capsys, f"{ROOT / 'examples' / 'check_textbook_correct.py'}:rnn_forward",
                                "--layout", "textbook", "--offline")
     assert status == 0 and "17 pass of 17 properties" in out
@@ -124,7 +125,7 @@ def test_standalone_runner_gives_the_same_verdicts():
     ok = run("rnn_ref:simple_rnn")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "0 failed" in ok.stdout
-    bad = run("rnn_ref.mutants:missing_activation")
+    bad = run("rnn_ref.implementations.mutants:missing_activation")
     assert bad.returncode == 1 and "FAIL" in bad.stdout, bad.stdout + bad.stderr
     # the runner imports neither rnn_ref's corpus module nor anything but numpy and json to judge
     source = RUNNER.read_text()

@@ -23,8 +23,8 @@ import pytest
 
 import rnn_ref
 from model_judging import assert_rejected, judge_model
-from rnn_ref import demo
-from rnn_ref.__main__ import main as cli
+from rnn_ref.commands import demo
+from rnn_ref.commands.main import main as cli
 
 
 def run_demo(monkeypatch, capsys, *argv):

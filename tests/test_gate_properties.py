@@ -5,7 +5,7 @@ tests/test_properties.py applies both properties to the references with the full
 example count; here they run through ``run_property`` (what ``python -m rnn_ref
 check`` runs) with a few examples, then on mutants: an LSTM with its input and
 forget gates swapped and a GRU that applies reset_after=True's reset gate before
-the recurrent product (rnn_ref.mutants), and, for Bidirectional, layer functions
+the recurrent product (rnn_ref.implementations.mutants), and, for Bidirectional, layer functions
 wrapped here whose go_backwards or zero_output_for_mask is wrong.
 """
 
@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnn_ref import mutants
+from rnn_ref.implementations import mutants
 from rnn_ref.harness.cases import FULL, MASK_PATTERNS, make_case
 from rnn_ref.harness.context import Context
 from rnn_ref.harness.properties import PROPERTIES, Unsupported, _gate_step
 from rnn_ref.harness.runner import run_property
-from rnn_ref.harness.spec import LAYERS
+from rnn_ref.models.registry import RECURRENT
 
 from model_judging import judge_call
 
@@ -29,7 +29,7 @@ BIDIRECTIONAL = "bidirectional_matches_keras"
 
 @pytest.fixture(scope="module")
 def contexts():
-    return {layer: Context(spec=spec) for layer, spec in LAYERS.items()}
+    return {layer: Context(spec=spec) for layer, spec in RECURRENT.items()}
 
 
 def _sizes(result) -> dict:
@@ -41,14 +41,14 @@ def _sizes(result) -> dict:
 
 def test_the_properties_apply_to_their_layers():
     assert PROPERTIES[GATES].layers == ("LSTM", "GRU")
-    assert set(PROPERTIES[BIDIRECTIONAL].layers) == set(LAYERS)
+    assert set(PROPERTIES[BIDIRECTIONAL].layers) == set(RECURRENT)
     with pytest.raises(Unsupported, match="does not apply"):
-        PROPERTIES[GATES].strategy_for(spec=LAYERS["SimpleRNN"])
+        PROPERTIES[GATES].strategy_for(spec=RECURRENT["SimpleRNN"])
 
 
 def test_bidirectional_needs_go_backwards():
     support = FULL._replace(go_backwards=(False,))
-    result = run_property(BIDIRECTIONAL, LAYERS["LSTM"].reference, Context(spec=LAYERS["LSTM"]),
+    result = run_property(BIDIRECTIONAL, RECURRENT["LSTM"].reference, Context(spec=RECURRENT["LSTM"]),
                           support=support, max_examples=2)
     assert result.status == "unsupported" and "go_backwards=True" in result.message
 
@@ -104,7 +104,7 @@ def test_gate_equations_with_two_gate_blocks_swapped_are_rejected(layer, extras,
 @pytest.mark.parametrize("layer, name", [("LSTM", GATES), ("GRU", GATES), ("SimpleRNN", BIDIRECTIONAL),
                                          ("LSTM", BIDIRECTIONAL), ("GRU", BIDIRECTIONAL)])
 def test_the_reference_passes(layer, name, contexts):
-    result = run_property(name, LAYERS[layer].reference, contexts[layer], max_examples=6, seed=0)
+    result = run_property(name, RECURRENT[layer].reference, contexts[layer], max_examples=6, seed=0)
     assert result.status == "pass", result.message
     assert result.checked == result.examples >= 6
 
@@ -155,9 +155,9 @@ def declines_zero_output_for_mask(layer):
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize("layer", list(LAYERS))
+@pytest.mark.parametrize("layer", list(RECURRENT))
 def test_bidirectional_catches_backward_outputs_in_input_order(layer, contexts):
-    candidate = backwards_in_input_order(LAYERS[layer].reference)
+    candidate = backwards_in_input_order(RECURRENT[layer].reference)
     result = run_property(BIDIRECTIONAL, candidate, contexts[layer], max_examples=25, seed=0)
     assert result.status == "FAIL", f"passed on {result.examples} examples"
     s = _sizes(result)
@@ -171,7 +171,7 @@ def test_bidirectional_catches_backward_outputs_in_input_order(layer, contexts):
 
 @pytest.mark.keras
 def test_bidirectional_catches_a_layer_ignoring_zero_output_for_mask(contexts):
-    candidate = ignores_zero_output_for_mask(LAYERS["GRU"].reference)
+    candidate = ignores_zero_output_for_mask(RECURRENT["GRU"].reference)
     where = FULL._replace(mask_pattern=MASK_PATTERNS, return_sequences=(True,))  # only where it matters
     result = run_property(BIDIRECTIONAL, candidate, contexts["GRU"], support=where, max_examples=25, seed=0)
     assert result.status == "FAIL", f"passed on {result.examples} examples"
@@ -183,7 +183,7 @@ def test_bidirectional_catches_a_layer_ignoring_zero_output_for_mask(contexts):
 def test_bidirectional_draws_no_mask_with_sequences_for_a_layer_without_zero_output_for_mask(contexts):
     support = FULL._replace(zero_output_for_mask=(False,))
     seen = []
-    candidate = declines_zero_output_for_mask(LAYERS["LSTM"].reference)
+    candidate = declines_zero_output_for_mask(RECURRENT["LSTM"].reference)
 
     def recording(*args, **kw):
         seen.append((kw.get("mask") is not None, kw["return_sequences"]))

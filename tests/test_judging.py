@@ -20,7 +20,7 @@ pytest.importorskip("keras")
 
 import test_lstm_gru as lg  # noqa: E402  (tests/ is on sys.path)
 from rnn_ref.harness.judging import as_float64, judge_gradients, judge_outputs  # noqa: E402
-from rnn_ref.harness.spec import LSTM  # noqa: E402
+from rnn_ref.models.registry import LSTM  # noqa: E402
 
 pytestmark = pytest.mark.keras
 

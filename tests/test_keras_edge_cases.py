@@ -40,9 +40,9 @@ import numpy as np
 import pytest
 
 from model_judging import assert_rejected, judge_call, print_worst, record
-from rnn_ref.dense import dense
-from rnn_ref.embedding import embedding
-from rnn_ref.simple_rnn import simple_rnn
+from rnn_ref.layers.dense import dense
+from rnn_ref.layers.embedding import embedding
+from rnn_ref.layers.simple_rnn import simple_rnn
 from tiny_rnn import BIAS, H0, KERNEL, MASK, RECURRENT, TABLE, B, D, T, U, X, rnn, weights
 
 keras = pytest.importorskip("keras")

@@ -47,8 +47,8 @@ def test_float64_leaky_relu_uses_a_float32_rounded_slope():
 def test_reference_follows_the_exact_formulas():
     """rnn_ref keeps the exact formulas (the deviations are Keras's, not ours)."""
     exact = np.array([0.5 * v * math.erfc(-v / math.sqrt(2)) for v in X])
-    np.testing.assert_allclose(rnn_ref.activations.gelu(X), exact, rtol=4e-16, atol=1e-300)
-    np.testing.assert_array_equal(rnn_ref.activations.leaky_relu(X), np.where(X >= 0, X, 0.2 * X))
+    np.testing.assert_allclose(rnn_ref.layers.activations.gelu(X), exact, rtol=4e-16, atol=1e-300)
+    np.testing.assert_array_equal(rnn_ref.layers.activations.leaky_relu(X), np.where(X >= 0, X, 0.2 * X))
 
 
 def test_unrolled_go_backwards_zeroes_the_wrong_steps():

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 import rnn_ref
-from rnn_ref.dense import dense
+from rnn_ref.layers.dense import dense
 from model_judging import assert_rejected, judge_model
 from tiny_rnn import BIAS, H0, KERNEL, RECURRENT, B, U, X, c64, rnn
 

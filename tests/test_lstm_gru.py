@@ -43,9 +43,9 @@ keras = pytest.importorskip("keras")
 layers = keras.layers
 
 import rnn_ref  # noqa: E402
-from rnn_ref.activations import ACTIVATIONS  # noqa: E402
+from rnn_ref.layers.activations import ACTIVATIONS  # noqa: E402
 from rnn_ref.harness.judging import judge_outputs  # noqa: E402
-from rnn_ref.harness.spec import layer_named  # noqa: E402
+from rnn_ref.models.registry import layer_named  # noqa: E402
 
 pytestmark = pytest.mark.keras
 

@@ -1,4 +1,4 @@
-"""``rnn_ref.gradients``: whole-model gradients and one SGD step, against live Keras.
+"""``rnn_ref.models.gradients``: whole-model gradients and one SGD step, against live Keras.
 
 Every model gets random weights (``set_weights``): kernels and embeddings
 random normal with no entry near zero, biases non-zero, each recurrent
@@ -6,7 +6,7 @@ kernel's gate blocks ``GAIN`` times a random orthogonal matrix (so the
 backward recurrence does not expand errors). Keras's gradients are
 ``tf.GradientTape`` on ``mean(keras.losses.<loss>(y, model(x)))``, the
 function form (the ``Loss`` classes and ``compile`` give the same numbers in
-float32, measured, see rnn_ref/gradients.py), compared per array of
+float32, measured, see rnn_ref/models/gradients.py), compared per array of
 ``model.trainable_weights``.
 
 Tolerance (``judged``): the harness's budget, through
@@ -70,8 +70,8 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 import rnn_ref  # noqa: E402
-from rnn_ref import gradients  # noqa: E402
-from rnn_ref.gradients import LOSSES, model_gradients  # noqa: E402
+from rnn_ref.models import gradients  # noqa: E402
+from rnn_ref.models.gradients import LOSSES, model_gradients  # noqa: E402
 from rnn_ref.harness.judging import judge_gradients, judge_outputs, model_weights, with_weights  # noqa: E402
 from model_judging import judge_call, longest_sum  # noqa: E402
 

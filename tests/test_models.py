@@ -55,7 +55,7 @@ layers = keras.layers
 import rnn_ref  # noqa: E402
 from random_models import randomize, token_batch  # noqa: E402
 from model_judging import assert_rejected, flat, judge_call, judge_model, print_worst, record  # noqa: E402
-from rnn_ref.model import NumpyModel  # noqa: E402
+from rnn_ref.models.model import NumpyModel  # noqa: E402
 
 pytestmark = pytest.mark.keras
 

@@ -58,13 +58,13 @@ keras = pytest.importorskip("keras")
 layers = keras.layers
 
 import rnn_ref  # noqa: E402
-from rnn_ref.gru import OPTIONS as GRU_FUNCTION_OPTIONS  # noqa: E402
+from rnn_ref.layers.gru import OPTIONS as GRU_FUNCTION_OPTIONS  # noqa: E402
 from model_judging import (  # noqa: E402
     assert_rejected, flat, judge_call, judge_model, print_worst, record, recurrent_layers)
 from random_models import randomize, token_batch  # noqa: E402
-from rnn_ref.lstm import OPTIONS as LSTM_FUNCTION_OPTIONS  # noqa: E402
-from rnn_ref.model import GRU, LSTM, Bidirectional, SimpleRNN  # noqa: E402
-from rnn_ref.recurrence import CALL_OPTIONS  # noqa: E402
+from rnn_ref.layers.lstm import OPTIONS as LSTM_FUNCTION_OPTIONS  # noqa: E402
+from rnn_ref.models.model import GRU, LSTM, Bidirectional, SimpleRNN  # noqa: E402
+from rnn_ref.layers.recurrence import CALL_OPTIONS  # noqa: E402
 
 pytestmark = pytest.mark.keras
 

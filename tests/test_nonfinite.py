@@ -439,8 +439,8 @@ def test_softmax_of_a_non_finite_row_is_one_of_the_documented_results(row):
 
     x, formula, onednn = (np.array([r], F32) for r in SOFTMAX_ROWS[row])
     got = np.asarray(keras.activations.softmax(keras.ops.convert_to_tensor(x)))
-    np.testing.assert_array_equal(rnn_ref.activations.softmax(x), formula)
-    np.testing.assert_array_equal(rnn_ref.activations.softmax_onednn(x), onednn)
+    np.testing.assert_array_equal(rnn_ref.layers.activations.softmax(x), formula)
+    np.testing.assert_array_equal(rnn_ref.layers.activations.softmax_onednn(x), onednn)
     assert any(np.array_equal(got, want, equal_nan=True) for want in (formula, onednn)), (
         f"Keras's softmax of {x[0]} is {got[0]}, neither the formula's {formula[0]} nor oneDNN's {onednn[0]}")
 
@@ -464,7 +464,7 @@ def make_case_from(x, kernel, recurrent, bias):
 def onednn_simple_rnn(inputs, kernel, recurrent_kernel, bias=None, **options):
     """A correct SimpleRNN that computes softmax as oneDNN's float32 kernel does."""
     if options.get("activation") == "softmax":
-        options["activation"] = rnn_ref.activations.softmax_onednn
+        options["activation"] = rnn_ref.layers.activations.softmax_onednn
     return rnn_ref.simple_rnn(inputs, kernel, recurrent_kernel, bias, **options)
 
 
@@ -473,7 +473,7 @@ def limit_simple_rnn(inputs, kernel, recurrent_kernel, bias=None, **options):
     which no platform's Keras gives."""
     def limit_softmax(a):
         inf = np.isposinf(a)
-        out = rnn_ref.activations.softmax(np.where(inf, 0.0, a))
+        out = rnn_ref.layers.activations.softmax(np.where(inf, 0.0, a))
         return np.where(inf.any(axis=-1, keepdims=True), inf / np.maximum(inf.sum(-1, keepdims=True), 1), out)
 
     if options.get("activation") == "softmax":

@@ -11,7 +11,7 @@ from rnn_ref.harness.cases import make_case
 from rnn_ref.harness import oracle as oracle_module
 from rnn_ref.harness.context import Context, PropertyFailure
 from rnn_ref.harness.oracle import KerasOracle, LayerCache
-from rnn_ref.harness.spec import LAYERS
+from rnn_ref.models.registry import RECURRENT
 
 
 def test_the_least_recently_used_layer_is_dropped_beyond_the_limit():
@@ -35,7 +35,7 @@ def test_a_second_oracle_reuses_the_layer_with_its_own_weights(layer, monkeypatc
     of O(1) values (about 1e-15), judged with the harness's budget (Context.expect),
     while the first case's weights left in the layer are off by O(0.1): the mutant
     that skips the copy is rejected."""
-    spec = LAYERS[layer]
+    spec = RECURRENT[layer]
     first, second = (make_case(B=2, T=4, D=3, U=5, dtype="float64", seed=s, layer=layer,
                                return_sequences=True) for s in (11, 12))
     a, b = KerasOracle(spec), KerasOracle(spec)

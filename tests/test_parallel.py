@@ -1,4 +1,4 @@
-"""The batch split of ``rnn_ref.parallel``: split and unsplit give the same numbers.
+"""The batch split of ``rnn_ref.layers.parallel``: split and unsplit give the same numbers.
 
 Rows of a batch are independent, so the loop run on row blocks in threads must
 give what it gives on the whole batch, up to the rounding of the BLAS's
@@ -21,9 +21,10 @@ import pytest
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
-from rnn_ref import gru, lstm, parallel, recurrence, simple_rnn  # noqa: E402
-from rnn_ref.model import Dense, Embedding, NumpyModel  # noqa: E402
-from rnn_ref.recurrent_layers import GRU, LSTM, Bidirectional, SimpleRNN  # noqa: E402
+from rnn_ref import gru, lstm, simple_rnn  # noqa: E402
+from rnn_ref.layers import parallel, recurrence  # noqa: E402
+from rnn_ref.models.model import Dense, Embedding, NumpyModel  # noqa: E402
+from rnn_ref.models.recurrent import GRU, LSTM, Bidirectional, SimpleRNN  # noqa: E402
 
 B, T, D, U = 7, 9, 5, 4  # B odd: the blocks are 3 and 4 rows (or 2, 2 and 3)
 
@@ -142,7 +143,7 @@ def test_projection_in_chunks_agrees(split, monkeypatch, name, case, dtype, step
 
 
 def test_projection_chunk_size():
-    from rnn_ref.simple_rnn import SimpleRNNCell  # noqa: PLC0415
+    from rnn_ref.layers.simple_rnn import SimpleRNNCell  # noqa: PLC0415
 
     cell = SimpleRNNCell(*weights(1, np.float32), "tanh", D, np.float32)
     assert parallel.projection_chunk(cell, 1) == parallel.CHUNK_BYTES // (U * 4)

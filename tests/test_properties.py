@@ -15,14 +15,14 @@ import rnn_ref
 from rnn_ref.harness.backprop import reference_backward
 from rnn_ref.harness.context import Context
 from rnn_ref.harness.properties import PROPERTIES, case_of, properties_for
-from rnn_ref.harness.spec import LAYERS
+from rnn_ref.models.registry import RECURRENT
 
-CASES = [(layer, name) for layer in LAYERS for name in properties_for(layer)]
+CASES = [(layer, name) for layer in RECURRENT for name in properties_for(layer)]
 
 #: Gradient properties, applied to each layer's backward pass, rnn_ref.vjp.
-GRADIENTS = [(layer, name) for layer in LAYERS for name in properties_for(layer, "gradients")]
+GRADIENTS = [(layer, name) for layer in RECURRENT for name in properties_for(layer, "gradients")]
 #: Properties of a Bidirectional function, applied to rnn_ref.bidirectional around each layer.
-WRAPPED = [(layer, name) for layer in LAYERS for name in properties_for(layer, "bidirectional")]
+WRAPPED = [(layer, name) for layer in RECURRENT for name in properties_for(layer, "bidirectional")]
 
 #: The share of the profile's examples a property runs in the suite, where one example
 #: costs several Keras builds (each Keras configuration met once is a build and an eager
@@ -44,13 +44,13 @@ def examples(name, of=None):
 
 @pytest.fixture(scope="module")
 def contexts(tolerance_recorder):
-    return {layer: Context(record=tolerance_recorder, spec=spec) for layer, spec in LAYERS.items()}
+    return {layer: Context(record=tolerance_recorder, spec=spec) for layer, spec in RECURRENT.items()}
 
 
 @pytest.mark.keras
 @pytest.mark.parametrize("layer, name", CASES, ids=[f"{layer}-{name}" for layer, name in CASES])
 def test_property(layer, name, contexts):
-    prop, spec, ctx = PROPERTIES[name], LAYERS[layer], contexts[layer]
+    prop, spec, ctx = PROPERTIES[name], RECURRENT[layer], contexts[layer]
 
     @settings(max_examples=examples(name))
     @given(prop.strategy_for(spec=spec))
@@ -68,7 +68,7 @@ def test_property(layer, name, contexts):
 @pytest.mark.keras
 @pytest.mark.parametrize("layer, name", WRAPPED, ids=[f"Bidirectional_{layer}-{name}" for layer, name in WRAPPED])
 def test_bidirectional_property(layer, name, contexts):
-    prop, spec, ctx = PROPERTIES[name], LAYERS[layer], contexts[layer]
+    prop, spec, ctx = PROPERTIES[name], RECURRENT[layer], contexts[layer]
     candidate = functools.partial(rnn_ref.bidirectional, spec.reference)
 
     @settings(max_examples=examples(name))
@@ -83,7 +83,7 @@ def test_bidirectional_property(layer, name, contexts):
 
 
 def test_every_layer_has_its_properties():
-    for layer in LAYERS:
+    for layer in RECURRENT:
         applies = {name for name, prop in PROPERTIES.items() if layer in prop.layers}
         assert {"matches_keras", "mask_matches_keras", "stateful_chunks_equal_one_sequence",
                 "unbatched_equals_batch_of_one", "every_activation_matches_keras"} <= applies, layer
@@ -115,7 +115,7 @@ def test_an_overflow_inside_a_step_is_not_judged_but_the_rest_is(contexts):
         y[:, 0] += np.float32(1e-3)  # before any overflow, where the case is well conditioned
         return y
 
-    unrecorded = Context(spec=LAYERS["LSTM"])  # a failure meant to happen stays out of the tolerance table
+    unrecorded = Context(spec=RECURRENT["LSTM"])  # a failure meant to happen stays out of the tolerance table
     with pytest.raises(PropertyFailure):
         unrecorded.expect(first_step_off, case)
 
@@ -130,7 +130,7 @@ GRADIENT_EXAMPLES = max(1, settings.default.max_examples // 3)
 @pytest.mark.keras
 @pytest.mark.parametrize("layer, name", GRADIENTS, ids=[f"{layer}-{name}" for layer, name in GRADIENTS])
 def test_gradient_property(layer, name, contexts):
-    prop, spec, ctx = PROPERTIES[name], LAYERS[layer], contexts[layer]
+    prop, spec, ctx = PROPERTIES[name], RECURRENT[layer], contexts[layer]
     candidate = reference_backward(spec.reference)
 
     @settings(max_examples=examples(name, of=GRADIENT_EXAMPLES))

@@ -22,14 +22,14 @@ import numpy as np
 import pytest
 
 import rnn_ref
-from rnn_ref.__main__ import main as cli
+from rnn_ref.commands.main import main as cli
 from rnn_ref.harness import tolerance
 from rnn_ref.harness.tally import SCHEMA_VERSION, KerasTally, Tally, ToleranceTable, fmt, jsonable
 from rnn_ref.harness.tolerance import budget_rule
-from rnn_ref.report.factor import FactorTally, factor_margin
-from rnn_ref.report.markdown import write_markdown
-from rnn_ref.report.results import report_run, summary
-from rnn_ref.report.sweeps import label, split_label
+from rnn_ref.commands.report.factor import FactorTally, factor_margin
+from rnn_ref.commands.report.markdown import write_markdown
+from rnn_ref.commands.report.results import report_run, summary
+from rnn_ref.commands.report.sweeps import label, split_label
 
 PROP = "matches_keras"
 
@@ -409,12 +409,12 @@ PACKAGE = Path(rnn_ref.__file__).parent
 def test_the_harness_does_not_import_the_report():
     for path in sorted((PACKAGE / "harness").glob("*.py")):
         for module, names in _imports(path):
-            assert not module.startswith(("rnn_ref.report", "..report")), f"{path.name} imports {module}"
-            assert not (module == ".." and "report" in names), f"{path.name} imports rnn_ref.report"
+            assert not module.startswith(("rnn_ref.commands.report", "..report")), f"{path.name} imports {module}"
+            assert not (module == ".." and "report" in names), f"{path.name} imports rnn_ref.commands.report"
 
 
 def test_no_private_name_is_imported_across_modules():
-    paths = [*(PACKAGE / "report").glob("*.py"), PACKAGE / "harness" / "tally.py",
+    paths = [*(PACKAGE / "commands" / "report").glob("*.py"), PACKAGE / "harness" / "tally.py",
              PACKAGE / "harness" / "pytest_plugin.py", Path(__file__), Path(__file__).with_name("test_tolerance.py")]
     for path in paths:
         for module, names in _imports(path):
@@ -423,18 +423,18 @@ def test_no_private_name_is_imported_across_modules():
 
 
 def test_report_modules_stay_small_and_the_template_ships():
-    for path in (PACKAGE / "report").glob("*.py"):
+    for path in (PACKAGE / "commands" / "report").glob("*.py"):
         assert len(path.read_text().splitlines()) < 500, f"{path.name} has grown past 500 lines"
-    assert (PACKAGE / "report" / "template.md").is_file()
+    assert (PACKAGE / "commands" / "report" / "template.md").is_file()
     pyproject = (PACKAGE.parent / "pyproject.toml")
     if pyproject.is_file():  # a checkout, not an installed copy
         tomllib = pytest.importorskip("tomllib")
         data = tomllib.loads(pyproject.read_text())
-        assert "template.md" in data["tool"]["setuptools"]["package-data"]["rnn_ref.report"]
+        assert "template.md" in data["tool"]["setuptools"]["package-data"]["rnn_ref.commands.report"]
 
 
 def test_report_and_compare_are_subcommands_of_one_parser(capsys):
-    from rnn_ref.report import main
+    from rnn_ref.commands.report import main
 
     with pytest.raises(SystemExit) as e:
         main(["compare"])

@@ -18,9 +18,9 @@ import sys
 
 import pytest
 
-from rnn_ref.__main__ import main as cli
-from rnn_ref.report import cluster, tasks
-from rnn_ref.report.sweeps import WIDE_GAIN, labelled_catalogue
+from rnn_ref.commands.main import main as cli
+from rnn_ref.commands.report import cluster, tasks
+from rnn_ref.commands.report.sweeps import WIDE_GAIN, labelled_catalogue
 
 pytestmark = pytest.mark.keras
 
@@ -149,13 +149,13 @@ def external_cluster():
 #: mutants, and their removal.
 SEED_PER_WORKER = """
 import os
-from rnn_ref.report import sweeps
+from rnn_ref.commands.report import sweeps
 sweeps._real_property_seed = sweeps.property_seed
 sweeps.property_seed = lambda seed, name: sweeps._real_property_seed(seed, name) + os.getpid()
 """
 CACHE_DROPPED = """
 from rnn_ref.harness import oracle
-from rnn_ref.report import tasks
+from rnn_ref.commands.report import tasks
 tasks._real_worker_state = tasks.worker_state
 def _dropping():
     for cache in oracle._SHARED.values():
@@ -164,7 +164,7 @@ def _dropping():
 tasks.worker_state = _dropping
 """
 UNDO = """
-from rnn_ref.report import sweeps, tasks
+from rnn_ref.commands.report import sweeps, tasks
 sweeps.property_seed = getattr(sweeps, "_real_property_seed", sweeps.property_seed)
 tasks.worker_state = getattr(tasks, "_real_worker_state", tasks.worker_state)
 """

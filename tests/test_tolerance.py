@@ -15,14 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rnn_ref import simple_rnn
-from rnn_ref.__main__ import main as cli
+from rnn_ref.commands.main import main as cli
 from rnn_ref.harness import tolerance
 from rnn_ref.harness.cases import BOUNDED, MASK_PATTERNS, cases, make_case
 from rnn_ref.harness.context import Context, PropertyFailure
 from rnn_ref.harness.properties import PROPERTIES
-from rnn_ref.mutants import scaled_output
+from rnn_ref.implementations.mutants import scaled_output
 from rnn_ref.harness.tally import needed_factor
-from rnn_ref.report.sweeps import implementations, label
+from rnn_ref.commands.report.sweeps import implementations, label
 
 IMPLEMENTATIONS = implementations()  # rnn_ref + the correct variants
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from rnn_ref.dense import dense
-from rnn_ref.embedding import embedding
+from rnn_ref.layers.dense import dense
+from rnn_ref.layers.embedding import embedding
 from tiny_rnn import BIAS, H0, KERNEL, MASK, RECURRENT, TABLE, B, D, T, U, X, c64, rnn
 
 RNN_REFUSALS = {

@@ -67,8 +67,8 @@ tf = pytest.importorskip("tensorflow")
 layers = keras.layers
 
 import rnn_ref  # noqa: E402
-from rnn_ref import backward_simple_rnn  # noqa: E402
-from rnn_ref.activations import ACTIVATIONS  # noqa: E402
+from rnn_ref.backward import simple_rnn as backward_simple_rnn  # noqa: E402
+from rnn_ref.layers.activations import ACTIVATIONS  # noqa: E402
 from rnn_ref.harness.judging import judge_gradients  # noqa: E402
 
 pytestmark = pytest.mark.keras

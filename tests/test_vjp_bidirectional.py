@@ -35,7 +35,7 @@ the inputs), which needed a growth per wrapped layer bounded by hand.
 A second oracle without Keras: float64 centred differences on a masked GRU
 case with initial states, for mul and ave (``fd_bound`` of tests/test_vjp.py).
 
-Mutants (small functions below, patched into rnn_ref.backward_bidirectional):
+Mutants (small functions below, patched into rnn_ref.backward.bidirectional):
 the backward layer's cotangent left in input order (not flipped back to its
 processing order), ave's cotangent not halved, mul multiplying by its own
 branch instead of the other. Each, patched into rnn_ref (so into the float64
@@ -57,9 +57,9 @@ tf = pytest.importorskip("tensorflow")
 layers = keras.layers
 
 import rnn_ref  # noqa: E402
-from rnn_ref import backward_bidirectional  # noqa: E402
-from rnn_ref.backward_bidirectional import BidirectionalGrads  # noqa: E402
-from rnn_ref.harness.spec import layer_named  # noqa: E402
+from rnn_ref.backward import bidirectional as backward_bidirectional  # noqa: E402
+from rnn_ref.backward.bidirectional import BidirectionalGrads  # noqa: E402
+from rnn_ref.models.registry import layer_named  # noqa: E402
 from test_vjp import (  # noqa: E402  (tests/ is on sys.path)
     MUTANT_FAILURE, centred_differences, fd_bound, judge_vjp, nonzero, orthogonal)
 

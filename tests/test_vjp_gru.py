@@ -1,4 +1,4 @@
-"""``rnn_ref.backward_gru.gru_vjp`` (GRU backpropagation through time) against ``tf.GradientTape``.
+"""``rnn_ref.backward.gru.gru_vjp`` (GRU backpropagation through time) against ``tf.GradientTape``.
 
 As tests/test_vjp.py for SimpleRNN: random weights are copied into a
 ``keras.layers.GRU`` built with the same options, asymmetric on purpose (D !=
@@ -36,9 +36,9 @@ pytest.importorskip("tensorflow")
 layers = keras.layers
 
 import rnn_ref  # noqa: E402
-from rnn_ref import backward_gru  # noqa: E402
-from rnn_ref.backward_gru import GRUGrads, gru_vjp  # noqa: E402
-from rnn_ref.harness.spec import GRU  # noqa: E402
+from rnn_ref.backward import gru as backward_gru  # noqa: E402
+from rnn_ref.backward.gru import GRUGrads, gru_vjp  # noqa: E402
+from rnn_ref.models.registry import GRU  # noqa: E402
 from test_vjp import (  # noqa: E402
     MUTANT_FAILURE, UNIT_ROUNDOFF, Arrays, cs231n_relative_error, flat, judge_vjp, named, nonzero, one_state_arrays,
     orthogonal, tape_gradients)
@@ -320,7 +320,7 @@ def test_none_cotangents_are_zeros_and_count_is_checked():
 # Every activation name, in either slot: finite differences (float64)
 # ---------------------------------------------------------------------------
 
-ACTIVATION_NAMES = sorted(rnn_ref.activations.ACTIVATIONS)
+ACTIVATION_NAMES = sorted(rnn_ref.layers.activations.ACTIVATIONS)
 
 
 @pytest.mark.parametrize("slot", ["activation", "recurrent_activation"])

@@ -1,4 +1,4 @@
-"""``rnn_ref.backward_lstm.lstm_vjp`` (LSTM backpropagation through time) against
+"""``rnn_ref.backward.lstm.lstm_vjp`` (LSTM backpropagation through time) against
 ``tf.GradientTape`` on live Keras, finite differences, and two mutants.
 
 As in tests/test_vjp.py: random weights are copied into a ``keras.layers.LSTM``
@@ -43,10 +43,10 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
 import rnn_ref  # noqa: E402
-from rnn_ref import backward_lstm  # noqa: E402
-from rnn_ref.activations import ACTIVATIONS  # noqa: E402
-from rnn_ref.backward_lstm import LSTMGrads, lstm_vjp  # noqa: E402
-from rnn_ref.harness.spec import LSTM  # noqa: E402
+from rnn_ref.backward import lstm as backward_lstm  # noqa: E402
+from rnn_ref.layers.activations import ACTIVATIONS  # noqa: E402
+from rnn_ref.backward.lstm import LSTMGrads, lstm_vjp  # noqa: E402
+from rnn_ref.models.registry import LSTM  # noqa: E402
 from test_vjp import (  # noqa: E402  (tests/ is on sys.path)
     MUTANT_FAILURE,
     centred_differences,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnn_ref.harness.cases import orthogonal
-from rnn_ref.simple_rnn import simple_rnn
+from rnn_ref.layers.simple_rnn import simple_rnn
 
 B, T, D, U = 2, 4, 3, 5  # D != U, so a transposed kernel cannot pass
 

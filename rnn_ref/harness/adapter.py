@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cases import bidirectional_kwargs, make_case
-from .context import CandidateError
-from .spec import SIMPLE_RNN, LayerSpec
+from rnn_ref.harness.cases import bidirectional_kwargs, make_case
+from rnn_ref.harness.context import CandidateError
+from rnn_ref.models.registry import SIMPLE_RNN, LayerSpec
 
 #: Keras's SimpleRNN option names and defaults (an adapter takes its layer's own).
 OPTIONS = SIMPLE_RNN.options

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backward import vjp
-from .cases import Case
+from rnn_ref.models.registry import vjp
+from rnn_ref.harness.cases import Case
 
 #: The gradients a backward pass returns, in the reference's argument order.
 GRADIENT_NAMES = ("inputs", "kernel", "recurrent_kernel", "bias", "initial_state")

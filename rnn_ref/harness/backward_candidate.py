@@ -40,11 +40,11 @@ import inspect
 
 import numpy as np
 
-from .adapter import LAYOUT_NAMES, PROBE_SHAPE, AdaptError, Adapted, Signature, is_default, layout_arrays, to_layout
-from .backprop import cotangent_for, float64_gradients, named_arrays
-from .cases import make_case
-from .context import CandidateError
-from .spec import SIMPLE_RNN, LayerSpec
+from rnn_ref.harness.adapter import LAYOUT_NAMES, PROBE_SHAPE, AdaptError, Adapted, Signature, is_default, layout_arrays, to_layout
+from rnn_ref.harness.backprop import cotangent_for, float64_gradients, named_arrays
+from rnn_ref.harness.cases import make_case
+from rnn_ref.harness.context import CandidateError
+from rnn_ref.models.registry import SIMPLE_RNN, LayerSpec
 
 #: Names people give the initial state's gradient.
 INITIAL_STATE_NAMES = ("initial_state", "h0", "h_0", "hprev", "h_prev", "state", "states", "h_init")

@@ -31,17 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..activations import ACTIVATIONS
-from ..bidirectional import MERGE_MODES
-from .adapter import (  # noqa: F401  (exported from here as before: check, the tests and the docs import them)
-    BIDIRECTIONAL_FIXED, LAYOUT_NAMES, LAYOUTS, OPTIONS, PROBE_SHAPE, AdaptError, Adapted, AdaptedBidirectional,
-    Signature, gate_orders, is_default, layout_arrays, split_bias, to_layout, torch_blocks,
-)
-from .backward_candidate import AdaptedGradients
-from .cases import DEFAULTS, GATE_ACTIVATIONS, MASK_PATTERNS, Support, feature, make_case
-from .context import CandidateError
-from .spec import LAYERS, SIMPLE_RNN, LayerSpec, layer_named
-from .guard import CandidateRaised, CaseTimeout, describe_exception, guarded
+from rnn_ref.layers.activations import ACTIVATIONS
+from rnn_ref.layers.bidirectional import MERGE_MODES
+from rnn_ref.harness.adapter import BIDIRECTIONAL_FIXED, LAYOUT_NAMES, LAYOUTS, OPTIONS, PROBE_SHAPE, AdaptError, Adapted, AdaptedBidirectional, Signature, gate_orders, is_default, layout_arrays, split_bias, to_layout, torch_blocks
+from rnn_ref.harness.backward_candidate import AdaptedGradients
+from rnn_ref.harness.cases import DEFAULTS, GATE_ACTIVATIONS, MASK_PATTERNS, Support, feature, make_case
+from rnn_ref.harness.context import CandidateError
+from rnn_ref.models.registry import RECURRENT, SIMPLE_RNN, LayerSpec, layer_named
+from rnn_ref.harness.guard import CandidateRaised, CaseTimeout, describe_exception, guarded
 
 
 class LoadError(Exception):
@@ -248,7 +245,7 @@ def _runs(fn, layout: str, spec: LayerSpec, timeout, kind=None) -> bool:
 def wrapped_layer(fn, layout: str = "keras", timeout: float | None = None) -> LayerSpec | None:
     """The layer a Bidirectional function wraps: the first of SimpleRNN, LSTM, GRU
     whose weights its first call takes (their shapes differ), or None."""
-    for spec in LAYERS.values():
+    for spec in RECURRENT.values():
         if _runs(fn, layout, spec, timeout, AdaptedBidirectional):
             return spec
     return None
@@ -266,7 +263,7 @@ def _layout_hint(candidate: Adapted, timeout) -> str:
     for other in LAYOUT_NAMES:
         if other != candidate.layout and _runs(candidate.fn, other, spec, timeout):
             return f"did you mean --layout {other}?"
-    for layer in LAYERS.values():
+    for layer in RECURRENT.values():
         if layer is spec:
             continue
         for other in (candidate.layout, *(lo for lo in LAYOUT_NAMES if lo != candidate.layout)):

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .spec import LAYERS, SIMPLE_RNN
+from rnn_ref.models.registry import RECURRENT, SIMPLE_RNN
 
 #: The options of a case that go to the layer (mask and initial_state are arrays of the case).
 OPTION_NAMES = SIMPLE_RNN.layer_options
@@ -34,7 +34,7 @@ GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "sparse_sigmoid")
 
 def extra_options(layer: str) -> tuple:
     """The options ``layer`` has beyond SimpleRNN's (recurrent_activation, reset_after)."""
-    return tuple(o for o in LAYERS[layer].layer_options if o not in OPTION_NAMES)
+    return tuple(o for o in RECURRENT[layer].layer_options if o not in OPTION_NAMES)
 
 
 def each_state(initial_state, fn):
@@ -71,7 +71,7 @@ class Case(NamedTuple):
 
     @property
     def spec(self):
-        return LAYERS[self.layer]
+        return RECURRENT[self.layer]
 
     @property
     def dtype(self) -> np.dtype:
@@ -173,7 +173,7 @@ def make_case(
     ``gain`` (so its spectral radius is ``gain``); bias and initial state
     ~ N(0, 0.5), never all zero.
     """
-    spec = LAYERS[layer]
+    spec = RECURRENT[layer]
     unknown = set(extras) - set(extra_options(layer))
     if unknown:
         raise TypeError(f"make_case got options {sorted(unknown)} that {layer} does not have")

@@ -13,11 +13,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..activations import ACTIVATIONS, BOUNDED, ELEMENTWISE  # noqa: F401  (BOUNDED, ELEMENTWISE: exported)
-from ..bidirectional import MERGE_MODES
-from .case import (  # noqa: F401  (exported: the harness and the tests import them from here)
-    GATE_ACTIVATIONS, MASK_PATTERNS, OPTION_NAMES, Case, each_state, extra_options, make_case, orthogonal,
-)
+from rnn_ref.layers.activations import ACTIVATIONS, BOUNDED, ELEMENTWISE  # noqa: F401  (BOUNDED, ELEMENTWISE: exported)
+from rnn_ref.layers.bidirectional import MERGE_MODES
+from rnn_ref.harness.case import GATE_ACTIVATIONS, MASK_PATTERNS, OPTION_NAMES, Case, each_state, extra_options, make_case, orthogonal
 
 
 def bidirectional_kwargs(case: Case, other: Case, merge_mode="concat") -> dict:
@@ -132,7 +130,7 @@ def __getattr__(name):
     # The hypothesis strategy is imported here, not at the top, to keep
     # hypothesis out of this module's import (the offline check needs NumPy only).
     if name == "cases":
-        from .strategies import cases
+        from rnn_ref.harness.strategies import cases
 
         return cases
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

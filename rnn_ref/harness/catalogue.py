@@ -13,9 +13,10 @@ from typing import Callable
 
 from hypothesis import strategies as st
 
-from ..activations import ELEMENTWISE
-from .cases import BOUNDED, DEFAULTS, FULL, GATE_ACTIVATIONS, MASK_PATTERNS, Case, Support, extra_options, feature, make_case
-from .spec import LAYERS, SIMPLE_RNN, LayerSpec
+from rnn_ref.layers.activations import ELEMENTWISE
+from rnn_ref.harness.strategies import cases
+from rnn_ref.harness.cases import BOUNDED, DEFAULTS, FULL, GATE_ACTIVATIONS, MASK_PATTERNS, Case, Support, extra_options, feature, make_case
+from rnn_ref.models.registry import RECURRENT, SIMPLE_RNN, LayerSpec
 
 
 class Unsupported(Exception):
@@ -80,7 +81,7 @@ class Property:
     needs: dict = field(default_factory=dict)
     wrap: Callable | None = None
     anchor: dict | None = field(default_factory=dict)
-    layers: tuple = tuple(LAYERS)  # the layers (spec names) the property applies to
+    layers: tuple = tuple(RECURRENT)  # the layers (spec names) the property applies to
     takes: str = "layer"
 
     def values(self, support: Support = FULL) -> dict:
@@ -106,7 +107,7 @@ class Property:
         if spec.name not in self.layers:
             raise Unsupported(f"does not apply to {spec.name}")
         values = self.values(support)
-        strategy = spec.cases(**self.shapes, **{dim: _choice(v) for dim, v in values.items()},
+        strategy = cases(**self.shapes, **{dim: _choice(v) for dim, v in values.items()},
                               layer=st.just(spec.name))
         return self.wrap(strategy, support) if self.wrap else strategy
 
@@ -144,7 +145,7 @@ def prop(*, pins=None, shapes=None, needs=None, wrap=None, anchor=None, layers=N
         name = fn.__name__
         PROPERTIES[name] = Property(name, (fn.__doc__ or "").strip().splitlines()[0], fn, dict(pins or {}),
                                     dict(shapes or {}), dict(needs or {}), wrap,
-                                    None if anchor is False else dict(anchor or {}), tuple(layers or LAYERS), takes)
+                                    None if anchor is False else dict(anchor or {}), tuple(layers or RECURRENT), takes)
         return fn
     return register
 

@@ -14,12 +14,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import tolerance
-from .backprop import cotangent_for, float64_gradients, named_arrays, reference_backward
-from .cases import FULL, Case, Support
-from ..activations import softmax_onednn
-from .oracle import KerasOracle
-from .spec import SIMPLE_RNN, LayerSpec
+from rnn_ref.harness import tolerance
+from rnn_ref.harness.backprop import cotangent_for, float64_gradients, named_arrays, reference_backward
+from rnn_ref.harness.cases import FULL, Case, Support
+from rnn_ref.layers.activations import softmax_onednn
+from rnn_ref.harness.oracle import KerasOracle
+from rnn_ref.models.registry import SIMPLE_RNN, LayerSpec
 
 
 def _tf_float64_gelu(x):
@@ -27,7 +27,7 @@ def _tf_float64_gelu(x):
     rounded to float32 first (tf.nn.gelu casts a Python float through a float32
     tensor), so exact-GELU results are off by up to 5.0e-9
     (tests/test_keras_quirks.py pins this)."""
-    from ..activations import erfc
+    from rnn_ref.layers.activations import erfc
 
     c = float(np.float32(0.7071067811865476))
     x = np.asarray(x, dtype=np.float64)
@@ -290,7 +290,7 @@ class Context:
         A gradient's error grows backwards through the steps, so the envelope of an
         ``inputs`` gradient is its maximum over all steps (and units) of a row; a weight
         gradient's is its maximum over each row of the weight."""
-        from .oracle import keras_gradients
+        from rnn_ref.harness.oracle import keras_gradients
 
         kw = case.kwargs(**overrides)
         d_output = cotangent_for(case, kw) if d_output is None else np.asarray(d_output)

@@ -1,4 +1,4 @@
-"""Build the conformance corpus (``rnn_ref.corpus``) from live Keras.
+"""Build the conformance corpus (``rnn_ref.harness.corpus``) from live Keras.
 
 Every property of the catalogue (a layer's and its backward pass's) runs on
 rnn_ref's own reference through a ``RecordingContext``: each call the property
@@ -25,13 +25,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from .. import corpus
-from .backprop import reference_backward
-from .cases import FULL, Case, Support
-from .context import Context, Judged
-from .oracle import versions
-from .properties import PROPERTIES, Property, Unsupported, case_of, properties_for
-from .spec import LAYERS
+from rnn_ref.harness import corpus
+from rnn_ref.harness.backprop import reference_backward
+from rnn_ref.harness.cases import FULL, Case, Support
+from rnn_ref.harness.context import Context, Judged
+from rnn_ref.harness.oracle import versions
+from rnn_ref.harness.properties import PROPERTIES, Property, Unsupported, case_of, properties_for
+from rnn_ref.models.registry import RECURRENT
 
 #: The shapes the corpus draws where a property does not pin them.
 SMALL = dict(B=st.integers(1, 3), T=st.integers(1, 12), D=st.integers(1, 6), U=st.integers(1, 6))
@@ -203,7 +203,7 @@ def build(out: Path, *, layers=None, properties=None, examples: int = EXAMPLES, 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     entries, next_id, start = [], 0, time.perf_counter()
-    for layer, spec in LAYERS.items():
+    for layer, spec in RECURRENT.items():
         if layers and layer not in layers and spec.cli_name not in layers:
             continue
         ctx = RecordingContext(spec=spec)
@@ -244,12 +244,12 @@ def recompute(root: Path, out: Path, *, layer: str, properties) -> dict:
     results and the float64 truths computed again here (same arguments, same budgets),
     written as a corpus at ``out``: ``corpus.compare(root, out)`` then names what another
     Keras, TensorFlow or rnn_ref changed (the drift test)."""
-    from .backprop import float64_gradients, named_arrays
-    from .oracle import KerasOracle, keras_gradients
+    from rnn_ref.harness.backprop import float64_gradients, named_arrays
+    from rnn_ref.harness.oracle import KerasOracle, keras_gradients
 
     out = Path(out)
     manifest = corpus.load_manifest(root)
-    spec = LAYERS[layer]
+    spec = RECURRENT[layer]
     oracle = KerasOracle(spec)
     entries = [e for e in manifest["entries"] if e["layer"] == layer and e["property"] in properties]
     for entry in entries:

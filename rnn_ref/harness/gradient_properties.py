@@ -19,11 +19,11 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from .. import ACTIVATIONS
-from .backprop import cotangent_for
-from .cases import BOUNDED, GATE_ACTIVATIONS, MASK_PATTERNS, Case, each_state
-from .catalogue import ANY_MASK, Prefer, prop
-from .context import Context, Judged, PropertyFailure
+from rnn_ref import ACTIVATIONS
+from rnn_ref.harness.backprop import cotangent_for
+from rnn_ref.harness.cases import BOUNDED, GATE_ACTIVATIONS, MASK_PATTERNS, Case, each_state
+from rnn_ref.harness.catalogue import ANY_MASK, Prefer, prop
+from rnn_ref.harness.context import Context, Judged, PropertyFailure
 
 #: What every gradient property pins.
 BACKWARD = dict(return_state=(False,))

@@ -65,10 +65,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..gradients import set_weight, unique_layers
-from ..model import Bidirectional
-from . import tolerance
-from .context import PropertyFailure, forward_truth, gradient_spread
+from rnn_ref.models.gradients import set_weight, unique_layers
+from rnn_ref.models.model import Bidirectional
+from rnn_ref.harness import tolerance
+from rnn_ref.harness.context import PropertyFailure, forward_truth, gradient_spread
 
 
 @dataclass

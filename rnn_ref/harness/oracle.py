@@ -21,7 +21,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .spec import SIMPLE_RNN, LayerSpec
+from rnn_ref.models.registry import SIMPLE_RNN, LayerSpec
 
 
 #: The longest sequence a configuration's first call runs eagerly (measured on
@@ -58,7 +58,7 @@ class LayerCache(OrderedDict):
 
 
 def _keras():
-    from .._tf import keras_and_tf  # noqa: PLC0415  (TensorFlow only when the oracle is used)
+    from rnn_ref._tf import keras_and_tf  # noqa: PLC0415  (TensorFlow only when the oracle is used)
 
     return keras_and_tf()
 

@@ -20,17 +20,14 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from .. import ACTIVATIONS
-from ..activations import get as activation_named
-from ..bidirectional import MERGE_MODES, bidirectional
-from ..dense import dense
-from .cases import BOUNDED, FULL, GATE_ACTIVATIONS, MASK_PATTERNS, Case, bidirectional_kwargs, each_state, make_case
-from .catalogue import (  # noqa: F401  (the catalogue's frame, exported from here as before)
-    ANY_MASK, CASE_DIMENSIONS, DRAWN, PROPERTIES, SEED_SIZE, Prefer, Property, Unsupported, case_of, prop,
-    properties_for,
-)
-from .context import CandidateError, Context, Judged, PropertyFailure
-from .tolerance import roundoff
+from rnn_ref import ACTIVATIONS
+from rnn_ref.layers.activations import get as activation_named
+from rnn_ref.layers.bidirectional import MERGE_MODES, bidirectional
+from rnn_ref.layers.dense import dense
+from rnn_ref.harness.cases import BOUNDED, FULL, GATE_ACTIVATIONS, MASK_PATTERNS, Case, bidirectional_kwargs, each_state, make_case
+from rnn_ref.harness.catalogue import ANY_MASK, CASE_DIMENSIONS, DRAWN, PROPERTIES, SEED_SIZE, Prefer, Property, Unsupported, case_of, prop, properties_for
+from rnn_ref.harness.context import CandidateError, Context, Judged, PropertyFailure
+from rnn_ref.harness.tolerance import roundoff
 
 
 # -- the catalogue ---------------------------------------------------------------
@@ -451,4 +448,4 @@ def bidirectional_function_masks_match_keras(ctx: Context, g, drawn):
 
 # The gradient properties (a candidate of kind "gradients") register themselves in the
 # same catalogue; imported last, so that PROPERTIES lists them after these.
-from . import gradient_properties  # noqa: E402,F401
+from rnn_ref.harness import gradient_properties  # noqa: E402,F401

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from . import tolerance
-from .tally import SCHEMA_VERSION, KerasTally, ToleranceTable, fmt, jsonable
+from rnn_ref.harness import tolerance
+from rnn_ref.harness.tally import SCHEMA_VERSION, KerasTally, ToleranceTable, fmt, jsonable
 
 _TABLE = pytest.StashKey()
 _NAME = "candidate"  # the implementation's name in the table: whatever the tests pass to Context

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import tolerance
-from .guard import describe_exception
-from .properties import PROPERTIES, case_of
-from .spec import SIMPLE_RNN, LayerSpec
+from rnn_ref.harness import tolerance
+from rnn_ref.harness.guard import describe_exception
+from rnn_ref.harness.properties import PROPERTIES, case_of
+from rnn_ref.models.registry import SIMPLE_RNN, LayerSpec
 
 
 def option_overrides(case, last_kwargs, error) -> dict | None:
@@ -107,7 +107,7 @@ def compare(candidate, case, *, oracle=None, spec: LayerSpec | None = None, file
     """Run ``candidate``, Keras and the float64 reference on ``case`` (with option
     overrides); print and return, for each returned array, the element where the
     candidate is furthest from the truth. ``spec``: the case's layer by default."""
-    from .oracle import KerasOracle
+    from rnn_ref.harness.oracle import KerasOracle
 
     spec = spec or case.spec
     kw = case.kwargs(**overrides)

@@ -20,12 +20,12 @@ import time
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.errors import Flaky
 
-from .cases import Support
-from .result import PropertyResult
-from .guard import CaseTimeout, describe_exception, guarded
-from .context import CandidateError, Context, PropertyFailure
-from .properties import PROPERTIES, Unsupported, case_of, properties_for
-from .reproduction import option_overrides, reproduction
+from rnn_ref.harness.cases import Support
+from rnn_ref.harness.result import PropertyResult
+from rnn_ref.harness.guard import CaseTimeout, describe_exception, guarded
+from rnn_ref.harness.context import CandidateError, Context, PropertyFailure
+from rnn_ref.harness.properties import PROPERTIES, Unsupported, case_of, properties_for
+from rnn_ref.harness.reproduction import option_overrides, reproduction
 
 
 class _Stop(BaseException):

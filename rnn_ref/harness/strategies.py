@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from ..activations import BOUNDED, ELEMENTWISE
-from .case import GATE_ACTIVATIONS, Case, extra_options, make_case
+from rnn_ref.layers.activations import BOUNDED, ELEMENTWISE
+from rnn_ref.harness.case import GATE_ACTIVATIONS, Case, extra_options, make_case
 
 
 @st.composite

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import tolerance
+from rnn_ref.harness import tolerance
 
 #: Version of the JSON layout of a tolerance table (report.json and the pytest file).
 SCHEMA_VERSION = 1
@@ -199,7 +199,7 @@ class ToleranceTable:
     def known_properties(self) -> dict:
         """The catalogue the table orders and documents its properties by."""
         if self.catalogue is None:
-            from .properties import PROPERTIES  # noqa: PLC0415  (hypothesis only when needed)
+            from rnn_ref.harness.properties import PROPERTIES  # noqa: PLC0415  (hypothesis only when needed)
 
             return PROPERTIES
         return self.catalogue

@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .. import activations
+from rnn_ref.layers import activations
 
 #: Ratio allowed between a correct implementation's error and the envelope
 #: of Keras's error and the conditioning. Measured in two sweeps (gains 0.05

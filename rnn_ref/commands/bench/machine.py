@@ -1,0 +1,96 @@
+"""The machine: cores, BLAS, thread pools and versions (``machine_info``), and the least time
+it allows for the pipeline's recurrent loop (``machine_limit``)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+
+import numpy as np
+
+from rnn_ref.layers import parallel
+from rnn_ref._tf import keras_and_tf
+from rnn_ref.commands.bench.timing import limit_blas_threads
+
+
+def machine_info() -> dict:
+    """Cores, BLAS, thread pools and versions."""
+    keras, tf = keras_and_tf()
+    info = dict(
+        platform=platform.platform(),
+        processor=platform.processor() or platform.machine(),
+        cpu_count=os.cpu_count(),
+        cores_usable=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        python=platform.python_version(),
+        numpy=np.__version__,
+        tensorflow=tf.__version__,
+        keras=keras.__version__,
+        keras_backend=keras.backend.backend(),
+        tf_intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),  # 0: TF's choice
+        tf_inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads(),
+        env={k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                         "TF_ENABLE_ONEDNN_OPTS") if k in os.environ},
+    )
+    try:
+        build = np.show_config(mode="dicts").get("Build Dependencies", {})
+        info["numpy_blas"] = {k: build.get(k, {}) for k in ("blas", "lapack")}
+    except Exception as exc:  # older NumPy: no mode="dicts"
+        info["numpy_blas"] = f"unavailable ({exc})"
+    try:
+        from threadpoolctl import threadpool_info  # noqa: PLC0415  (optional: reported when installed)
+
+        info["threadpools"] = [
+            {k: p.get(k) for k in ("user_api", "internal_api", "num_threads", "version", "architecture",
+                                   "threading_layer", "filepath")}
+            for p in threadpool_info()
+        ]
+    except ImportError:
+        info["threadpools"] = "threadpoolctl not installed"
+    return info
+
+
+def machine_limit(B, T, E, U, repeats) -> dict:
+    """The least time this machine allows for the loop of a SimpleRNN(U) over T steps at batch B,
+    split as ``rnn_ref.layers.parallel`` splits it: T times the recurrent product (rows, U) @ (U, U) of
+    the largest block at the measured sgemm rate, plus T times its activation (tanh on (rows, U))
+    at the measured elementwise rate, each rate measured with every block's thread running the
+    same kernel at once (one BLAS thread each), as NumPy calls deliver it (its call overhead
+    included). The input projection, the add of each step, the embedding and the Dense layer
+    are left out: the limit is below what any implementation of these formulas could reach.
+    """
+    split = B >= parallel.MIN_ROWS and parallel.threads() > 1  # rnn_ref.layers.parallel.run_loop's rule
+    blocks = parallel.blocks(B, parallel.threads()) if split else [slice(0, B)]
+    rows, n = max(r.stop - r.start for r in blocks), len(blocks)
+    rng = np.random.default_rng(5)
+    R = (0.1 * rng.standard_normal((U, U))).astype(np.float32)
+
+    def kernel_seconds(kernel):
+        """Seconds for T calls of kernel, every block's thread at once; median over repeats."""
+        def work(out, i):
+            h = rng.standard_normal((rows, U)).astype(np.float32)
+            z = np.empty_like(h)
+            kernel(h, z)  # warm
+            t = time.perf_counter()
+            for _ in range(T):
+                kernel(h, z)
+            out[i] = time.perf_counter() - t
+
+        per_repeat = []
+        with limit_blas_threads(1 if split else None):
+            for _ in range(max(3, repeats)):
+                out = [0.0] * n
+                threads = [threading.Thread(target=work, args=(out, i)) for i in range(n)]
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
+                per_repeat.append(max(out))
+        return float(np.median(per_repeat))
+
+    mm = kernel_seconds(lambda h, z: np.dot(h, R, out=z))
+    act = kernel_seconds(lambda h, z: np.tanh(h, out=z))
+    flops = 2.0 * rows * U * U * T
+    return dict(seconds=mm + act, recurrent_products_s=mm, activation_s=act, threads=n, rows_per_thread=rows,
+                sgemm_gflops_per_thread=flops / mm / 1e9, tanh_gelems_per_thread=rows * U * T / act / 1e9)

@@ -1,0 +1,205 @@
+"""Both cores for a large batch: the time loop on row blocks in threads, BLAS on one thread.
+
+The rows of a batch never meet in a recurrent layer: row b of every step
+depends only on row b of the inputs, the mask and the states. So the loop of
+``rnn_ref.layers.recurrence.run`` can run on the first half of the rows in one
+thread and on the second half in another, and the halves put back in order
+give the same output, up to the rounding of the BLAS's blocking (the same
+products, cut differently; |difference| of order 1e-7 in float32).
+
+Why threads rather than OpenBLAS's own two threads: OpenBLAS splits every
+product of every step over its threads, which then wait for each other 250
+times a call; with TensorFlow's thread pool in the same process (or any other
+work on the machine) each wait can last a scheduler time slice. Measured on
+2 cores, ``Embedding(5000, 32) -> SimpleRNN(100) -> Dense(1)``, T = 250,
+TensorFlow loaded and used in the process, on a shared machine (load 0.3 to
+6; docs/bench.md, section (b)): at B = 1024 the median call took 96 ms to
+2.1 s with OpenBLAS's two threads (single calls 89 ms to 2.1 s), 123 ms with
+one BLAS thread, and 65-79 ms split over two threads of one BLAS thread each
+(136 ms at load 3 to 4), which only meet at the end of the call. NumPy releases
+the GIL in its products and elementwise functions, so the two loops overlap;
+only the Python of each step (a few microseconds) does not.
+
+The threshold, ``MIN_ROWS`` rows a block: in the same measurements, split in
+two, B = 128 took 11.4-14.5 ms against 12.4-15 ms unsplit, B = 64 7.4-7.8 ms
+against 7.0 ms: below 64 rows a thread the Python of the steps, serialised by
+the GIL, and the hand-over to the pool cost more than the second core gives.
+From ``MIN_ROWS`` rows on, BLAS is also held to one thread for the call (from
+about 64 rows OpenBLAS shares out a step's product, and that is where the
+stalls begin: medians of 0.16 to 2 s at B = 128 to 1024 while another program
+was busy); below it nothing changes: the loop
+runs in the calling thread with the BLAS as the process has set it (limiting
+it costs about 10 microseconds a call, 2% at B = 1, for nothing there).
+
+The input projection is computed a few steps at a time (``projection_chunk``),
+for every batch size: about 2 MB of it stays in the cache, where all T steps
+at once (100 MB at B = 1024) were fresh memory written and read back.
+
+Turning the split off: ``RNN_REF_THREADS=1`` in the environment (read at
+each call), or ``rnn_ref.layers.parallel.set_threads(1)``; ``set_threads(None)``
+goes back to the environment or the number of usable cores. Without
+``threadpoolctl`` nothing is split (two threads each running a two-thread
+BLAS would be worse than one).
+
+Only the cells that say so are split or projected in chunks: a cell class
+with ``SPLITS_BY_ROWS = True`` (the plain forward cells ``SimpleRNNCell``,
+``LSTMCell``, ``GRUCell``). The recording cells of the backward pass set it
+back to False: they keep per-step records of the whole batch in their one
+projection, and run as before. So this module never needs the cell classes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
+
+import numpy as np
+
+#: Rows per thread below which the batch is not split (see the module docstring): B >= 128 runs
+#: in two threads on two cores, 64 <= B < 128 in one thread with one BLAS thread. Measured for
+#: SimpleRNN(100); a GRU or LSTM step does 3-4 times the work per row and might gain sooner, but
+#: one threshold keeps the rule simple.
+MIN_ROWS = 64
+
+#: Bytes of input projection computed at once (``projection_chunk``): about 2 MB, a size the
+#: cache still holds when the steps read it (8-16 steps for a block of 512 rows of SimpleRNN(100)).
+CHUNK_BYTES = 2 * 2**20
+
+_threads = None  # set_threads(n); None: RNN_REF_THREADS, or the usable cores
+_pool = None  # ThreadPoolExecutor, made on first use
+_pool_lock = threading.Lock()
+_limit_lock = threading.Lock()
+_limit_users = 0  # calls inside the BLAS limit right now (threads of the user may overlap)
+_limit = None  # the threadpoolctl limiter while _limit_users > 0
+
+
+def set_threads(n: int | None) -> None:
+    """Use at most ``n`` threads per call (1: never split); None: ``RNN_REF_THREADS`` or the cores."""
+    global _threads
+    if n is not None and int(n) < 1:
+        raise ValueError(f"threads must be at least 1, got {n}")
+    _threads = None if n is None else int(n)
+
+
+def threads() -> int:
+    """The threads a call may use: ``set_threads``, else ``RNN_REF_THREADS``, else the usable cores."""
+    if _threads is not None:
+        return _threads
+    env = os.environ.get("RNN_REF_THREADS", "").strip()
+    if env:
+        if not env.isdigit():
+            raise ValueError(f"RNN_REF_THREADS must be a whole number (1: no split), got {env!r}")
+        return max(1, int(env))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def blocks(B: int, n_threads: int, min_rows: int | None = None) -> list[slice]:
+    """The row blocks of a batch of B: as many as fit ``min_rows`` (default ``MIN_ROWS``) each,
+    at most ``n_threads``, in order and covering every row once."""
+    n = max(1, min(n_threads, B // max(1, MIN_ROWS if min_rows is None else min_rows)))
+    edges = [B * i // n for i in range(n + 1)]
+    return [slice(a, b) for a, b in zip(edges, edges[1:])]
+
+
+def plain(cell) -> bool:
+    """Whether ``cell`` is one of the plain forward cells: its rows are independent, its
+    ``project`` is the same on any steps, and it keeps nothing of a call but a per-call buffer.
+    The cell's class says so with ``SPLITS_BY_ROWS = True``; a cell without it is not split."""
+    return getattr(type(cell), "SPLITS_BY_ROWS", False) is True
+
+
+def run_loop(loop, cell, x, states, mask, outputs):
+    """``loop(cell, x, states, mask, outputs, chunk=...)`` -> (last output, final states), on row
+    blocks in threads when the batch is large enough (see the module docstring), else as it is.
+
+    x (B, T, D), states [(B, U), ...], mask (B, T) or None, outputs (T, B, U) or None: each
+    block gets its rows of them (its own view of ``outputs``, which it fills) and its own
+    shallow copy of the cell (a cell keeps a per-call buffer); the blocks' results are put back
+    together in row order.
+    """
+    B = x.shape[0]
+    if not plain(cell):
+        return loop(cell, x, states, mask, outputs)  # a recording cell: the whole projection at once
+    if B < MIN_ROWS or threads() == 1 or _threadpoolctl() is None:
+        return loop(cell, x, states, mask, outputs, chunk=projection_chunk(cell, B))  # the BLAS as it is
+
+    def block(r):
+        rows = r.stop - r.start
+        return loop(copy.copy(cell), x[r], [s[r] for s in states], None if mask is None else mask[r],
+                    None if outputs is None else outputs[:, r], chunk=projection_chunk(cell, rows))
+
+    rows = blocks(B, threads())  # one block from MIN_ROWS rows, two from 2 MIN_ROWS, ...
+    with one_blas_thread():
+        if len(rows) == 1:
+            return block(rows[0])
+        others = [_executor().submit(block, r) for r in rows[1:]]
+        try:
+            first = block(rows[0])  # the first block in this thread
+        finally:
+            wait(others)  # the others end inside the BLAS limit, even if the first failed
+        results = [first, *(f.result() for f in others)]
+    last = np.concatenate([out for out, _ in results])  # (B, U)
+    final = [np.concatenate(s) for s in zip(*(st for _, st in results))]  # [(B, U), ...]
+    return last, final
+
+
+def projection_chunk(cell, rows: int) -> int:
+    """Steps of input projection to compute at once for ``rows`` rows: about ``CHUNK_BYTES``.
+
+    The projection of all T steps at once is (T, B, G): 100 MB at B = 1024 for SimpleRNN(100),
+    T = 250, written before the first step and read back from memory, fresh memory that the
+    kernel faults in page by page at every call. A few steps at a time it stays in the cache and
+    the same memory is reused. Measured on one block of 512 rows (one thread, one BLAS thread):
+    64 ms a call with the whole projection, 55 ms with 8-16 steps at a time; bit for bit the same
+    numbers (each step's rows are the same products).
+    """
+    width = cell.kernel.shape[1]  # G
+    return max(1, CHUNK_BYTES // max(1, rows * width * cell.kernel.dtype.itemsize))  # B = 0 or U = 0: any
+
+
+@contextmanager
+def one_blas_thread():
+    """BLAS limited to one thread inside the block, restored after it. The limit is process-wide,
+    so overlapping calls share it: the first to enter sets it, the last to leave restores it."""
+    global _limit_users, _limit
+    with _limit_lock:
+        if _limit_users == 0:
+            _limit = _threadpoolctl().limit(limits=1, user_api="blas")
+        _limit_users += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_users -= 1
+            if _limit_users == 0:
+                _limit.restore_original_limits()
+                _limit = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            # Sized for up to 8 blocks; only as many threads as blocks are ever started.
+            _pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="rnn_ref")
+        return _pool
+
+
+_controller = None
+
+
+def _threadpoolctl():
+    """A ``threadpoolctl.ThreadpoolController`` (made once: finding the BLAS libraries takes
+    about a millisecond), or None without threadpoolctl."""
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController  # noqa: PLC0415
+        except ImportError:
+            _controller = False
+        else:
+            _controller = ThreadpoolController()
+    return _controller or None
