@@ -200,3 +200,24 @@ def test_the_folders_are_layers_and_imports_point_down():
 ])
 def test_the_layer_checker_finds_upward_imports(tmp_path, files, expected):
     assert upward_imports(import_graph(_package(tmp_path, files), "pkg")) == expected
+
+
+# -- no module past a reader's patience -----------------------------------------------------
+
+#: The most lines a module of the package may have.
+MAX_LINES = 500
+
+
+def long_modules(root: Path = ROOT, limit: int = MAX_LINES) -> list[tuple[str, int]]:
+    """The modules under ``root`` with more than ``limit`` lines, with their counts."""
+    counts = ((str(p.relative_to(root)), len(p.read_text().splitlines())) for p in sorted(root.rglob("*.py")))
+    return [(name, n) for name, n in counts if n > limit]
+
+
+def test_no_module_over_500_lines():
+    assert long_modules() == [], f"split these by what they do (at most {MAX_LINES} lines each)"
+
+
+def test_the_size_check_finds_a_long_module(tmp_path):
+    root = _package(tmp_path, {"short.py": "x = 1\n" * MAX_LINES, "sub/long.py": "x = 1\n" * (MAX_LINES + 1)})
+    assert long_modules(root) == [("sub/long.py", MAX_LINES + 1)]

@@ -24,7 +24,7 @@ from rnn_ref.harness.cases import features_of
 from rnn_ref.harness.context import CandidateError
 
 _HERE = Path(__file__).parent
-_WRAPPER_FILES = {str(_HERE / f) for f in ("guard.py", "runner.py", "properties.py", "candidate.py")} | {
+_WRAPPER_FILES = {str(_HERE / f) for f in ("guard.py", "runner.py", "properties.py", "candidate.py", "probing.py")} | {
     str(_HERE.parent / "commands" / "check.py")}
 _LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
 

@@ -24,10 +24,10 @@ import numpy as np
 from rnn_ref.layers import _checks, recurrence
 from rnn_ref.layers.gru import STATES as GRU_STATES, gru
 from rnn_ref.layers.lstm import STATES as LSTM_STATES, lstm
-from rnn_ref.layers.simple_rnn import simple_rnn
+from rnn_ref.layers.simple_rnn import STATES as SIMPLE_RNN_STATES, simple_rnn
 
 #: The layers Bidirectional wraps, and their states.
-LAYERS = {simple_rnn: ("h",), lstm: LSTM_STATES, gru: GRU_STATES}
+LAYERS = {simple_rnn: SIMPLE_RNN_STATES, lstm: LSTM_STATES, gru: GRU_STATES}
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 

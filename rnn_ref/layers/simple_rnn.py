@@ -21,6 +21,9 @@ import numpy as np
 from rnn_ref.layers import _checks, recurrence
 from rnn_ref.layers.activations import get as get_activation
 
+#: The state of a SimpleRNN, as ``initial_state`` and ``return_state`` hold it.
+STATES = ("h",)
+
 
 def simple_rnn(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", return_sequences=False,
                return_state=False, go_backwards=False, mask=None, initial_state=None, zero_output_for_mask=False):
@@ -68,7 +71,7 @@ def simple_rnn(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh"
     """
     x, unbatched = recurrence.batched_inputs(inputs)  # (B, T, D)
     cell = SimpleRNNCell(kernel, recurrent_kernel, bias, activation, x.shape[2], x.dtype, np.shape(inputs))
-    return recurrence.run(cell, x, unbatched=unbatched, return_sequences=return_sequences,
+    return recurrence.run(cell, x, state_names=STATES, unbatched=unbatched, return_sequences=return_sequences,
                           return_state=return_state, go_backwards=go_backwards, mask=mask,
                           initial_state=initial_state, zero_output_for_mask=zero_output_for_mask)
 
