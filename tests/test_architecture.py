@@ -153,6 +153,7 @@ RANKS = {
     "training": 5,      # optimizers and fit, on the models
     "implementations": 5,  # mutants and correct ports, the harness's subjects
     "harness": 5,       # cases, oracle, tolerance, properties, candidate adaptation
+    "runtimes": 5,      # a saved model run elsewhere (other backends, ONNX Runtime, LiteRT) as predict(inputs)
     "commands": 6,      # the command line
     "__main__": 7,
 }

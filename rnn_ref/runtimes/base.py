@@ -1,0 +1,98 @@
+"""What every runtime gives the model checks: ``predict(inputs) -> outputs`` and its facts.
+
+A runtime runs a saved Keras model somewhere other than the process's own Keras (or in it,
+for the sanity line): another Keras backend in a worker process, ONNX Runtime on a
+converted graph, the LiteRT interpreter on a flatbuffer, or a user's function. It is opened
+once per check and closed at the end (``with open_runtime(...) as rt``).
+
+``predict`` takes the model's inputs as a list of arrays (one per model input, batch
+first) and returns its outputs as a list of arrays. ``facts`` says what the check must
+respect: a fixed batch or length the artifact was built with (None: any), the versions of
+what computes, and notes (how it was converted, what was given up on the way).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+class Declined(Exception):
+    """The runtime cannot run this model: a converter refused it, a backend is missing.
+    The message is the converter's or the installer's, trimmed to its first useful lines."""
+
+
+@dataclass
+class Facts:
+    batch: int | None = None        # the artifact takes only batches of this size
+    length: int | None = None       # ... only sequences of this many steps
+    versions: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+class Runtime:
+    """A started runtime. Subclasses set ``name`` and ``facts`` and implement ``predict``;
+    ``close`` stops what ``__init__`` started (a worker process, a session)."""
+
+    name = "runtime"
+
+    def __init__(self):
+        self.facts = Facts()
+
+    def predict(self, inputs: list) -> list:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class CallableRuntime(Runtime):
+    """Any ``predict(inputs) -> outputs`` function (one array or a list of them back)."""
+
+    def __init__(self, fn: Callable, name: str, *, batch: int | None = None, length: int | None = None):
+        super().__init__()
+        self.fn, self.name = fn, name
+        self.facts = Facts(batch=batch, length=length)
+
+    def predict(self, inputs):
+        out = self.fn(list(inputs))
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def first_lines(message: str, limit: int = 3) -> str:
+    """The lines of a converter's error worth reading: the ones that say 'error', else the last."""
+    lines = [l.strip().replace("<unknown>:0: error: ", "").split(". Please consider")[0]
+             for l in str(message).splitlines() if l.strip()]
+    errors = [l for l in lines if "error" in l.lower() and "loc(" not in l]
+    picked = (errors or lines)[-limit:]
+    text = " / ".join(picked)
+    return text if len(text) < 600 else text[:600] + " ..."
+
+
+@contextmanager
+def quiet_output():
+    """File descriptors 1 and 2 to /dev/null for the duration (converters print to both)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)

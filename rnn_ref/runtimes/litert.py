@@ -1,0 +1,107 @@
+"""``litert``: the model converted by TensorFlow's TFLite converter (or a given ``.tflite``),
+run by the LiteRT interpreter (``ai_edge_litert``; TensorFlow's own ``tf.lite.Interpreter``
+when that is not installed).
+
+The converter is asked for a dynamic batch first. For a masked RNN it refuses ("Lowering
+tensor list ops is failed": the mask's tensor lists need a static element shape); the model
+is then wrapped with a fixed batch of ``FIXED_BATCH`` rows (the steps stay free) and
+converted again, and the facts say so. Only builtin ops are allowed: with TensorFlow ops
+(``SELECT_TF_OPS``) the plain interpreter could not run the result. The interpreter's
+input is resized to each call's shape; a fixed dimension of the artifact is respected by
+the checks (``facts.batch``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+
+import numpy as np
+
+from rnn_ref._tf import keras_and_tf, quiet_stderr
+from rnn_ref.runtimes.base import Declined, Runtime, first_lines, quiet_output
+
+FIXED_BATCH = 2
+
+
+def _convert(keras, tf, model, batch):
+    if batch is not None:
+        inputs = [keras.Input(batch_shape=(batch, *i.shape[1:]), dtype=i.dtype) for i in model.inputs]
+        model = keras.Model(inputs, model(inputs[0] if len(inputs) == 1 else inputs))
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    with quiet_output(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return converter.convert()
+
+
+def convert(model, batch: int | None = None) -> tuple[bytes, int | None, str | None]:
+    """``(flatbuffer, fixed batch or None, why the batch is fixed)``; ``Declined`` when no
+    conversion works."""
+    keras, tf = keras_and_tf()
+    if batch is None:
+        try:
+            return _convert(keras, tf, model, None), None, None
+        except Exception as e:  # noqa: BLE001 - try a fixed batch
+            dynamic_error = first_lines(str(e), 1)
+        batch = FIXED_BATCH
+    else:
+        dynamic_error = None
+    try:
+        return _convert(keras, tf, model, batch), batch, dynamic_error
+    except Exception as e:  # noqa: BLE001
+        raise Declined(f"the TFLite converter of TensorFlow {tf.__version__} could not convert the model "
+                       f"(batch {batch}): {first_lines(str(e))}") from e
+
+
+def interpreter_class():
+    if importlib.util.find_spec("ai_edge_litert") is not None:
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+        import ai_edge_litert  # noqa: PLC0415
+
+        return Interpreter, f"ai_edge_litert {getattr(ai_edge_litert, '__version__', '?')}"
+    keras, tf = keras_and_tf()
+    return tf.lite.Interpreter, f"tf.lite.Interpreter (TensorFlow {tf.__version__})"
+
+
+class LiteRT(Runtime):
+    name = "litert"
+
+    def __init__(self, model=None, artifact: str | None = None, batch: int | None = None):
+        super().__init__()
+        Interpreter, which = interpreter_class()
+        if artifact is not None:
+            content = open(artifact, "rb").read()
+            self.facts.notes.append(f"the given artifact {artifact}")
+        else:
+            content, fixed, why = convert(model, batch)
+            if why:
+                self.facts.notes.append(f"converted with a fixed batch of {fixed}: a dynamic batch was refused "
+                                        f"({why})")
+            elif fixed:
+                self.facts.notes.append(f"converted with a fixed batch of {fixed}")
+            else:
+                self.facts.notes.append("converted with a dynamic batch")
+        with warnings.catch_warnings(), quiet_stderr():
+            warnings.simplefilter("ignore")
+            self.interpreter = Interpreter(model_content=content)
+        self.facts.versions["interpreter"] = which
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+        signature = list(self.inputs[0]["shape_signature"])
+        self.facts.batch = int(signature[0]) if signature and signature[0] > 0 else None
+        self.facts.length = int(signature[1]) if len(signature) > 1 and signature[1] > 0 else None
+        self._shapes = None
+
+    def predict(self, inputs):
+        arrays = [np.asarray(x).astype(d["dtype"], copy=False) for d, x in zip(self.inputs, inputs)]
+        shapes = [a.shape for a in arrays]
+        if shapes != self._shapes:
+            for d, a in zip(self.inputs, arrays):
+                self.interpreter.resize_tensor_input(d["index"], a.shape)
+            self.interpreter.allocate_tensors()
+            self._shapes = shapes
+        for d, a in zip(self.inputs, arrays):
+            self.interpreter.set_tensor(d["index"], a)
+        self.interpreter.invoke()
+        return [np.array(self.interpreter.get_tensor(d["index"])) for d in self.outputs]
