@@ -84,11 +84,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from rnn_ref.layers import _checks, recurrence
-from rnn_ref.layers.bidirectional import LAYERS, MERGE_MODES, merge
-
-#: Options of the inner layers that Bidirectional sets itself (as rnn_ref.bidirectional refuses them).
-SET_BY_BIDIRECTIONAL = ("go_backwards", "zero_output_for_mask")
+from rnn_ref.layers import _checks
+from rnn_ref.layers.bidirectional import LAYERS, directions, merge
 
 
 class BidirectionalGrads(NamedTuple):
@@ -110,33 +107,12 @@ def bidirectional_vjp(layer, inputs, forward, backward, *, merge_mode="concat", 
         the forward layer's then the backward one's; the B axis dropped for one
         sequence; None means zeros. Returns ``BidirectionalGrads``.
     """
-    if layer not in LAYERS:
-        raise TypeError(f"layer must be rnn_ref.simple_rnn, rnn_ref.lstm or rnn_ref.gru, got {layer!r}")
-    if merge_mode not in MERGE_MODES:
-        raise ValueError(f"merge_mode must be one of {', '.join(map(repr, MERGE_MODES))}, got {merge_mode!r}")
-    for name in SET_BY_BIDIRECTIONAL:
-        if name in options:
-            raise TypeError(f"{name} is not an option of bidirectional: Bidirectional sets it on both layers")
-    accepted = [p.name for p in inspect.signature(layer).parameters.values() if p.kind is p.KEYWORD_ONLY]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise TypeError(f"{layer.__name__} has no option {', '.join(unknown)}; its options are "
-                        f"{', '.join(n for n in accepted if n not in SET_BY_BIDIRECTIONAL)}")
-    recurrence.batched_inputs(inputs)  # refuse bad inputs before naming a direction
+    initial_state = options.get("initial_state")  # its gradient comes back as the same kind of sequence
+    split = directions(layer, inputs, merge_mode, options)  # checked as rnn_ref.bidirectional checks it
+    options, init_f, init_b = split.options, split.initial_forward, split.initial_backward
+    return_sequences, return_state = split.return_sequences, split.return_state
     names = LAYERS[layer]  # the states of one direction: ("h",) or ("h", "c")
     n = len(names)
-    initial_state = options.pop("initial_state", None)
-    init_f = init_b = None
-    if initial_state is not None:
-        given = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-        want = [f"{s}_{d}" for d in ("forward", "backward") for s in names]
-        if len(given) != len(want):
-            raise ValueError(f"initial_state must be a list of {len(want)} arrays (B, U) "
-                             f"({', '.join(want)}), got {len(given)}")
-        init_f, init_b = given[:n], given[n:]
-    return_sequences = _checks.flag("return_sequences", options.get("return_sequences", False))
-    return_state = _checks.flag("return_state", options.get("return_state", False))
-    options["zero_output_for_mask"] = return_sequences  # as Keras sets it on both layers
 
     y, back_f = _direction_vjp("forward", layer, layer_vjp, inputs, forward, go_backwards=False,
                                initial_state=init_f, **options)

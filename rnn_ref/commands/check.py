@@ -264,10 +264,7 @@ def main(argv=None) -> int:
         return EXIT["unusable"]
     found = probe(candidate, args.case_timeout)
     if found.problem:
-        print(f"error: {args.target} cannot be called: {found.problem}", file=sys.stderr)
-        print(f"  (first call, on B=2 T=3 D=2 U=3 float32: {candidate.call_text()})"
-              + (f"; {found.hint}" if found.hint else ""), file=sys.stderr)
-        return EXIT["unusable"]
+        return _cannot_call(args.target, candidate, found)
 
     warnings.filterwarnings("ignore", message="You are using a softmax over axis")
     versions = _versions()
@@ -408,7 +405,7 @@ def _offline_main(args, spec, reason: str) -> int:
     """``check`` judged on the stored corpus (``rnn_ref.harness.corpus``): NumPy only."""
     from rnn_ref.harness.corpus import SHIPPED, CorpusError, load_manifest, run_offline
     from rnn_ref.harness.backward_candidate import AdaptedGradients
-    from rnn_ref.harness.candidate import AdaptError, Adapted, LoadError, coverage, load_function, probe
+    from rnn_ref.harness.candidate import AdaptError, Adapted, LoadError, load_function, probe
 
     root = args.corpus or SHIPPED
     if args.layer == "bidirectional":
@@ -438,10 +435,7 @@ def _offline_main(args, spec, reason: str) -> int:
           f"{'' if root == SHIPPED else f' in {root}'}", flush=True)
     found = probe(candidate, args.case_timeout)
     if found.problem:
-        print(f"error: {args.target} cannot be called: {found.problem}", file=sys.stderr)
-        print(f"  (first call, on B=2 T=3 D=2 U=3 float32: {candidate.call_text()})"
-              + (f"; {found.hint}" if found.hint else ""), file=sys.stderr)
-        return EXIT["unusable"]
+        return _cannot_call(args.target, candidate, found)
     candidate.support = found.support
     layer = f"{spec.name} backward pass, " if args.gradients else f"{spec.name}, " if spec.name != "SimpleRNN" else ""
     print(f"({layer}layout {args.layout}) called as {candidate.call_text()}"
@@ -475,3 +469,11 @@ def _offline_main(args, spec, reason: str) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _cannot_call(target, candidate, found) -> int:
+    """Say why the candidate's first call failed (and which layout or layer would run); exit 2."""
+    print(f"error: {target} cannot be called: {found.problem}", file=sys.stderr)
+    print(f"  (first call, on B=2 T=3 D=2 U=3 float32: {candidate.call_text()})"
+          + (f"; {found.hint}" if found.hint else ""), file=sys.stderr)
+    return EXIT["unusable"]

@@ -18,6 +18,7 @@ on both inner layers, whatever the wrapped layer said: with a mask and
 from __future__ import annotations
 
 import inspect
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -68,32 +69,9 @@ def bidirectional(layer, inputs, forward, backward, *, merge_mode="concat", **op
         state (B, U); with merge_mode None, Keras's flat (y, y_rev, *states).
         For one sequence the leading B axis is dropped.
     """
-    if layer not in LAYERS:
-        raise TypeError(f"layer must be rnn_ref.simple_rnn, rnn_ref.lstm or rnn_ref.gru, got {layer!r}")
-    if merge_mode not in MERGE_MODES:
-        raise ValueError(f"merge_mode must be one of {', '.join(map(repr, MERGE_MODES))}, got {merge_mode!r}")
-    for name, why in _FIXED.items():
-        if name in options:
-            raise TypeError(f"{name} is not an option of bidirectional: {why}")
-    accepted = [p.name for p in inspect.signature(layer).parameters.values() if p.kind is p.KEYWORD_ONLY]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise TypeError(f"{layer.__name__} has no option {', '.join(unknown)}; its options are "
-                        f"{', '.join(n for n in accepted if n not in _FIXED)}")
-    recurrence.batched_inputs(inputs)  # refuse bad inputs before naming a direction
-    names = LAYERS[layer]
-    initial_state = options.pop("initial_state", None)
-    init_f = init_b = None
-    if initial_state is not None:
-        given = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-        want = [f"{n}_{d}" for d in ("forward", "backward") for n in names]
-        if len(given) != len(want):
-            raise ValueError(f"initial_state must be a list of {len(want)} arrays (B, U) "
-                             f"({', '.join(want)}), got {len(given)}")
-        init_f, init_b = given[:len(names)], given[len(names):]
-    return_sequences = _checks.flag("return_sequences", options.get("return_sequences", False))
-    return_state = _checks.flag("return_state", options.get("return_state", False))
-    options["zero_output_for_mask"] = return_sequences
+    split = directions(layer, inputs, merge_mode, options)
+    options, init_f, init_b = split.options, split.initial_forward, split.initial_backward
+    return_sequences, return_state = split.return_sequences, split.return_state
 
     y = _run("forward", layer, inputs, forward, go_backwards=False, initial_state=init_f, **options)
     y_rev = _run("backward", layer, inputs, backward, go_backwards=True, initial_state=init_b, **options)
@@ -134,3 +112,50 @@ def _run(direction, layer, inputs, weights, **options):
         return layer(inputs, *weights, **options)
     except (ValueError, TypeError) as e:
         raise type(e)(f"{direction} layer: {e}") from None
+
+
+class Directions(NamedTuple):
+    """A Bidirectional call's arguments, checked and split between its two layers."""
+
+    options: dict  # for both layers, without initial_state, zero_output_for_mask set as Keras sets it
+    initial_forward: Optional[list]  # the forward layer's initial states, None if not given
+    initial_backward: Optional[list]
+    return_sequences: bool
+    return_state: bool
+
+
+def directions(layer, inputs, merge_mode, options) -> Directions:
+    """Check a call of ``bidirectional`` (or of its vjp) and split it between the two layers.
+
+    Refuses a layer Bidirectional does not wrap, an unknown merge mode, the options
+    Bidirectional sets itself, options the layer does not have, bad inputs and an
+    ``initial_state`` of the wrong length, each in the caller's terms.
+    """
+    options = dict(options)
+    if layer not in LAYERS:
+        raise TypeError(f"layer must be rnn_ref.simple_rnn, rnn_ref.lstm or rnn_ref.gru, got {layer!r}")
+    if merge_mode not in MERGE_MODES:
+        raise ValueError(f"merge_mode must be one of {', '.join(map(repr, MERGE_MODES))}, got {merge_mode!r}")
+    for name, why in _FIXED.items():
+        if name in options:
+            raise TypeError(f"{name} is not an option of bidirectional: {why}")
+    accepted = [p.name for p in inspect.signature(layer).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"{layer.__name__} has no option {', '.join(unknown)}; its options are "
+                        f"{', '.join(n for n in accepted if n not in _FIXED)}")
+    recurrence.batched_inputs(inputs)  # refuse bad inputs before naming a direction
+    names = LAYERS[layer]  # the states of one direction: ("h",) or ("h", "c")
+    initial_state = options.pop("initial_state", None)
+    init_f = init_b = None
+    if initial_state is not None:
+        given = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        want = [f"{n}_{d}" for d in ("forward", "backward") for n in names]
+        if len(given) != len(want):
+            raise ValueError(f"initial_state must be a list of {len(want)} arrays (B, U) "
+                             f"({', '.join(want)}), got {len(given)}")
+        init_f, init_b = given[:len(names)], given[len(names):]
+    return_sequences = _checks.flag("return_sequences", options.get("return_sequences", False))
+    return_state = _checks.flag("return_state", options.get("return_state", False))
+    options["zero_output_for_mask"] = return_sequences  # as Keras sets it on both layers
+    return Directions(options, init_f, init_b, return_sequences, return_state)

@@ -244,16 +244,11 @@ def print_summary(table: ToleranceTable, data: dict, out: Path, total_seconds: f
                     f"{fmt(d['needed_factor'])}"
                     for layer, e in s["by_layer"].items() for n, d in e["implementations"].items())
         + f" (FACTOR = {tolerance.FACTOR:g}).")
-    for layer, m in factor_margin(data.get("factor", {})).items():
-        console.print(f"{layer}: needed FACTOR max {fmt(m['implementations_max'])} (99th percentile "
-                      f"{fmt(m['implementations_p99'])}), Keras against the conditioning max {fmt(m['keras_max'])} "
-                      f"(p99 {fmt(m['keras_p99'])}); "
-                      + (f"FACTOR {tolerance.FACTOR:g} is {m['margin']:.3g}x the largest." if m["margin"] is not None
-                         else "every error was under the floor."))
-    for layer, m in factor_margin(data.get("factor_gradients", {})).items():
-        console.print(f"{layer} gradients: needed FACTOR max {fmt(m['implementations_max'])} (99th percentile "
-                      f"{fmt(m['implementations_p99'])}), Keras against the conditioning max {fmt(m['keras_max'])} "
-                      f"(p99 {fmt(m['keras_p99'])}); "
-                      + (f"FACTOR {tolerance.FACTOR:g} is {m['margin']:.3g}x the largest." if m["margin"] is not None
-                         else "every error was under the floor."))
+    for what, key in (("", "factor"), (" gradients", "factor_gradients")):
+        for layer, m in factor_margin(data.get(key, {})).items():
+            console.print(f"{layer}{what}: needed FACTOR max {fmt(m['implementations_max'])} (99th percentile "
+                          f"{fmt(m['implementations_p99'])}), Keras against the conditioning max "
+                          f"{fmt(m['keras_max'])} (p99 {fmt(m['keras_p99'])}); "
+                          + (f"FACTOR {tolerance.FACTOR:g} is {m['margin']:.3g}x the largest."
+                             if m["margin"] is not None else "every error was under the floor."))
     console.print(f"Wrote {out}/report.md, report.json and {len(data['plots'])} plots in {total_seconds:.0f} s.")

@@ -113,9 +113,7 @@ def plot_length(length: dict, path: Path) -> None:
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{length.get('layer', 'SimpleRNN')}: error against sequence length (tanh, B={length['B']} "
                  f"D={length['D']} U={length['U']}, max over {length['seeds']} seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_radius(radius: dict, path: Path) -> None:
@@ -148,9 +146,7 @@ def plot_radius(radius: dict, path: Path) -> None:
     ax.legend(fontsize=8)
     fig.suptitle(f"{radius.get('layer', 'SimpleRNN')}: error against spectral radius (tanh, T={radius['T']}, "
                  f"max over {radius['seeds']} seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 #: Line styles of the gradient plots: d inputs solid, d kernel dashed.
@@ -193,9 +189,7 @@ def plot_gradient_length(length: dict, path: Path) -> None:
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{length.get('layer', 'SimpleRNN')}: gradient error against sequence length (tanh, "
                  f"B={length['B']} D={length['D']} U={length['U']}, max over {length['seeds']} seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_gradient_radius(radius: dict, path: Path) -> None:
@@ -213,9 +207,7 @@ def plot_gradient_radius(radius: dict, path: Path) -> None:
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{radius.get('layer', 'SimpleRNN')}: gradient error against spectral radius (tanh, "
                  f"T={radius['T']}, max over {radius['seeds']} seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_ulp_histograms(dedicated: dict, points: list, path: Path, primary: str = "rnn_ref") -> None:
@@ -239,9 +231,7 @@ def plot_ulp_histograms(dedicated: dict, points: list, path: Path, primary: str 
         per = {n: np.array(histogram(np.array(v, dtype=float)), dtype=float) for n, v in series.items()}
         _bars(axes[-1][c], per, "fraction of judged results",
               f"{dtype}: max ulps of each judged result, property sweep (every layer)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _bars(ax, counts: dict, ylabel: str, title: str) -> None:
@@ -294,6 +284,13 @@ def plot_budget(points: list, path: Path) -> None:
         ax.set_ylabel("|result - truth| there (zeros drawn at the bottom)")
         ax.set_title(f"{dtype}: every judged result of the property sweep (fails above the line)", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    """Lay out, write and close a figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
