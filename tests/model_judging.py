@@ -24,21 +24,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnn_ref.harness.judging import Judgement, judge_outputs, model_weights, recurrent_layers, with_weights
+from rnn_ref.harness.judging import (Judgement, carried_states, flat, judge_model_call, judge_outputs,  # noqa: F401
+                                     longest_sum, model_weights, recurrent_layers, with_weights)
 
 #: What a rejected comparison says: the candidate over its budget, or (where the candidate
 #: is the truth: a float64 result, or a bug carried into the float64 reference) Keras off it.
 REJECTED = r"exceed the budget|Keras disagrees with the float64 reference"
-
-
-def flat(result) -> list:
-    """The arrays of a (possibly nested) result in a fixed order: tuples and lists in order,
-    dicts by sorted key (as ``keras.tree.flatten``)."""
-    if isinstance(result, dict):
-        return [a for k in sorted(result) for a in flat(result[k])]
-    if isinstance(result, (list, tuple)):
-        return [a for r in result for a in flat(r)]
-    return [np.asarray(result)]
 
 
 def assert_structure(actual, expected, what=""):
@@ -62,25 +53,6 @@ def assert_structure(actual, expected, what=""):
             f"{what}: got {actual.shape} {actual.dtype}, Keras {expected.shape} {expected.dtype}")
 
 
-def longest_sum(np_model) -> int:
-    """m of the floor: the longest dot product of one step of the model, D + U + 1 of a
-    recurrent layer, N + 1 of a Dense layer (1 for a model of lookups only)."""
-    sizes = [1]
-    for layer in recurrent_layers(np_model):
-        sizes.append(layer.kernel.shape[0] + layer.recurrent_kernel.shape[0] + 1)
-    for layer in np_model.layers:
-        if not hasattr(layer, "recurrent_kernel") and getattr(layer, "kernel", None) is not None:
-            sizes.append(np.shape(layer.kernel)[0] + 1)
-    return max(sizes)
-
-
-def carried_states(np_model) -> list:
-    """The states each stateful layer carries into the next call (None: zeros), in
-    ``recurrent_layers`` order; copies, so that a call does not change them."""
-    return [None if getattr(layer, k) is None else np.array(getattr(layer, k))
-            for layer in recurrent_layers(np_model) if layer.stateful for k in layer.STATE]
-
-
 def judge_model(label, np_model, x, keras_result, *, got=None, seed=0) -> Judgement:
     """Run ``np_model`` on ``x`` (or take its result ``got``, computed from the states it
     carries now) and judge it against Keras's ``keras_result`` with the harness's budget
@@ -95,13 +67,7 @@ def judge_model(label, np_model, x, keras_result, *, got=None, seed=0) -> Judgem
         got = np_model(x)
     assert_structure(got, keras_result, label)
 
-    def reference(weights, x, states):
-        return tuple(flat(with_weights(np_model, weights, states)(x)))
-
-    arrays = flat(got)
-    judgement = judge_outputs(label, reference, dict(weights=model_weights(np_model), x=x, states=states),
-                              arrays, flat(keras_result), arrays[0].dtype, m=longest_sum(np_model),
-                              time_axes=[1 if a.ndim == 3 else None for a in arrays], seed=seed)
+    judgement = judge_model_call(label, np_model, x, flat(got), flat(keras_result), states=states, seed=seed)
     judgement.got = got
     return judgement
 

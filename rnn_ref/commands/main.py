@@ -27,6 +27,9 @@ COMMANDS = {
                      "property by property (offline, on the stored corpus, without TensorFlow)", ()),
     "corpus": Command("rnn_ref.commands.corpus", "corpus build: store Keras's answers for offline checks "
                       "(needs the harness); corpus verify: check the stored corpus and rnn_ref against it", ()),
+    "check-model": Command("rnn_ref.commands.check_model", "check a saved Keras model on another runtime (Keras's JAX "
+                           "or NumPy backend, ONNX Runtime, LiteRT, your predict function) against Keras and the "
+                           "float64 truth", ("tensorflow", "keras", "hypothesis")),
     "bench": Command("rnn_ref.commands.bench", "time the harness and the NumPy model against compiled Keras",
                      ("tensorflow", "keras", "threadpoolctl")),
 }

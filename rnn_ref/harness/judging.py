@@ -203,6 +203,52 @@ def with_weights(np_model, weights, states=None):
     return model
 
 
+def flat(result) -> list:
+    """The arrays of a (possibly nested) result in a fixed order: tuples and lists in order,
+    dicts by sorted key (as ``keras.tree.flatten``)."""
+    if isinstance(result, dict):
+        return [a for k in sorted(result) for a in flat(result[k])]
+    if isinstance(result, (list, tuple)):
+        return [a for r in result for a in flat(r)]
+    return [np.asarray(result)]
+
+
+def longest_sum(np_model) -> int:
+    """m of the floor: the longest dot product of one step of the model, D + U + 1 of a
+    recurrent layer, N + 1 of a Dense layer (1 for a model of lookups only)."""
+    sizes = [1]
+    for layer in recurrent_layers(np_model):
+        sizes.append(layer.kernel.shape[0] + layer.recurrent_kernel.shape[0] + 1)
+    for layer in np_model.layers:
+        if not hasattr(layer, "recurrent_kernel") and getattr(layer, "kernel", None) is not None:
+            sizes.append(np.shape(layer.kernel)[0] + 1)
+    return max(sizes)
+
+
+def carried_states(np_model) -> list:
+    """The states each stateful layer carries into the next call (None: zeros), in
+    ``recurrent_layers`` order; copies, so that a call does not change them."""
+    return [None if getattr(layer, k) is None else np.array(getattr(layer, k))
+            for layer in recurrent_layers(np_model) if layer.stateful for k in layer.STATE]
+
+
+def judge_model_call(label: str, np_model, x, got: Sequence, keras: Sequence, *, states=None,
+                     seed: int = 0) -> Judgement:
+    """Judge a whole model's arrays for input ``x`` (``got``: the model under test's, ``keras``:
+    Keras's, both in ``flat`` order) against the float64 truth: ``np_model`` with its weights,
+    float input and carried ``states`` in float64 (``with_weights``), with the conditioning of
+    those and the floor of the model's longest dot product (module docstring). The dtype
+    judged in is Keras's."""
+    keras = [np.asarray(k) for k in keras]
+
+    def reference(weights, x, states):
+        return tuple(flat(with_weights(np_model, weights, states)(x)))
+
+    return judge_outputs(label, reference, dict(weights=model_weights(np_model), x=x, states=states),
+                         [np.asarray(g) for g in got], keras, keras[0].dtype, m=longest_sum(np_model),
+                         time_axes=[1 if k.ndim == 3 else None for k in keras], seed=seed)
+
+
 def _judge_arrays(label, names, got, keras, truth, keras_truth, spread, dtype, m, time_axes, *, whole_time,
                   alternatives=None):
     got, keras = tuple(got), tuple(keras)

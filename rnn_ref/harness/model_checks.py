@@ -1,0 +1,372 @@
+"""Whole-model properties of a runtime's ``predict``, judged against Keras and the float64 truth.
+
+A model moved to another runtime (another Keras backend, ONNX Runtime, LiteRT, a port)
+computes what Keras computes if, on every input the model accepts, its outputs lie within
+the harness budget of the float64 truth. The truth is ``rnn_ref.from_keras(model)`` with
+its weights and input in float64 (``judging.judge_model_call``); the budget is FACTOR times
+the larger of Keras-TF's own error on that input and the input's conditioning, plus the
+rounding floor of the model's longest dot product (``tolerance``), so a correct runtime
+that rounds differently passes and a long or chaotic input gets the room it needs.
+
+The inputs follow the model's input signature (``signature_of``):
+
+* token ids for a model that starts with an ``Embedding``: ids in [1, V) at valid steps,
+  id 0 at padded ones; padding on the right, the left, at random steps, or a whole row
+  (with ``mask_zero=True`` that padding is masked; without it, 0 is an ordinary token);
+* floats in [-1, 1) for a model that starts with a recurrent layer.
+
+Batch and length stay within what the runtime accepts (``Facts.batch``, ``Facts.length``).
+The properties (``MODEL_PROPERTIES``, each once, as the layer catalogue of
+``catalogue.py``) are checked by hypothesis, which shrinks a failure to the smallest
+input (rows, steps, padding) that still fails. Every property is shown to fail on a
+plausible runtime bug in ``rnn_ref/implementations/runtime_mutants.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from rnn_ref.harness.context import PropertyFailure
+from rnn_ref.harness.judging import Judgement, judge_model_call
+from rnn_ref.models.feedforward import Embedding
+
+MAX_BATCH = 4
+MAX_STEPS = 40
+LONG_STEPS = 250
+PADDINGS = ("none", "right", "left", "random", "full")
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What the model takes: ``ids`` (B, T) with a vocabulary, or ``floats`` (B, T, D)."""
+
+    kind: str
+    vocabulary: int | None = None
+    features: int | None = None
+    mask_zero: bool = False
+    batch: int | None = None      # fixed by the runtime, else None
+    length: int | None = None
+
+    def describe(self) -> str:
+        what = (f"token ids (B, T) in [0, {self.vocabulary}), "
+                + ("0 masked (mask_zero)" if self.mask_zero else "no mask: 0 is a token")
+                if self.kind == "ids" else f"floats (B, T, {self.features})")
+        fixed = [f"batch fixed at {self.batch}" if self.batch else "", f"length fixed at {self.length}"
+                 if self.length else ""]
+        return "; ".join([what, *[f for f in fixed if f]])
+
+
+def signature_of(np_model, batch=None, length=None) -> Signature:
+    first = np_model.layers[0]
+    if isinstance(first, Embedding):
+        return Signature("ids", vocabulary=int(np.shape(first.embeddings)[0]), mask_zero=bool(first.mask_zero),
+                         batch=batch, length=length)
+    kernel = getattr(first, "kernel", None)
+    if kernel is None:
+        kernel = first.forward.kernel
+    return Signature("floats", features=int(np.shape(kernel)[0]), batch=batch, length=length)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One drawn input: ``B`` rows of ``T`` steps, the padding pattern, its valid steps
+    ``valid`` (B, T) and the seed of the values."""
+
+    B: int
+    T: int
+    padding: str
+    valid: tuple
+    seed: int
+
+    def inputs(self, sig: Signature) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        valid = np.array(self.valid, dtype=bool).reshape(self.B, self.T)
+        if sig.kind == "ids":
+            x = rng.integers(1, sig.vocabulary, size=(self.B, self.T)).astype(np.int32)  # (B, T)
+            return np.where(valid, x, 0).astype(np.int32)
+        x = rng.uniform(-1, 1, size=(self.B, self.T, sig.features)).astype(np.float32)  # (B, T, D)
+        return x
+
+    def describe(self) -> str:
+        valid = np.array(self.valid, dtype=bool).reshape(self.B, self.T)
+        s = f"B={self.B} T={self.T} padding={self.padding} seed={self.seed}"
+        if self.padding != "none":
+            s += "; valid steps per row: " + ", ".join(
+                "".join("1" if v else "0" for v in row) if self.T <= 40 else f"{int(row.sum())} of {self.T}"
+                for row in valid)
+        return s
+
+
+def examples(sig: Signature, *, padding: str | tuple = PADDINGS, steps=None, rows=None, min_rows: int = 1):
+    """The hypothesis strategy of ``Example``s inside ``sig`` (its fixed batch and length win)."""
+    from hypothesis import strategies as st  # noqa: PLC0415
+
+    paddings = (padding,) if isinstance(padding, str) else padding
+    if sig.kind != "ids":
+        paddings = ("none",)
+    rows = st.just(sig.batch) if sig.batch else (rows if rows is not None else st.integers(min_rows, MAX_BATCH))
+    steps = st.just(sig.length) if sig.length else (steps if steps is not None else st.integers(1, MAX_STEPS))
+
+    @st.composite
+    def draw(draw):
+        B, T = draw(rows), draw(steps)
+        kind = draw(st.sampled_from(paddings))
+        if kind == "none":
+            valid = np.ones((B, T), bool)
+        elif kind in ("right", "left"):
+            lengths = draw(st.lists(st.integers(1 if T > 1 else 1, T), min_size=B, max_size=B))
+            valid = np.arange(T)[None] < np.array(lengths)[:, None]  # (B, T)
+            valid = valid if kind == "right" else valid[:, ::-1]
+        elif kind == "random":
+            valid = np.array(draw(st.lists(st.booleans(), min_size=B * T, max_size=B * T))).reshape(B, T)
+        else:  # full: one row all padding, the others right padded
+            lengths = draw(st.lists(st.integers(1, T), min_size=B, max_size=B))
+            valid = np.arange(T)[None] < np.array(lengths)[:, None]
+            valid[draw(st.integers(0, B - 1))] = False
+        seed = draw(st.integers(0, 2**16))
+        return Example(B, T, kind, tuple(bool(v) for v in valid.ravel()), seed)
+
+    return draw()
+
+
+@dataclass
+class Checker:
+    """What every property needs: the runtime's ``predict``, Keras-TF's, the NumPy model
+    the truth is built from and the model's signature."""
+
+    predict: Callable
+    keras_predict: Callable
+    np_model: object
+    sig: Signature
+    calls: int = 0
+
+    def run(self, x) -> list:
+        self.calls += 1
+        try:
+            out = self.predict([x])
+        except Exception as e:  # noqa: BLE001 - the runtime's fault, reported as a failure
+            raise PropertyFailure(f"the runtime raised {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+        return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+    def judge(self, label: str, x, got: list) -> Judgement:
+        """``got`` (the runtime's arrays for ``x``) against Keras-TF and the float64 truth."""
+        keras = self.keras_predict([x])
+        if len(got) != len(keras):
+            raise PropertyFailure(f"{label}: the runtime returned {len(got)} arrays, Keras {len(keras)}")
+        for i, (g, k) in enumerate(zip(got, keras)):
+            if g.shape != k.shape:
+                raise PropertyFailure(f"{label}: output {i} has shape {g.shape}, Keras gives {k.shape}")
+        got = [g.astype(k.dtype) if g.dtype != k.dtype and g.dtype.kind == "f" else g for g, k in zip(got, keras)]
+        return judge_model_call(label, self.np_model, x, got, keras).check()
+
+
+@dataclass
+class ModelProperty:
+    name: str
+    doc: str
+    check: Callable          # (checker, example) -> None, raises PropertyFailure
+    strategy: Callable       # (signature) -> strategy
+    needs: Callable = lambda sig: None  # (signature) -> why it cannot run, or None
+
+
+MODEL_PROPERTIES: dict[str, ModelProperty] = {}
+
+
+def model_prop(name: str, strategy, needs=lambda sig: None):
+    def register(fn):
+        MODEL_PROPERTIES[name] = ModelProperty(name, " ".join((fn.__doc__ or "").split()), fn, strategy, needs)
+        return fn
+
+    return register
+
+
+def _needs_ids(sig):
+    return None if sig.kind == "ids" else "needs token ids (the model takes floats: nothing to pad)"
+
+
+def _plain(c: Checker, ex: Example):
+    x = ex.inputs(c.sig)
+    c.judge("outputs", x, c.run(x))
+
+
+def _padded(padding):
+    return lambda sig: examples(sig, padding=padding)
+
+
+model_prop("unpadded_matches_keras", _padded("none"))(_plain)
+MODEL_PROPERTIES["unpadded_matches_keras"].doc = "Any batch and length, no padding: outputs match Keras."
+
+
+@model_prop("right_padding_matches_keras", _padded("right"), _needs_ids)
+def _right(c, ex):
+    """Rows padded with 0 after their tokens (post-padding): outputs match Keras."""
+    _plain(c, ex)
+
+
+@model_prop("left_padding_matches_keras", _padded("left"), _needs_ids)
+def _left(c, ex):
+    """Rows padded with 0 before their tokens (pre-padding, keras.utils.pad_sequences' default)."""
+    _plain(c, ex)
+
+
+@model_prop("random_padding_matches_keras", _padded("random"), _needs_ids)
+def _random(c, ex):
+    """Zeros at random steps (a mask with holes): outputs match Keras."""
+    _plain(c, ex)
+
+
+@model_prop("fully_padded_rows_match_keras", _padded("full"), _needs_ids)
+def _full(c, ex):
+    """A row of padding only (every step masked) among padded rows: outputs match Keras."""
+    _plain(c, ex)
+
+
+def _single_step(sig):
+    from hypothesis import strategies as st  # noqa: PLC0415
+
+    return examples(sig, padding=("none", "right", "random"), steps=st.just(1))
+
+
+@model_prop("single_step_matches_keras", _single_step,
+            lambda sig: f"needs T=1 (the runtime takes only T={sig.length})" if sig.length not in (None, 1) else None)
+def _single(c, ex):
+    """T=1, padded or not: outputs match Keras."""
+    _plain(c, ex)
+
+
+def _long(sig):
+    from hypothesis import strategies as st  # noqa: PLC0415
+
+    return examples(sig, padding=("none", "right", "left"), steps=st.just(LONG_STEPS), rows=st.integers(1, 2))
+
+
+@model_prop("long_sequence_matches_keras", _long,
+            lambda sig: f"needs T={LONG_STEPS} (the runtime takes only T={sig.length})"
+            if sig.length not in (None, LONG_STEPS) else None)
+def _long_check(c, ex):
+    """T=250 (the seed question's length), padded or not: outputs match Keras."""
+    _plain(c, ex)
+
+
+def _two_rows(sig):
+    return examples(sig, padding=("none", "right", "left", "random"), min_rows=2)
+
+
+@model_prop("batch_rows_are_independent", _two_rows,
+            lambda sig: "needs a batch of 2 or more rows" if sig.batch == 1 else None)
+def _independent(c, ex):
+    """Row 0's outputs do not change when the other rows change: both calls' row 0 matches
+    Keras on row 0 alone."""
+    x = ex.inputs(c.sig)
+    other = Example(ex.B, ex.T, ex.padding, ex.valid[::-1], ex.seed + 1).inputs(c.sig)
+    other[0] = x[0]
+    for label, batch in (("row 0 of the batch", x), ("row 0 with the other rows changed", other)):
+        got = [g[:1] for g in c.run(batch)]
+        c.judge(label, batch[:1], got)
+
+
+@model_prop("batch_of_one_equals_its_row", _two_rows,
+            lambda sig: f"needs a batch of one (the runtime takes only batches of {sig.batch})" if sig.batch else None)
+def _one(c, ex):
+    """Each row run alone (a batch of one) matches Keras on that row."""
+    x = ex.inputs(c.sig)
+    for i in range(ex.B):
+        c.judge(f"row {i} alone", x[i:i + 1], c.run(x[i:i + 1]))
+
+
+# ---- running a property with hypothesis -------------------------------------------------
+
+
+@dataclass
+class ModelResult:
+    name: str
+    status: str                 # pass, FAIL, unsupported
+    checked: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    example: Example | None = None
+    inputs: np.ndarray | None = None
+    shapes: set = field(default_factory=set)
+
+
+def run_model_property(name: str, checker: Checker, *, max_examples: int = 10, seed: int = 0,
+                       shrink_seconds: float = 30.0) -> ModelResult:
+    """Check one property with hypothesis; a failure comes back shrunk, with its input."""
+    from hypothesis import HealthCheck, Phase, given, settings  # noqa: PLC0415
+    from hypothesis import seed as seeded  # noqa: PLC0415
+
+    prop = MODEL_PROPERTIES[name]
+    why = prop.needs(checker.sig)
+    if why:
+        return ModelResult(name, "unsupported", message=why)
+    result = ModelResult(name, "pass")
+    start = time.perf_counter()
+    state = {"fail_start": None}
+
+    class _Stop(BaseException):
+        pass
+
+    @seeded(seed)
+    @settings(max_examples=max_examples, derandomize=False, database=None, deadline=None, print_blob=False,
+              report_multiple_bugs=False, suppress_health_check=list(HealthCheck),
+              phases=[Phase.explicit, Phase.generate, Phase.shrink])
+    @given(prop.strategy(checker.sig))
+    def test(ex):
+        if state["fail_start"] is not None and time.perf_counter() - state["fail_start"] > shrink_seconds:
+            raise _Stop
+        result.checked += 1
+        try:
+            prop.check(checker, ex)
+        except PropertyFailure as e:
+            result.failed += 1
+            state["fail_start"] = state["fail_start"] or time.perf_counter()
+            size = (ex.B * ex.T, ex.T, ex.B)
+            if result.example is None or size <= (result.example.B * result.example.T, result.example.T,
+                                                   result.example.B):
+                result.example, result.message = ex, str(e)
+            raise
+        result.shapes.add((ex.B, ex.T, ex.padding))
+
+    try:
+        test()
+    except (PropertyFailure, _Stop):
+        pass
+    except Exception as e:  # noqa: BLE001 - hypothesis's own errors (flaky failures) are failures too
+        if result.example is None:
+            result.status, result.message = "error", f"{type(e).__name__}: {e}"
+    if result.example is not None:
+        result.status = "FAIL"
+        result.inputs = result.example.inputs(checker.sig)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def reproduction(result: ModelResult, model_path: str, runtime: str) -> str:
+    """A script that reruns the minimal input on the runtime and on Keras."""
+    x = result.inputs
+    if x.size <= 400:
+        literal = f"np.array({x.tolist()!r}, dtype=np.{x.dtype})"
+    else:
+        ex = result.example
+        literal = (f"Example({ex.B}, {ex.T}, {ex.padding!r}, {ex.valid!r}, {ex.seed}).inputs(signature_of(rnn_ref.from_keras(model)))")
+    return f'''import numpy as np
+import keras
+import rnn_ref
+from rnn_ref.harness.model_checks import Example, signature_of
+from rnn_ref.runtimes import open_runtime
+
+model = keras.saving.load_model({str(model_path)!r}, compile=False)
+x = {literal}   # {result.example.describe()}
+with open_runtime({runtime!r}, {str(model_path)!r}, model=model) as rt:   # or your predict(inputs)
+    got = rt.predict([x])
+want = model.predict_on_batch(x)
+truth = rnn_ref.from_keras(model)  # the float32 NumPy model; the judge uses its float64 copy
+print("runtime", got[0].ravel()[:8])
+print("keras  ", np.asarray(want).ravel()[:8])
+print("max |runtime - keras|", np.abs(got[0] - want).max())
+'''
