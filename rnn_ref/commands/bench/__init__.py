@@ -21,6 +21,15 @@ backward (``backward.py``)
     The pipeline's loss gradients against ``tf.GradientTape``, and
     ``rnn_ref.vjp(simple_rnn)`` against a tape on the layer alone.
 
+layers (``layers.py``)
+    SimpleRNN, LSTM, GRU and Bidirectional(LSTM) alone (T = 250, D = 32,
+    U = 100) at B = 1, 32, 256, 1024 and the demo's second model, forward,
+    against compiled Keras; each layer's vjp against a compiled tape at
+    B = 1, 32, 256. Goals: forward 1x at every B and 1.5x at B >= 256,
+    backward 1x, spread under 1.3 at B >= 256.
+
+``--sections`` runs some of them (``--sections layers``: only (d)).
+
 This module is the command: the sizes and goals (``sizes.py``, read here when
 the command runs, so that setting ``rnn_ref.commands.bench.GOAL_*`` changes what is
 judged), the tables, printed with rich, and ``--out``, which writes everything
@@ -39,12 +48,18 @@ from datetime import datetime, timezone
 
 from rnn_ref.commands.bench.backward import bench_backward
 from rnn_ref.commands.bench.harness import bench_harness
+from rnn_ref.commands.bench.layers import bench_layer_backward, bench_layers
 from rnn_ref.commands.bench.machine import machine_info
 from rnn_ref.commands.bench.pipeline import bench_pipeline
-from rnn_ref.commands.bench.sizes import FULL, GOAL_BACKWARD, GOAL_HARNESS, GOAL_PIPELINE, GOAL_PIPELINE_B1, GOAL_PIPELINE_LARGE, GOAL_SPREAD, QUICK
+from rnn_ref.commands.bench.sizes import (FULL, GOAL_BACKWARD, GOAL_HARNESS, GOAL_LAYER, GOAL_LAYER_BACKWARD,
+                                          GOAL_LAYER_LARGE, GOAL_PIPELINE, GOAL_PIPELINE_B1, GOAL_PIPELINE_LARGE,
+                                          GOAL_SPREAD, QUICK)
 
 __all__ = ["FULL", "QUICK", "GOAL_HARNESS", "GOAL_PIPELINE_B1", "GOAL_PIPELINE", "GOAL_PIPELINE_LARGE",
-           "GOAL_SPREAD", "GOAL_BACKWARD", "bench_harness", "bench_pipeline", "bench_backward", "main"]
+           "GOAL_SPREAD", "GOAL_BACKWARD", "GOAL_LAYER", "GOAL_LAYER_LARGE", "GOAL_LAYER_BACKWARD",
+           "bench_harness", "bench_pipeline", "bench_backward", "bench_layers", "bench_layer_backward", "main"]
+
+SECTIONS = ("harness", "pipeline", "backward", "layers")
 
 
 # -- output ----------------------------------------------------------------------
@@ -58,6 +73,24 @@ def _goal(met):
 
 
 def print_tables(result: dict, console) -> None:
+
+    if "harness" in result:
+        _harness_table(result, console)
+    if "pipeline" in result:
+        _pipeline_table(result, console)
+    if "backward" in result:
+        print_backward_table(result["backward"], console)
+    if "layers" in result:
+        print_layers_tables(result["layers"], console)
+    m = result["machine"]
+    console.print(
+        f"machine: {m['cores_usable']} usable cores of {m['cpu_count']}, Python {m['python']}, NumPy {m['numpy']}, "
+        f"TensorFlow {m['tensorflow']}, Keras {m['keras']}; load average {result['load_average']['start']} "
+        f"at start, {result['load_average']['end']} at end"
+    )
+
+
+def _harness_table(result, console) -> None:
     from rich.table import Table  # noqa: PLC0415  (rich: optional, kept off the NumPy-only worker's path)
 
     t = Table(title="(a) harness: property examples checked against Keras per second, "
@@ -72,6 +105,10 @@ def print_tables(result: dict, console) -> None:
                   f"{e['cached']['oracle_seconds']['median']:.2f} of {e['cached']['seconds']['median']:.2f}",
                   f"{e['naive']['oracle_seconds']['median']:.2f} of {e['naive']['seconds']['median']:.2f}")
     console.print(t)
+
+
+def _pipeline_table(result, console) -> None:
+    from rich.table import Table  # noqa: PLC0415  (rich: optional, kept off the NumPy-only worker's path)
 
     p = result["pipeline"]
     first = p[0]
@@ -100,15 +137,6 @@ def print_tables(result: dict, console) -> None:
                   "rnn_ref's slowest repeat over its fastest. split off: RNN_REF_THREADS=1. machine limit: the "
                   "recurrent products at the measured sgemm rate plus tanh at the measured elementwise rate, "
                   "on the threads rnn_ref uses (docs/bench.md).")
-
-    if "backward" in result:
-        print_backward_table(result["backward"], console)
-    m = result["machine"]
-    console.print(
-        f"machine: {m['cores_usable']} usable cores of {m['cpu_count']}, Python {m['python']}, NumPy {m['numpy']}, "
-        f"TensorFlow {m['tensorflow']}, Keras {m['keras']}; load average {result['load_average']['start']} "
-        f"at start, {result['load_average']['end']} at end"
-    )
 
 
 def _range(st, scale=1e3):
@@ -143,6 +171,41 @@ def print_backward_table(backward: dict, console) -> None:
                   "SimpleRNN vjp: rnn_ref.vjp(simple_rnn) against a tape on the Keras layer alone.")
 
 
+def print_layers_tables(layers: dict, console) -> None:
+    from rich.table import Table  # noqa: PLC0415  (rich: optional, kept off the NumPy-only worker's path)
+
+    first = layers["forward"][0]
+    t = Table(title=f"(d) each layer alone (T={first['T']}, D={first['D']}, U={first['U']}) and the demo's second "
+                    "model, forward, one process with Keras loaded and used: ms per call, median \\[min, max]")
+    for col in ("layer", "B", "rnn_ref", "spread", "Keras predict_on_batch", "Keras tf.function", "speed-up", "goal",
+                "machine limit", "limit / rnn_ref"):
+        t.add_column(col, justify="left" if col == "layer" else "right")
+    for e in layers["forward"]:
+        spread = f"{e['numpy']['spread']:.2f}"
+        if "spread_goal_met" in e:
+            spread += f" ({_goal(e['spread_goal_met'])})"
+        limit = e.get("machine_limit")
+        t.add_row(e["layer"], str(e["B"]), _range(e["numpy"]["seconds_per_call"]), spread,
+                  _range(e["keras_predict_on_batch"]["seconds_per_call"]),
+                  _range(e["keras_tf_function"]["seconds_per_call"]), f"{e['ratio']:.2f}x", _goal(e["goal_met"]),
+                  f"{limit['seconds'] * 1e3:.3g}" if limit else "-",
+                  f"{e['limit_over_numpy']:.2f}" if limit else "-")
+    console.print(t)
+    console.print(f"goal: >= {GOAL_LAYER:g}x the faster Keras path, {GOAL_LAYER_LARGE:g}x and spread < {GOAL_SPREAD:g} "
+                  "at B >= 256. machine limit: the recurrent products (rows, U) @ (U, gates U) at the measured sgemm "
+                  "rate plus one tanh pass over the gates (docs/bench.md); a Bidirectional's two directions added.")
+    t = Table(title="(d) each layer's vjp (output and every gradient of sum(output * d_output)) against a "
+                    "GradientTape in a tf.function: ms per call, median \\[min, max]")
+    for col in ("layer", "B", "rnn_ref", "spread", "tape, tf.function", "speed-up", f"goal >= {GOAL_LAYER_BACKWARD:g}x",
+                "max |d inputs diff|"):
+        t.add_column(col, justify="left" if col == "layer" else "right")
+    for e in layers["backward"]:
+        t.add_row(e["layer"], str(e["B"]), _range(e["numpy"]["seconds_per_call"]), f"{e['numpy']['spread']:.2f}",
+                  _range(e["keras_tf_function"]["seconds_per_call"]), f"{e['ratio']:.2f}x", _goal(e["goal_met"]),
+                  f"{e['max_abs_diff_inputs_vs_keras']:.1e}")
+    console.print(t)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rnn_ref bench",
@@ -152,6 +215,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", metavar="PATH", default=None, help="write the figures as JSON to PATH")
     parser.add_argument("--repeats", type=int, default=None,
                         help=f"repeats of every measurement (default {FULL['repeats']}, {QUICK['repeats']} with --quick)")
+    parser.add_argument("--sections", default=",".join(SECTIONS), metavar="LIST",
+                        help=f"the sections to run, comma-separated (default all: {','.join(SECTIONS)})")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, to check that the benchmark runs (the figures mean nothing)")
     args = parser.parse_args(argv)
@@ -159,6 +224,10 @@ def main(argv=None) -> int:
     repeats = size["repeats"] if args.repeats is None else args.repeats
     if repeats < 1:
         parser.error("--repeats must be at least 1")
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown or not sections:
+        parser.error(f"--sections must name some of {', '.join(SECTIONS)}, got {args.sections!r}")
 
     from rich.console import Console  # noqa: PLC0415  (rich: optional, kept off the NumPy-only worker's path)
 
@@ -178,20 +247,30 @@ def main(argv=None) -> int:
         machine=machine_info(),
     )
     # The goals as this module has them now (a caller may have set them), passed to each section.
-    result["harness"] = bench_harness(size, repeats, log, goal=GOAL_HARNESS)
-    result["pipeline"] = bench_pipeline(size, repeats, log, goal_b1=GOAL_PIPELINE_B1, goal=GOAL_PIPELINE,
-                                        goal_large=GOAL_PIPELINE_LARGE, goal_spread=GOAL_SPREAD)
-    backward_started = time.perf_counter()
-    result["backward"] = bench_backward(size, repeats, log, goal=GOAL_BACKWARD)
-    result["backward"]["seconds"] = time.perf_counter() - backward_started
+    if "harness" in sections:
+        result["harness"] = bench_harness(size, repeats, log, goal=GOAL_HARNESS)
+    if "pipeline" in sections:
+        result["pipeline"] = bench_pipeline(size, repeats, log, goal_b1=GOAL_PIPELINE_B1, goal=GOAL_PIPELINE,
+                                            goal_large=GOAL_PIPELINE_LARGE, goal_spread=GOAL_SPREAD)
+    if "backward" in sections:
+        backward_started = time.perf_counter()
+        result["backward"] = bench_backward(size, repeats, log, goal=GOAL_BACKWARD)
+        result["backward"]["seconds"] = time.perf_counter() - backward_started
+    if "layers" in sections:
+        result["layers"] = dict(
+            forward=bench_layers(size, repeats, log, goal=GOAL_LAYER, goal_large=GOAL_LAYER_LARGE,
+                                 goal_spread=GOAL_SPREAD),
+            backward=bench_layer_backward(size, repeats, log, goal=GOAL_LAYER_BACKWARD))
     load_end = os.getloadavg() if hasattr(os, "getloadavg") else None
     fmt = lambda la: None if la is None else [round(x, 2) for x in la]  # noqa: E731
     result["load_average"] = dict(start=fmt(load_start), end=fmt(load_end))
     result["seconds"] = time.perf_counter() - started
-    goals = [e["goal_met"] for e in result["harness"] if e["goal_met"] is not None]
-    goals += [e["goal_met"] for e in result["pipeline"]]
-    goals += [e["spread_goal_met"] for e in result["pipeline"] if "spread_goal_met" in e]
-    goals += [e["goal_met"] for e in result["backward"]["model"] if e["goal_met"] is not None]
+    goals = [e["goal_met"] for e in result.get("harness", []) if e["goal_met"] is not None]
+    goals += [e["goal_met"] for e in result.get("pipeline", [])]
+    goals += [e["spread_goal_met"] for e in result.get("pipeline", []) if "spread_goal_met" in e]
+    goals += [e["goal_met"] for e in result.get("backward", {}).get("model", []) if e["goal_met"] is not None]
+    for e in [*result.get("layers", {}).get("forward", []), *result.get("layers", {}).get("backward", [])]:
+        goals += [e["goal_met"]] + ([e["spread_goal_met"]] if "spread_goal_met" in e else [])
     result["all_goals_met"] = all(goals)
 
     print_tables(result, console)

@@ -51,11 +51,12 @@ def machine_info() -> dict:
     return info
 
 
-def machine_limit(B, T, E, U, repeats) -> dict:
-    """The least time this machine allows for the loop of a SimpleRNN(U) over T steps at batch B,
-    split as ``rnn_ref.layers.parallel`` splits it: T times the recurrent product (rows, U) @ (U, U) of
-    the largest block at the measured sgemm rate, plus T times its activation (tanh on (rows, U))
-    at the measured elementwise rate, each rate measured with every block's thread running the
+def machine_limit(B, T, E, U, repeats, gates=1) -> dict:
+    """The least time this machine allows for the loop of a recurrent layer of U units and ``gates``
+    blocks (SimpleRNN 1, GRU 3, LSTM 4) over T steps at batch B,
+    split as ``rnn_ref.layers.parallel`` splits it: T times the recurrent product (rows, U) @ (U, G U) of
+    the largest block at the measured sgemm rate, plus T times one activation pass over its gates
+    (tanh on (rows, G U)) at the measured elementwise rate, each rate measured with every block's thread running the
     same kernel at once (one BLAS thread each), as NumPy calls deliver it (its call overhead
     included). The input projection, the add of each step, the embedding and the Dense layer
     are left out: the limit is below what any implementation of these formulas could reach.
@@ -64,17 +65,19 @@ def machine_limit(B, T, E, U, repeats) -> dict:
     blocks = parallel.blocks(B, parallel.threads()) if split else [slice(0, B)]
     rows, n = max(r.stop - r.start for r in blocks), len(blocks)
     rng = np.random.default_rng(5)
-    R = (0.1 * rng.standard_normal((U, U))).astype(np.float32)
+    G = gates
+    R = (0.1 * rng.standard_normal((U, G * U))).astype(np.float32)
 
     def kernel_seconds(kernel):
         """Seconds for T calls of kernel, every block's thread at once; median over repeats."""
         def work(out, i):
             h = rng.standard_normal((rows, U)).astype(np.float32)
-            z = np.empty_like(h)
-            kernel(h, z)  # warm
+            a = rng.standard_normal((rows, G * U)).astype(np.float32)
+            z = np.empty_like(a)
+            kernel(h, a, z)  # warm
             t = time.perf_counter()
             for _ in range(T):
-                kernel(h, z)
+                kernel(h, a, z)
             out[i] = time.perf_counter() - t
 
         per_repeat = []
@@ -89,8 +92,8 @@ def machine_limit(B, T, E, U, repeats) -> dict:
                 per_repeat.append(max(out))
         return float(np.median(per_repeat))
 
-    mm = kernel_seconds(lambda h, z: np.dot(h, R, out=z))
-    act = kernel_seconds(lambda h, z: np.tanh(h, out=z))
-    flops = 2.0 * rows * U * U * T
+    mm = kernel_seconds(lambda h, a, z: np.dot(h, R, out=z))
+    act = kernel_seconds(lambda h, a, z: np.tanh(a, out=z))
+    flops = 2.0 * rows * U * G * U * T
     return dict(seconds=mm + act, recurrent_products_s=mm, activation_s=act, threads=n, rows_per_thread=rows,
-                sgemm_gflops_per_thread=flops / mm / 1e9, tanh_gelems_per_thread=rows * U * T / act / 1e9)
+                sgemm_gflops_per_thread=flops / mm / 1e9, tanh_gelems_per_thread=rows * G * U * T / act / 1e9)
