@@ -73,7 +73,6 @@ def _goal(met):
 
 
 def print_tables(result: dict, console) -> None:
-
     if "harness" in result:
         _harness_table(result, console)
     if "pipeline" in result:
