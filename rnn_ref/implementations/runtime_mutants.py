@@ -1,0 +1,138 @@
+"""Runtime-level bugs, one each: ``predict(inputs) -> outputs`` callables built from
+``rnn_ref.from_keras(model)`` with one thing wrong, as converters and runtimes have got it
+wrong (shared/anchors: tf2onnx, ONNX Runtime, TFLite trackers). ``check-model`` must fail
+each with a minimal input; ``correct`` (the model itself) must pass.
+
+    RUNTIME_MUTANTS[name](keras_model) -> predict
+
+* ``gru_bias_twice``: every GRU's bias added twice (TFLite's fused GRU, one bias per
+  fully connected op);
+* ``masked_lstm_outputs_zeros``: an LSTM outputs zeros at the steps its mask skips, where
+  Keras repeats the previous output (ONNX Runtime's ``sequence_lens``);
+* ``left_padding_as_right``: the mask taken as sequence lengths, as if every row were
+  padded on the right (tf2onnx's rewrite to ``sequence_lens``);
+* ``bidirectional_backward_not_flipped``: a Bidirectional with ``return_sequences`` whose
+  backward outputs stay in processing order.
+
+``double_onnx_initializer`` edits a real artifact on disk: one initializer of an ``.onnx``
+file doubled with the ``onnx`` package.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from rnn_ref.layers.bidirectional import bidirectional
+from rnn_ref.models.feedforward import Embedding
+from rnn_ref.models.keras_graph import from_keras
+from rnn_ref.models.recurrent import GRU, LSTM, Bidirectional
+
+
+def _predict(np_model):
+    def predict(inputs):
+        out = np_model(inputs[0])
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    return predict
+
+
+def _layers(np_model, cls):
+    for layer in np_model.layers:
+        parts = (layer.forward, layer.backward) if isinstance(layer, Bidirectional) else (layer,)
+        yield from (p for p in parts if isinstance(p, cls))
+
+
+def correct(keras_model):
+    return _predict(from_keras(keras_model))
+
+
+def gru_bias_twice(keras_model):
+    m = copy.deepcopy(from_keras(keras_model))
+    for layer in _layers(m, GRU):
+        layer.bias = 2 * layer.bias
+    return _predict(m)
+
+
+def masked_lstm_outputs_zeros(keras_model):
+    m = copy.deepcopy(from_keras(keras_model))
+    for layer in m.layers:
+        if isinstance(layer, LSTM):
+            layer.zero_output_for_mask = True
+    return _predict(m)
+
+
+class _LengthsMask:
+    """An Embedding whose mask is ``step < number of non-zero ids`` (post-padding assumed)."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __call__(self, x, mask=None):
+        return self.layer(x, mask)
+
+    def compute_mask(self, ids, mask=None):
+        ids = np.asarray(ids)
+        lengths = np.count_nonzero(ids, axis=1)  # (B,)
+        return np.arange(ids.shape[1])[None] < lengths[:, None]  # (B, T)
+
+
+def left_padding_as_right(keras_model):
+    m = copy.deepcopy(from_keras(keras_model))
+    m.layers = [_LengthsMask(l) if isinstance(l, Embedding) and l.mask_zero else l for l in m.layers]
+    return _predict(m)
+
+
+class _Unflipped:
+    """A Bidirectional that leaves its backward outputs in processing order."""
+
+    MERGE = {"concat": lambda a, b: np.concatenate([a, b], axis=-1), "sum": np.add, "mul": np.multiply,
+             "ave": lambda a, b: (a + b) / 2}
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __call__(self, x, mask=None):
+        f, b = self.layer.forward, self.layer.backward
+        options = {k: v for k, v in f.call_options().items() if k not in Bidirectional.SET_BY_WRAPPER}
+        y, y_rev = bidirectional(f.FUNCTION, np.asarray(x, f.dtype), (f.kernel, f.recurrent_kernel, f.bias),
+                                 (b.kernel, b.recurrent_kernel, b.bias), merge_mode=None, mask=mask,
+                                 **options)  # (B, T, U) each, y_rev in input order
+        return self.MERGE[self.layer.merge_mode](y, y_rev[:, ::-1])
+
+    def compute_mask(self, x, mask):
+        return self.layer.compute_mask(x, mask)
+
+
+def bidirectional_backward_not_flipped(keras_model):
+    m = copy.deepcopy(from_keras(keras_model))
+    m.layers = [_Unflipped(l) if isinstance(l, Bidirectional) and l.return_sequences else l for l in m.layers]
+    return _predict(m)
+
+
+RUNTIME_MUTANTS = {
+    "gru_bias_twice": gru_bias_twice,
+    "masked_lstm_outputs_zeros": masked_lstm_outputs_zeros,
+    "left_padding_as_right": left_padding_as_right,
+    "bidirectional_backward_not_flipped": bidirectional_backward_not_flipped,
+}
+
+
+def double_onnx_initializer(source, target, name: str | None = None) -> str:
+    """Write ``source`` (an .onnx file) to ``target`` with one floating initializer doubled:
+    ``name``, or the largest one (an embedding table or a kernel). Returns its name."""
+    import onnx  # noqa: PLC0415
+    from onnx import numpy_helper  # noqa: PLC0415
+
+    graph = onnx.load(str(source))
+    floats = [t for t in graph.graph.initializer if numpy_helper.to_array(t).dtype.kind == "f"]
+    if not floats:
+        raise ValueError(f"{source} has no floating initializer")
+    chosen = next((t for t in floats if t.name == name), None) if name else max(
+        floats, key=lambda t: numpy_helper.to_array(t).size)
+    if chosen is None:
+        raise ValueError(f"{source} has no initializer {name!r}; floating ones: {[t.name for t in floats]}")
+    chosen.CopyFrom(numpy_helper.from_array(2 * numpy_helper.to_array(chosen), chosen.name))
+    onnx.save(graph, str(target))
+    return chosen.name
