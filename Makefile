@@ -13,7 +13,7 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[harness]'
+	$(PY) -m pip install --quiet -e '.[harness,runtimes]'  # runtimes: check-model's jax, tf2onnx, onnxruntime, LiteRT (tests/test_check_model.py needs them)
 	touch $(STAMP)
 
 install: $(STAMP)
