@@ -1,6 +1,6 @@
 """Runtime-level bugs, one each: ``predict(inputs) -> outputs`` callables built from
 ``rnn_ref.from_keras(model)`` with one thing wrong, as converters and runtimes have got it
-wrong (shared/anchors: tf2onnx, ONNX Runtime, TFLite trackers). ``check-model`` must fail
+wrong (as tf2onnx's, ONNX Runtime's and TFLite's users report). ``check-model`` must fail
 each with a minimal input; ``correct`` (the model itself) must pass.
 
     RUNTIME_MUTANTS[name](keras_model) -> predict
