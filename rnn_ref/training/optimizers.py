@@ -25,7 +25,10 @@ the update sees of a hyperparameter is what ``constants(dtype)`` returns, as Ker
 TensorFlow backend converts it (each measured in float64, where it shows):
 
 * the learning rate lives in a float32 variable (floatx; base_optimizer.py, lines
-  185-191), so float64 variables are updated with ``float64(float32(learning_rate))``;
+  185-191), so float64 variables are updated with ``float64(float32(learning_rate))``
+  (under ``keras.config.set_floatx("float64")`` the variable is float64 and the value
+  exact: set the optimizer's ``floatx`` to "float64"; measured, the conversions below
+  still go through float32 then);
 * a Python float that Keras passes through ``ops.cast``/``tf.cast`` becomes a float32
   tensor first: SGD's ``momentum`` (sgd.py, line 104), Adam's ``beta_1`` and ``beta_2``
   in ``beta ** t`` (adam.py, lines 107-112), ``weight_decay`` (tensorflow/optimizer.py,
@@ -40,6 +43,7 @@ mixed dtypes among the variables, ``None`` gradients.
 
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple
 
 import numpy as np
@@ -60,9 +64,10 @@ class State(NamedTuple):
     slots: dict[str, tuple[np.ndarray, ...]]
 
 
-def via_float32(value, dtype):
-    """``value`` as Keras's ``ops.cast(value, dtype)`` gives it: through a float32 tensor."""
-    return np.dtype(dtype).type(np.float32(value))
+def via_float32(value, dtype, floatx="float32"):
+    """``value`` as Keras's ``ops.cast(value, dtype)`` gives it: through a tensor of Keras's
+    ``floatx`` (float32 by default; exact under ``keras.config.set_floatx("float64")``)."""
+    return np.dtype(dtype).type(np.dtype(floatx).type(value))
 
 
 def exact(value, dtype):
@@ -123,6 +128,11 @@ class Optimizer:
         self.use_ema = False
         self._state = None  # step()'s state
 
+    #: Keras's ``keras.config.floatx()`` when the Keras optimizer was made: the dtype of its
+    #: learning-rate variable. Set it to "float64" (``opt.floatx = "float64"``) to match a
+    #: Keras optimizer made under ``set_floatx("float64")``, whose learning rate is exact.
+    floatx = "float32"
+
     # -- what a subclass provides ------------------------------------------------------
 
     def slot_names(self) -> tuple[str, ...]:
@@ -140,7 +150,7 @@ class Optimizer:
                  [("clipnorm", self.clipnorm), ("global_clipnorm", self.global_clipnorm),
                   ("clipvalue", self.clipvalue)]}
         return {
-            "lr": via_float32(self.learning_rate, dtype),
+            "lr": via_float32(self.learning_rate, dtype, self.floatx),
             "weight_decay": None if self.weight_decay is None else via_float32(self.weight_decay, dtype),
             **clips,
             # Keras divides the Python float, then converts the quotient
@@ -225,6 +235,16 @@ class Optimizer:
             self._state = self.init(params)
         params, self._state = self.apply(grads, params, self._state)
         return params
+
+    def exact_twin(self, dtype):
+        """A copy that computes exactly (in float64) what this optimizer computes in
+        ``dtype``: the same hyperparameters as an update in ``dtype`` sees them
+        (``constants(dtype)``), float64 arithmetic. The truth of a training in ``dtype``."""
+        twin = copy.copy(self)
+        seen = self.constants(np.dtype(dtype))
+        twin.constants = lambda _: {k: None if v is None else np.float64(v) for k, v in seen.items()}
+        twin._state = None
+        return twin
 
     @property
     def state(self):
