@@ -84,7 +84,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from rnn_ref.layers import _checks
+from rnn_ref.layers import _checks, parallel
 from rnn_ref.layers.bidirectional import LAYERS, directions, merge
 
 
@@ -114,10 +114,12 @@ def bidirectional_vjp(layer, inputs, forward, backward, *, merge_mode="concat", 
     names = LAYERS[layer]  # the states of one direction: ("h",) or ("h", "c")
     n = len(names)
 
-    y, back_f = _direction_vjp("forward", layer, layer_vjp, inputs, forward, go_backwards=False,
-                               initial_state=init_f, **options)
-    r, back_b = _direction_vjp("backward", layer, layer_vjp, inputs, backward, go_backwards=True,
-                               initial_state=init_b, **options)
+    (y, back_f), (r, back_b) = parallel.side_by_side(  # at once on a small batch, as rnn_ref.bidirectional
+        lambda: _direction_vjp("forward", layer, layer_vjp, inputs, forward, go_backwards=False,
+                               initial_state=init_f, **options),
+        lambda: _direction_vjp("backward", layer, layer_vjp, inputs, backward, go_backwards=True,
+                               initial_state=init_b, **options),
+        rows=split.rows)
     states = ()
     if return_state:
         (y, *states_f), (r, *states_b) = y, r
@@ -145,8 +147,8 @@ def bidirectional_vjp(layer, inputs, forward, backward, *, merge_mode="concat", 
         dy, dy_rev = _merge_backward(cotangents[0], merge_mode, y, y_rev, letters, dtype)  # (B, [T,] U) each
         dr = _to_processing_order(dy_rev, return_sequences)  # (B, [T,] U): the backward layer's order
         d_states = list(cotangents[1:])  # forward's n, then backward's n
-        g_f = back_f(dy, *d_states[:n])
-        g_b = back_b(dr, *d_states[n:])
+        g_f, g_b = parallel.side_by_side(lambda: back_f(dy, *d_states[:n]), lambda: back_b(dr, *d_states[n:]),
+                                         rows=split.rows)
         d_initial = None
         if initial_state is not None:
             flat = [*g_f.initial_state, *g_b.initial_state]  # (B, U) each

@@ -61,7 +61,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from rnn_ref.layers import _checks, recurrence
+from rnn_ref.layers import _checks, parallel, recurrence
 from rnn_ref.backward.activations import activation_vjp
 from rnn_ref.backward.cotangents import activation_name, final_cotangents, like_given, processing_keep, step_edges
 from rnn_ref.layers.gru import STATES, GRUCell
@@ -233,7 +233,7 @@ def gru_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", r
             initial_state=like_given(initial_state, dh),
         )
 
-    return out, backward
+    return out, parallel.blas_held_to_one_thread(backward)  # the loop's products: one BLAS thread
 
 
 # Small helpers, the same as rnn_ref.backward's private ones (copied, not imported).

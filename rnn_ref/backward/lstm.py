@@ -64,7 +64,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from rnn_ref.layers import recurrence
+from rnn_ref.layers import parallel, recurrence
 from rnn_ref.backward.activations import activation_vjp
 from rnn_ref.backward.cotangents import activation_name, final_cotangents, processing_keep, step_edges
 from rnn_ref.layers.lstm import STATES, LSTMCell
@@ -230,7 +230,7 @@ def lstm_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", 
             initial_state=None if initial_state is None else [dh, dc],
         )
 
-    return out, backward
+    return out, parallel.blas_held_to_one_thread(backward)  # the loop's products: one BLAS thread
 
 
 # ---------------------------------------------------------------------------

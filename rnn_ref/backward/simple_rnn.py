@@ -45,7 +45,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from rnn_ref.layers import recurrence
+from rnn_ref.layers import parallel, recurrence
 from rnn_ref.backward.activations import activation_vjp
 from rnn_ref.backward.cotangents import activation_name, final_cotangents, like_given, processing_keep, step_edges
 from rnn_ref.layers.simple_rnn import SimpleRNNCell
@@ -147,4 +147,4 @@ def simple_rnn_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="t
             initial_state=like_given(initial_state, dh),
         )
 
-    return out, backward
+    return out, parallel.blas_held_to_one_thread(backward)  # the loop's products: one BLAS thread

@@ -22,7 +22,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from rnn_ref.layers import _checks, recurrence
+from rnn_ref.layers import _checks, parallel, recurrence
 from rnn_ref.layers.gru import STATES as GRU_STATES, gru
 from rnn_ref.layers.lstm import STATES as LSTM_STATES, lstm
 from rnn_ref.layers.simple_rnn import STATES as SIMPLE_RNN_STATES, simple_rnn
@@ -73,8 +73,10 @@ def bidirectional(layer, inputs, forward, backward, *, merge_mode="concat", **op
     options, init_f, init_b = split.options, split.initial_forward, split.initial_backward
     return_sequences, return_state = split.return_sequences, split.return_state
 
-    y = _run("forward", layer, inputs, forward, go_backwards=False, initial_state=init_f, **options)
-    y_rev = _run("backward", layer, inputs, backward, go_backwards=True, initial_state=init_b, **options)
+    y, y_rev = parallel.side_by_side(  # the two directions at once on a small batch (rnn_ref.layers.parallel)
+        lambda: _run("forward", layer, inputs, forward, go_backwards=False, initial_state=init_f, **options),
+        lambda: _run("backward", layer, inputs, backward, go_backwards=True, initial_state=init_b, **options),
+        rows=split.rows)
     states = ()
     if return_state:
         (y, *states_f), (y_rev, *states_b) = y, y_rev
@@ -122,6 +124,7 @@ class Directions(NamedTuple):
     initial_backward: Optional[list]
     return_sequences: bool
     return_state: bool
+    rows: int  # B, 1 for one sequence
 
 
 def directions(layer, inputs, merge_mode, options) -> Directions:
@@ -144,7 +147,7 @@ def directions(layer, inputs, merge_mode, options) -> Directions:
     if unknown:
         raise TypeError(f"{layer.__name__} has no option {', '.join(unknown)}; its options are "
                         f"{', '.join(n for n in accepted if n not in _FIXED)}")
-    recurrence.batched_inputs(inputs)  # refuse bad inputs before naming a direction
+    x, _ = recurrence.batched_inputs(inputs)  # refuse bad inputs before naming a direction
     names = LAYERS[layer]  # the states of one direction: ("h",) or ("h", "c")
     initial_state = options.pop("initial_state", None)
     init_f = init_b = None
@@ -158,4 +161,4 @@ def directions(layer, inputs, merge_mode, options) -> Directions:
     return_sequences = _checks.flag("return_sequences", options.get("return_sequences", False))
     return_state = _checks.flag("return_state", options.get("return_state", False))
     options["zero_output_for_mask"] = return_sequences  # as Keras sets it on both layers
-    return Directions(options, init_f, init_b, return_sequences, return_state)
+    return Directions(options, init_f, init_b, return_sequences, return_state, x.shape[0])

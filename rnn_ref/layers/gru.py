@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import inspect
 
-import numpy as np
+
 
 from rnn_ref.layers import _checks, recurrence
+from rnn_ref.layers.activations import ELEMENTWISE
 from rnn_ref.layers.activations import get as get_activation
 
 #: The states of a GRU, in the order of ``initial_state`` and of ``return_state``.
@@ -113,6 +114,10 @@ class GRUCell:
                 self.input_bias = b
         self.activation = get_activation(activation)
         self.recurrent_activation = get_activation(recurrent_activation)
+        # One call for the gates side by side where the activation acts on each element alone
+        # (softmax over a gate's units, or a function of the user's, gets each gate on its own).
+        self.side_by_side = recurrent_activation is None or (isinstance(recurrent_activation, str)
+                                                            and recurrent_activation in ELEMENTWISE)
 
     def project(self, x):
         """x (B, T, D) -> x @ kernel + input bias for every step, time-major (T, B, 3U)."""
@@ -126,8 +131,13 @@ class GRUCell:
             rec = h @ self.recurrent_kernel  # (B, 3U)
             if self.recurrent_bias is not None:
                 rec += self.recurrent_bias
-            z = self.recurrent_activation(x_t[:, :U] + rec[:, :U])  # (B, U)
-            r = self.recurrent_activation(x_t[:, U:2 * U] + rec[:, U:2 * U])  # (B, U)
+            zr = x_t[:, :2 * U]  # (B, 2U): this step's block of the projection, used once
+            zr += rec[:, :2 * U]
+            if self.side_by_side:
+                z_r = self.recurrent_activation(zr)  # (B, 2U): the update and reset gates
+                z, r = z_r[:, :U], z_r[:, U:]  # (B, U) each
+            else:
+                z, r = self.recurrent_activation(zr[:, :U]), self.recurrent_activation(zr[:, U:])  # (B, U) each
             candidate = self.activation(x_t[:, 2 * U:] + r * rec[:, 2 * U:])  # (B, U)
         else:
             rec_zr = h @ self.recurrent_kernel[:, :2 * U]  # (B, 2U)

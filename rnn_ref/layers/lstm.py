@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import inspect
 
-import numpy as np
+
 
 from rnn_ref.layers import _checks, recurrence
+from rnn_ref.layers.activations import ELEMENTWISE
 from rnn_ref.layers.activations import get as get_activation
 
 #: The states of an LSTM, in the order of ``initial_state`` and of ``return_state``.
@@ -96,6 +97,10 @@ class LSTMCell:
             _checks.shape("bias", self.bias, "4U", (4 * U,), hint=hint)
         self.activation = get_activation(activation)
         self.recurrent_activation = get_activation(recurrent_activation)
+        # One call for the gates side by side where the activation acts on each element alone
+        # (softmax over a gate's units, or a function of the user's, gets each gate on its own).
+        self.side_by_side = recurrent_activation is None or (isinstance(recurrent_activation, str)
+                                                            and recurrent_activation in ELEMENTWISE)
 
     def project(self, x):
         """x (B, T, D) -> x @ kernel + bias for every step, time-major (T, B, 4U)."""
@@ -105,12 +110,17 @@ class LSTMCell:
         """x_t = x_t @ kernel + bias (B, 4U), states [h, c] (B, U) each -> h_t, [h_t, c_t]."""
         h, c = states
         U = self.units
-        z = x_t + h @ self.recurrent_kernel  # (B, 4U)
-        i = self.recurrent_activation(z[:, :U])  # (B, U)
-        f = self.recurrent_activation(z[:, U:2 * U])  # (B, U)
+        z = x_t  # (B, 4U): this step's block of the projection, used once, so turned into z in place
+        z += h @ self.recurrent_kernel  # z = x_t @ kernel + bias + h @ recurrent_kernel
+        if self.side_by_side:
+            i_f = self.recurrent_activation(z[:, :2 * U])  # (B, 2U): the input and forget gates
+            i, f = i_f[:, :U], i_f[:, U:]  # (B, U) each
+        else:
+            i, f = self.recurrent_activation(z[:, :U]), self.recurrent_activation(z[:, U:2 * U])  # (B, U) each
         g = self.activation(z[:, 2 * U:3 * U])  # (B, U)
         o = self.recurrent_activation(z[:, 3 * U:])  # (B, U)
-        c = f * c + i * g
+        c = f * c
+        c += i * g  # c_t = f * c_{t-1} + i * g
         h = o * self.activation(c)
         return h, [h, c]
 

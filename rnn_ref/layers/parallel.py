@@ -24,12 +24,17 @@ The threshold, ``MIN_ROWS`` rows a block: in the same measurements, split in
 two, B = 128 took 11.4-14.5 ms against 12.4-15 ms unsplit, B = 64 7.4-7.8 ms
 against 7.0 ms: below 64 rows a thread the Python of the steps, serialised by
 the GIL, and the hand-over to the pool cost more than the second core gives.
-From ``MIN_ROWS`` rows on, BLAS is also held to one thread for the call (from
-about 64 rows OpenBLAS shares out a step's product, and that is where the
-stalls begin: medians of 0.16 to 2 s at B = 128 to 1024 while another program
-was busy); below it nothing changes: the loop
-runs in the calling thread with the BLAS as the process has set it (limiting
-it costs about 10 microseconds a call, 2% at B = 1, for nothing there).
+At every batch size BLAS is held to one thread for the loop (``one_blas_thread``):
+OpenBLAS shares out a product among its threads from a size that the input
+projection of all steps already reaches at B = 1, and an LSTM's or a GRU's step
+(4 or 3 blocks of U columns) from B = 8 or so; then its threads wait for each other
+at every step, and while anything else runs on the machine (TensorFlow's pool, a
+second process) each wait can last a time slice. Measured on 2 cores at load 3.5,
+T = 250, D = 32, U = 100, median of 7 calls, OpenBLAS's two threads against one:
+SimpleRNN B = 1 12.0 ms against 0.40 ms, B = 8 92 ms against 1.1 ms; LSTM B = 32
+162 ms against 31 ms; GRU B = 8 204 ms against 14 ms, B = 32 54 ms against 26 ms.
+Limiting costs about 10 microseconds a call. The backward loops run the same way
+(``blas_held_to_one_thread``).
 
 The input projection is computed a few steps at a time (``projection_chunk``),
 for every batch size: about 2 MB of it stays in the cache, where all T steps
@@ -51,6 +56,7 @@ projection, and run as before. So this module never needs the cell classes.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -63,6 +69,11 @@ import numpy as np
 #: SimpleRNN(100); a GRU or LSTM step does 3-4 times the work per row and might gain sooner, but
 #: one threshold keeps the rule simple.
 MIN_ROWS = 64
+
+#: Rows from which a Bidirectional's two directions run side by side (``side_by_side``): below it
+#: a step is mostly the Python of the loop, which the GIL serialises (at B = 1 two threads took
+#: 5.3 to 8.0 ms where one after the other took 5.1 to 5.5, LSTM(100), T = 250).
+MIN_SIDE_BY_SIDE_ROWS = 32
 
 #: Bytes of input projection computed at once (``projection_chunk``): about 2 MB, a size the
 #: cache still holds when the steps read it (8-16 steps for a block of 512 rows of SimpleRNN(100)).
@@ -122,9 +133,11 @@ def run_loop(loop, cell, x, states, mask, outputs):
     """
     B = x.shape[0]
     if not plain(cell):
-        return loop(cell, x, states, mask, outputs)  # a recording cell: the whole projection at once
+        with one_blas_thread():
+            return loop(cell, x, states, mask, outputs)  # a recording cell: the whole projection at once
     if B < MIN_ROWS or threads() == 1 or _threadpoolctl() is None:
-        return loop(cell, x, states, mask, outputs, chunk=projection_chunk(cell, B))  # the BLAS as it is
+        with one_blas_thread():
+            return loop(cell, x, states, mask, outputs, chunk=projection_chunk(cell, B))  # this thread alone
 
     def block(r):
         rows = r.stop - r.start
@@ -162,9 +175,13 @@ def projection_chunk(cell, rows: int) -> int:
 
 @contextmanager
 def one_blas_thread():
-    """BLAS limited to one thread inside the block, restored after it. The limit is process-wide,
-    so overlapping calls share it: the first to enter sets it, the last to leave restores it."""
+    """BLAS limited to one thread inside the block, restored after it (nothing without
+    threadpoolctl). The limit is process-wide, so overlapping calls share it: the first to
+    enter sets it, the last to leave restores it."""
     global _limit_users, _limit
+    if _threadpoolctl() is None:
+        yield
+        return
     with _limit_lock:
         if _limit_users == 0:
             _limit = _threadpoolctl().limit(limits=1, user_api="blas")
@@ -177,6 +194,32 @@ def one_blas_thread():
             if _limit_users == 0:
                 _limit.restore_original_limits()
                 _limit = None
+
+
+def side_by_side(first, second, rows: int):
+    """``(first(), second())``, the second in another thread when a batch of ``rows`` rows is too
+    small for ``run_loop`` to use more than one core (below 2 ``MIN_ROWS``) and large enough for
+    the two loops to overlap (``MIN_SIDE_BY_SIDE_ROWS``): a Bidirectional's two
+    directions, each its own loop. Each call computes what it computes alone, bit for bit. When
+    both raise, the first one's exception is raised, as if they had run one after the other."""
+    if threads() == 1 or not MIN_SIDE_BY_SIDE_ROWS <= rows < 2 * MIN_ROWS or _threadpoolctl() is None:
+        return first(), second()
+    other = _executor().submit(second)
+    try:
+        result = first()
+    finally:
+        wait([other])
+    return result, other.result()
+
+
+def blas_held_to_one_thread(fn):
+    """``fn`` that runs with BLAS held to one thread (``one_blas_thread``): for a backward loop."""
+    @functools.wraps(fn)
+    def held(*args, **kwargs):
+        with one_blas_thread():
+            return fn(*args, **kwargs)
+
+    return held
 
 
 def _executor() -> ThreadPoolExecutor:

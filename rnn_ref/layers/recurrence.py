@@ -40,7 +40,8 @@ class Cell(Protocol):
         """x (B, C, D), C steps in processing order -> (C, B, G), time-major."""
 
     def step(self, x_t: np.ndarray, states: list) -> tuple[np.ndarray, list]:
-        """x_t (B, G), states [(B, U), ...] -> output (B, U), new states."""
+        """x_t (B, G), states [(B, U), ...] -> output (B, U), new states. x_t is this step's
+        block of the projection, read by this step only: the cell may overwrite it."""
 
 
 def input_projection(x: np.ndarray, kernel: np.ndarray, bias) -> np.ndarray:
