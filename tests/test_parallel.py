@@ -21,7 +21,7 @@ import pytest
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
-from rnn_ref import gru, lstm, simple_rnn  # noqa: E402
+from rnn_ref import bidirectional, gru, lstm, simple_rnn, vjp  # noqa: E402
 from rnn_ref.layers import parallel, recurrence  # noqa: E402
 from rnn_ref.models.model import Dense, Embedding, NumpyModel  # noqa: E402
 from rnn_ref.models.recurrent import GRU, LSTM, Bidirectional, SimpleRNN  # noqa: E402
@@ -309,3 +309,50 @@ def test_a_wrong_split_is_caught(split, monkeypatch, mutant, case):
     whole, parts = call_both(split, simple_rnn, x, *weights(1, np.float32), **case)
     with pytest.raises(AssertionError):
         assert_agree(whole, parts, np.float32)
+
+
+# -- a Bidirectional's two directions side by side --------------------------------------------
+
+
+def _bidirectional_both_ways(monkeypatch, backward=False):
+    """rnn_ref.bidirectional (or its vjp's gradients) with the directions one after the other, then
+    side by side (every batch of 2 to 2 MIN_ROWS rows), on a masked LSTM with initial states."""
+    monkeypatch.setattr(parallel, "MIN_SIDE_BY_SIDE_ROWS", 2)
+    x, mask = inputs(np.float32, batch=6)
+    fwd, bwd = weights(4, np.float32, seed=3), weights(4, np.float32, seed=4)
+    h0 = [np.full((6, U), v, np.float32) for v in (0.1, -0.2, 0.3, -0.4)]
+    kw = dict(merge_mode="concat", mask=mask, initial_state=h0, return_sequences=True, return_state=True)
+
+    def run():
+        if not backward:
+            return bidirectional(lstm, x, fwd, bwd, **kw)
+        out, back = vjp(bidirectional, lstm, x, fwd, bwd, **kw)
+        g = back(np.ones_like(out[0]), *[None] * 4)
+        return [g.inputs, *g.forward, *g.backward]
+
+    parallel.set_threads(1)
+    one_after_the_other = run()
+    parallel.set_threads(2)
+    try:
+        return one_after_the_other, run()
+    finally:
+        parallel.set_threads(None)
+
+
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "vjp"])
+def test_directions_side_by_side_agree_bit_for_bit(monkeypatch, backward):
+    before, after = _bidirectional_both_ways(monkeypatch, backward)
+    for a, b in zip(before, after, strict=True):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+
+
+def test_directions_swapped_side_by_side_are_caught(monkeypatch):
+    """A side_by_side that, when it runs them at once, hands back the other thread's result first."""
+    real = parallel.side_by_side
+    monkeypatch.setattr(parallel, "side_by_side",
+                        lambda f, s, rows: real(f, s, rows)[::-1 if parallel.threads() > 1 else 1])
+    before, after = _bidirectional_both_ways(monkeypatch)
+    with pytest.raises(AssertionError):
+        for a, b in zip(before, after):
+            np.testing.assert_array_equal(a, b)
