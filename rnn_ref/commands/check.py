@@ -214,6 +214,9 @@ class _Progress:
 
 
 def main(argv=None) -> int:
+    if "--training" in (argv := sys.argv[1:] if argv is None else list(argv)):  # a training step
+        from rnn_ref.commands.check_training import main as check_training
+        return check_training([a for a in argv if a != "--training"])
     from rnn_ref.harness.candidate import LAYOUT_NAMES, AdaptedBidirectional, AdaptError, Adapted, LoadError, coverage, load_function, probe, wrapped_layer
     from rnn_ref.harness.backward_candidate import AdaptedGradients
     from rnn_ref.models.registry import RECURRENT, SIMPLE_RNN, layer_named
