@@ -3,22 +3,26 @@
 * the main property: after N steps the NumPy optimizer's variables equal Keras's within a
   budget derived from the case (``reference_and_budget``), in float32 and float64, for
   every optimizer and option;
-* properties checked without Keras: one step equals its written-out equation, SGD with
-  momentum follows its closed form, clipping bounds the update, weight_decay=0 changes
-  nothing, Adam equals the paper's algorithm with eps / sqrt(1 - beta_2^t);
-* mutants: plausible wrong optimizers, each rejected by the same check on a fixed case;
+* the optimizer properties of the training catalogue (rnn_ref/harness/training_properties.py),
+  checked without Keras: one step equals its written-out equation, SGD with momentum follows
+  its closed form, clipping bounds the update, weight_decay=0 changes nothing, Adam equals the
+  paper's algorithm with eps / sqrt(1 - beta_2^t); each shown to find its mutants;
+* mutants: plausible wrong optimizers, each rejected by the main check on a fixed case;
 * the arguments Keras refuses are refused, with messages that say what was expected.
 """
 
 import copy
 import inspect
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
 import pytest
-from hypothesis import given, note
+from hypothesis import Phase, find, given, note, settings
 from hypothesis import strategies as st
 
+from rnn_ref.harness.training_properties import OptimizerCase, TrainingFailure, optimizer_cases, properties
+from rnn_ref.harness.training_properties import run_optimizer as run_numpy
 from rnn_ref.training import optimizers as O
 
 keras = pytest.importorskip("keras")
@@ -64,17 +68,6 @@ def nudge(x, rng, ulps=NUDGE_ULPS):
     for _ in range(ulps):
         x = np.nextafter(x, toward)
     return x
-
-
-def run_numpy(opt, params, grads):
-    """The variables after the N steps of ``grads`` (N lists of P arrays), and sum_t |change_t|."""
-    state = opt.init(params)
-    moved = [np.zeros(p.shape) for p in params]
-    for step in grads:
-        new, state = opt.apply(step, params, state)
-        moved = [m + np.abs(a.astype(np.float64) - b) for m, a, b in zip(moved, new, params)]
-        params = new
-    return params, moved
 
 
 def reference_and_budget(opt, case):
@@ -127,33 +120,8 @@ def run_keras(name, kwargs, case):
 
 # -- cases ---------------------------------------------------------------------------------
 
-class Case(NamedTuple):
-    """P = 2 variables shaped (D, U) and (U,), D != U; N steps of gradients."""
-    dtype: str
-    params: list  # P arrays
-    grads: list  # N lists of P arrays, each shaped like its variable
-
-
-def _nonzero(dtype, shape, low, high):
-    """Arrays of values with |x| in [low, high] (as rounded to dtype), either sign."""
-    low, high = (float(np.dtype(dtype).type(x)) for x in (low, high))
-    mag = st.floats(low, high, width=8 * np.dtype(dtype).itemsize)
-    elem = st.one_of(mag, mag.map(lambda x: -x))
-    return st.lists(elem, min_size=int(np.prod(shape)), max_size=int(np.prod(shape))).map(
-        lambda v: np.array(v, dtype=dtype).reshape(shape))
-
-
-@st.composite
-def cases(draw, dtype, max_steps=8):
-    U = draw(st.integers(1, 3), label="U")
-    D = draw(st.integers(1, 4).filter(lambda d: d != U), label="D")
-    N = draw(st.integers(1, max_steps), label="N")
-    shapes = [(D, U), (U,)]
-    # gradient scale: 3e-6 puts Adam's sqrt(v) near eps = 1e-7; 30 makes the clipping act
-    scale = draw(st.sampled_from([3e-6, 1e-3, 1.0, 30.0]), label="gradient scale")
-    params = [draw(_nonzero(dtype, s, 0.05, 2.0)) for s in shapes]
-    grads = [[draw(_nonzero(dtype, s, 0.05 * scale, 2.0 * scale)) for s in shapes] for _ in range(N)]
-    return Case(dtype, params, grads)
+Case = OptimizerCase  # P = 2 variables shaped (D, U) and (U,), D != U; N steps of gradients
+cases = optimizer_cases
 
 
 LR = st.sampled_from([1e-3, 0.01, 0.1])
@@ -200,125 +168,31 @@ def test_matches_keras_after_n_steps(config, dtype, data):
     assert verdict.ok, verdict
 
 
-# -- properties without Keras --------------------------------------------------------------
-# Float64 runs against a formula written out here differ only by rounding: the bound is the
-# floor of the tolerance model, FACTOR * FLOOR_ULPS ulps of the magnitudes involved.
+# -- the catalogue's optimizer properties (rnn_ref/harness/training_properties.py) ----------
+# Float64 runs against an equation written out there differ only by rounding: the bound is
+# the floor of the tolerance model, FACTOR * FLOOR_ULPS ulps of the magnitudes involved.
 
-lr32 = lambda lr: np.float64(np.float32(lr))  # noqa: E731  the learning rate a float64 update sees
-
-
-def within_floor(got, expected, magnitude):
-    """(ok, error / bound) for |got - expected| <= FACTOR * FLOOR_ULPS * u64 * magnitude."""
-    bound = FACTOR * FLOOR_ULPS * np.finfo(np.float64).eps * magnitude
-    err = np.abs(np.asarray(got) - expected)
-    return bool(np.all(err <= bound)), float(np.max(err / bound, initial=0.0))
+OPTIMIZER_PROPERTIES = properties("optimizer")
 
 
-@given(case=cases("float64", max_steps=1), lr=LR)
-def test_adam_first_step_moves_each_element_by_lr(case, lr):
-    """m = (1-b1) g, v = (1-b2) g^2, alpha = lr sqrt(1 - b2^1) / (1 - b1^1): the first step is
-    lr k g sqrt(1-b2) / (sqrt(1-b2) |g| + eps), of size lr k (1 - delta), delta < eps / (sqrt(1-b2) |g|).
-    k would be 1, but Keras takes 1 - b in the variable's dtype and b^t with b through float32:
-    k = (1-b1) / (1-float32(b1)) * sqrt((1-float32(b2)) / (1-b2)), 1 - 6.6e-6 at the defaults."""
-    note(repr(case))
-    p, g = case.params[0], case.grads[0][0]
-    (new,), _ = run_numpy(O.Adam(learning_rate=lr), [p], [[g]])
-    b1, b2 = np.float64(np.float32(0.9)), np.float64(np.float32(0.999))  # in beta ** t
-    k = (1 - 0.9) / (1 - b1) * np.sqrt(1 - b2) / np.sqrt(1 - 0.999)
-    expected = lr32(lr) * k * g * np.sqrt(1 - 0.999) / (np.sqrt(1 - 0.999) * np.abs(g) + 1e-7)
-    ok, ratio = within_floor(p - new, expected, np.abs(p) + np.abs(expected))
-    assert ok, f"the step differs from the equation: error / bound {ratio:.3g}"
-    assert abs(k - (1 - 6.6e-6)) < 1e-7
-    delta = 1e-7 / (np.sqrt(1 - 0.999) * np.abs(g))
-    size = np.abs(p - new) / (lr32(lr) * k)
-    slack = FACTOR * FLOOR_ULPS * np.finfo(np.float64).eps * (np.abs(p) + lr) / lr
-    assert np.all((size <= 1 + slack) & (size >= 1 - delta - slack)), size
-
-
-@given(case=cases("float64", max_steps=1), lr=LR, eps=st.sampled_from([1e-7, 1e-2]))
-def test_first_steps_of_sgd_rmsprop_and_adagrad_are_their_equations(case, lr, eps):
-    note(repr(case))
-    p, g = case.params[0], case.grads[0][0]
-    (sgd,), _ = run_numpy(O.SGD(learning_rate=lr), [p], [[g]])
-    assert np.array_equal(sgd, p - lr32(lr) * g)  # the same two roundings
-    (rms,), _ = run_numpy(O.RMSprop(learning_rate=lr, epsilon=eps), [p], [[g]])
-    (ada,), _ = run_numpy(O.Adagrad(learning_rate=lr, epsilon=eps), [p], [[g]])
-    acc0 = np.float64(np.float32(0.1))  # initial_accumulator_value as Keras rounds it
-    for name, new, expected in [("RMSprop", rms, lr32(lr) * g / np.sqrt((1 - 0.9) * g * g + eps)),
-                                ("Adagrad", ada, lr32(lr) * g / np.sqrt(acc0 + g * g + eps))]:
-        ok, ratio = within_floor(p - new, expected, np.abs(p) + np.abs(expected))
-        assert ok, f"{name}: error / bound {ratio:.3g}"
-
-
-@given(case=cases("float64", max_steps=1), lr=LR, mu=st.sampled_from([0.5, 0.9]),
-       n=st.integers(1, 8), nesterov=st.booleans())
-def test_sgd_momentum_on_a_fixed_gradient_is_a_geometric_sum(case, lr, mu, n, nesterov):
-    """m_t = -lr g (1 - mu^t) / (1 - mu), so sum_{t<=N} m_t = -lr g (N - mu (1 - mu^N) / (1 - mu)) / (1 - mu);
-    plain momentum: p_N = p_0 + sum_t m_t; Nesterov: p_N = p_0 + sum_t (mu m_t - lr g)."""
-    note(repr(case))
-    p, g = case.params[0], case.grads[0][0]
-    (new,), moved = run_numpy(O.SGD(learning_rate=lr, momentum=mu, nesterov=nesterov), [p], [[g]] * n)
-    mu_, lr_ = np.float64(np.float32(mu)), lr32(lr)  # momentum as Keras rounds it
-    sum_m = -lr_ * g / (1 - mu_) * (n - mu_ * (1 - mu_ ** n) / (1 - mu_))
-    expected = p + (mu_ * sum_m - n * lr_ * g if nesterov else sum_m)
-    ok, ratio = within_floor(new, expected, np.abs(expected) + moved[0])
-    assert ok, f"error / bound {ratio:.3g}"
-
-
-@given(case=cases("float64"), lr=LR, b1=st.sampled_from([0.9, 0.5]), b2=st.sampled_from([0.999, 0.9]))
-def test_adam_is_the_paper_algorithm_with_eps_over_sqrt_of_1_minus_beta_2_t(case, lr, b1, b2):
-    """Kingma and Ba's Algorithm 1 (m_hat = m / (1 - beta_1^t), v_hat = v / (1 - beta_2^t),
-    p -= lr m_hat / (sqrt(v_hat) + eps)) with eps / sqrt(1 - beta_2^t) for eps is Keras's step."""
-    note(repr(case))
-    opt = O.Adam(learning_rate=lr, beta_1=b1, beta_2=b2)
-    (new,), moved = run_numpy(opt, case.params[:1], [g[:1] for g in case.grads])
-    c = opt.constants(np.float64)  # beta ** t with beta rounded through float32, as Keras
-    p, m, v = case.params[0], 0.0, 0.0
-    for t, step in enumerate(case.grads, 1):
-        g = step[0]
-        m = (1 - c["1-beta_1"]) * m + c["1-beta_1"] * g
-        v = (1 - c["1-beta_2"]) * v + c["1-beta_2"] * g * g
-        m_hat, v_hat = m / (1 - c["beta_1"] ** t), v / (1 - c["beta_2"] ** t)
-        p = p - c["lr"] * m_hat / (np.sqrt(v_hat) + 1e-7 / np.sqrt(1 - c["beta_2"] ** t))
-    ok, ratio = within_floor(new, p, np.abs(p) + moved[0])
-    assert ok, f"error / bound {ratio:.3g}"
-
-
-def sgd_update(case, **clip):
-    """The update of SGD(learning_rate=1.0) from zero variables: minus the clipped gradients."""
-    zeros = [np.zeros_like(p) for p in case.params]
-    new, _ = run_numpy(O.SGD(learning_rate=1.0, **clip), zeros, case.grads[:1])
-    return [-x for x in new]
-
-
-@pytest.mark.parametrize("clip", ["clipnorm", "global_clipnorm", "clipvalue"])
-@given(case=cases("float64", max_steps=1), c=st.sampled_from([0.5, 2.0, 50.0]))
-def test_clipping_bounds_the_update(clip, case, c):
-    """clipnorm: each variable's gradient scaled to norm <= c; global_clipnorm: all of them
-    by one factor to global norm <= c; clipvalue: each element into [-c, c]."""
-    note(repr(case))
-    grads, d = case.grads[0], sgd_update(case, **{clip: c})
-    if clip == "clipvalue":
-        assert all(np.array_equal(x, np.clip(g, -c, c)) for x, g in zip(d, grads))
-        return
-    norms, got = [np.sqrt(np.sum(g * g)) for g in grads], [np.sqrt(np.sum(x * x)) for x in d]
-    if clip == "global_clipnorm":  # one norm, one factor for all variables
-        norms, got = [np.sqrt(sum(n * n for n in norms))] * len(grads), [np.sqrt(sum(n * n for n in got))]
-    assert within_floor(np.minimum(got, c), got, c)[0]  # each norm (or the global one) <= c
-    for x, g, norm in zip(d, grads, norms):  # the size changes, not the direction
-        assert within_floor(x, g * min(1.0, c / norm), np.abs(g))[0]
-
-
-@pytest.mark.parametrize("config", ["SGD momentum", "Adam", "AdamW", "RMSprop centered", "Adagrad"])
+@pytest.mark.parametrize("name", list(OPTIMIZER_PROPERTIES))
 @given(data=st.data())
-def test_weight_decay_zero_is_no_decay(config, data):
-    name, kwargs_strategy = CONFIGS[config]
-    kwargs = {**data.draw(kwargs_strategy, label="kwargs"), "weight_decay": 0.0}
-    case = data.draw(cases(data.draw(st.sampled_from(["float32", "float64"]), label="dtype")), label="case")
-    decayed, _ = run_numpy(getattr(O, name)(**kwargs), case.params, case.grads)
-    plain = getattr(O, "Adam" if name == "AdamW" else name)(**{**kwargs, "weight_decay": None})
-    undecayed, _ = run_numpy(plain, case.params, case.grads)
-    assert all(np.array_equal(a, b) for a, b in zip(decayed, undecayed))
+def test_optimizer_property(name, data):
+    prop = OPTIMIZER_PROPERTIES[name]
+    prop.check(O, **data.draw(prop.strategy(), label="drawn"))
+
+
+def test_keras_constants_in_adams_first_step():
+    """Keras takes 1 - b in the variable's dtype and b^t with b through float32, so Adam's
+    first step has size lr k (1 - delta), k = 1 - 6.6e-6 at the defaults, not lr."""
+    b1, b2 = np.float64(np.float32(0.9)), np.float64(np.float32(0.999))
+    k = (1 - 0.9) / (1 - b1) * np.sqrt(1 - b2) / np.sqrt(1 - 0.999)
+    assert abs(k - (1 - 6.6e-6)) < 1e-7
+    p, g = np.array([1.0]), np.array([0.5])
+    (new,), _ = run_numpy(O.Adam(learning_rate=0.1), [p], [[g]])
+    delta = 1e-7 / (np.sqrt(1 - 0.999) * 0.5)
+    size = (p - new) / (np.float64(np.float32(0.1)) * k)
+    assert 1 - delta - 1e-12 <= size[0] <= 1 + 1e-12, size
 
 
 # -- mutants: the main check rejects each -------------------------------------------------
@@ -430,6 +304,63 @@ def test_mutant_is_rejected(mutant):
     message = f"{mutant}: error / budget {verdict.keras_ratio:.3g} (the correct one: {control.keras_ratio:.3g})"
     assert not verdict.ok, f"passed, {message}"
     assert verdict.keras_ratio > 4, f"rejected by a small margin that another platform could close, {message}"
+
+
+# -- mutants: each catalogue property rejects a plausible bug -------------------------------
+
+class SGDClipnormOverAllVariables(O.SGD):
+    def clip(self, grads, c):
+        if c["clipnorm"] is None:
+            return super().clip(grads, c)
+        return self._clip_global_norm(grads, c["clipnorm"], 1 / c["clipnorm"])
+
+
+def zero_decay_means_default(cls):
+    """``cls`` reading weight_decay=0.0 as "not given" and decaying by AdamW's default 0.004."""
+    class Mutant(cls):
+        def decay(self, params, c):
+            if c["weight_decay"] is None:
+                return list(params)
+            return super().decay(params, {**c, "weight_decay": c["weight_decay"] or np.float32(0.004)})
+    return Mutant
+
+
+def replaced(**classes):
+    """The optimizers' namespace with some classes replaced."""
+    return SimpleNamespace(**{**{n: getattr(O, n) for n in O.__all__}, **classes})
+
+
+#: property -> the optimizers with a bug it must find (drawn by hypothesis, no case chosen by hand)
+PROPERTY_MUTANTS = {
+    "first_step_equations": [replaced(Adagrad=AdagradEpsOutsideSqrt), replaced(Adagrad=AdagradStartsAtZero),
+                             replaced(Adam=AdamWithoutBiasCorrection)],
+    "momentum_closed_form": [replaced(SGD=NesterovWrittenAsMomentum)],
+    "adam_is_the_paper_with_scaled_eps": [replaced(Adam=AdamEpsInsideSqrt)],
+    "clipping_bounds": [replaced(SGD=SGDClipnormOverAllVariables)],
+    "weight_decay_zero_is_none": [replaced(**{n: zero_decay_means_default(getattr(O, n))
+                                              for n in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")})],
+}
+
+
+@pytest.mark.parametrize("name", list(PROPERTY_MUTANTS))
+def test_each_optimizer_property_rejects_its_mutants(name):
+    assert set(PROPERTY_MUTANTS) == set(OPTIMIZER_PROPERTIES)
+    prop = OPTIMIZER_PROPERTIES[name]
+
+    def fails(O_, drawn):
+        try:
+            prop.check(O_, **drawn)
+        except TrainingFailure:
+            return True
+        except KeyError:  # a mutant that needs a slot this configuration lacks (momentum 0)
+            return False
+        return False
+
+    for mutant in PROPERTY_MUTANTS[name]:
+        found = find(prop.strategy(), lambda drawn: fails(mutant, drawn),
+                     settings=settings(max_examples=300, database=None, derandomize=True, deadline=None,
+                                       phases=[Phase.generate]))  # one failing example shows it
+        assert not fails(O, found), f"the correct optimizers fail {name} too on {found}"
 
 
 # -- arguments ----------------------------------------------------------------------------
