@@ -22,11 +22,10 @@ of Keras's error and the spread plus a floor. ``fit`` and Keras must both be wit
 
 Keras's TensorFlow backend hands an Embedding's gradient to the optimizer as IndexedSlices,
 one row per token occurrence, and Adam, RMSprop and Adagrad square each occurrence before
-the rows are summed (``ops.square`` on IndexedSlices): with a token repeated in one batch
-their embedding row moves differently from the summed gradient (measured: 0.06 on a row
-after one Adam step at lr 0.05). ``fit`` uses the summed (dense) gradient, so the batches
-here hold each token at most once (padding, whose gradient is 0, aside);
-``test_repeated_tokens_are_where_keras_squares_each_occurrence`` shows the difference.
+the rows are summed (``ops.square`` on IndexedSlices), clipping clips each: ``fit`` does the
+same (``rnn_ref.training.rows``), and the batches here repeat tokens (V = 12);
+``test_repeated_tokens_are_where_keras_squares_each_occurrence`` shows that the summed
+gradient would not do.
 """
 
 from __future__ import annotations
@@ -40,12 +39,12 @@ from rnn_ref.harness.judging import with_weights
 from rnn_ref.harness.training_judge import judge_training, worst_ratio
 from rnn_ref.training import optimizers as O
 from rnn_ref.training.fit import fit, trainable_weights
-from random_models import randomize
+from random_models import randomize, token_batch
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.keras
 
-V, T, B, BATCH, EPOCHS = 40, 6, 7, 3, 2
+V, T, B, BATCH, EPOCHS = 12, 6, 7, 3, 2  # V small: tokens repeat within a batch
 
 
 @contextlib.contextmanager
@@ -72,27 +71,12 @@ def build(kind, dtype, seed=1):
     return model
 
 
-def distinct_token_batches(rng, n=B, batch=BATCH):
-    """Ids (n, T): each batch of ``batch`` rows holds every token at most once; rows padded
-    left, right or not at all (at least two real tokens each)."""
-    ids = np.zeros((n, T), np.int64)
-    for start in range(0, n, batch):
-        rows = range(start, min(start + batch, n))
-        tokens = iter(rng.permutation(np.arange(1, V)))
-        for b in rows:
-            ids[b] = [next(tokens) for _ in range(T)]
-            pad = int(rng.integers(1, T - 1))
-            style = b % 3
-            if style == 0:
-                ids[b, :pad] = 0
-            elif style == 1:
-                ids[b, T - pad:] = 0
-    return ids
-
-
 def data(seed=0):
     rng = np.random.default_rng(seed)
-    return distinct_token_batches(rng), rng.integers(0, 2, (B, 1)).astype(np.float64)
+    ids = token_batch(rng, B, T, V)
+    assert any(len(set(row[row > 0].tolist())) < np.sum(row > 0) for row in (ids[i:i + BATCH] for i in range(0, B, BATCH))), \
+        "no token repeats in a batch: the case would not show the occurrences' squares"
+    return ids, rng.integers(0, 2, (B, 1)).astype(np.float64)
 
 
 OPTIMIZERS = {
@@ -210,21 +194,31 @@ def test_the_budget_grows_with_a_chaotic_training():
     assert s1 > 100 * s0 and b1 > 100 * b0, budgets
 
 
-def test_repeated_tokens_are_where_keras_squares_each_occurrence():
-    """A token twice in a batch: Keras's Adam moves its embedding row with the sum of the
-    occurrences' squares in v, fit with the square of their sum; the same case with SGD,
-    which is linear in the gradient, agrees."""
+def test_repeated_tokens_are_where_keras_squares_each_occurrence(monkeypatch):
+    """A token three times in a batch: Keras's Adam moves its embedding row with the sum of
+    the occurrences' squares in v. fit passes; fit given the summed gradient fails, and
+    SGD, linear in the gradient, cannot tell the two apart."""
     import rnn_ref
+    import importlib
+    fit_module = importlib.import_module("rnn_ref.training.fit")  # the module (rnn_ref.training.fit is the function)
     x, y = data(3)
-    x[1, -2:] = x[0, -1]  # one token three times in the first batch
+    x[1, -2:] = x[0, -1]
     x[1, :2] = x[0, -1]
-    for name, expect_ok in [("SGD", True), ("Adam", False)]:
-        model = build("a", "float32", seed=4)
-        np_model = rnn_ref.from_keras(model)
-        kwargs = dict(learning_rate=0.05)
-        kw, kl = keras_fit(model, name, kwargs, x, y, "float32", epochs=1)
-        verdicts, _, _, _ = judged(np_model, name, kwargs, x, y, keras_weights=kw, keras_losses=kl, epochs=1)
-        assert all(v.ok for v in verdicts) == expect_ok, (name, [v.summary() for v in verdicts if not v.ok])
+    dense = lambda m, *a: (lambda v, g: (v, [np.asarray(w).astype(p.dtype) for w, p in  # noqa: E731
+                                             zip(g, trainable_weights(m))]))(*fit_module.value_and_gradients(m, *a))
+    for name, summed_ok in [("SGD", True), ("Adam", False)]:
+        for summed in (False, True):
+            model = build("a", "float32", seed=4)
+            np_model = rnn_ref.from_keras(model)
+            kwargs = dict(learning_rate=0.05)
+            kw, kl = keras_fit(model, name, kwargs, x, y, "float32", epochs=1)
+            with monkeypatch.context() as patch:
+                if summed:
+                    patch.setattr(fit_module, "gradients", dense)
+                verdicts, _, _, _ = judged(np_model, name, kwargs, x, y, keras_weights=kw, keras_losses=kl,
+                                           epochs=1)
+            expect = summed_ok if summed else True
+            assert all(v.ok for v in verdicts) == expect, (name, summed, [v.summary() for v in verdicts if not v.ok])
 
 
 def test_epoch_loss_is_the_batch_losses_weighed_by_their_sizes():

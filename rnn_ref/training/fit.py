@@ -13,7 +13,10 @@ What one epoch does, as Keras 3's ``fit`` with ``shuffle=False`` (TensorFlow bac
    times the batch's ``sample_weight`` rows (``rnn_ref.models.gradients``, which follows
    ``compile`` and the ``Loss`` classes); its gradients with respect to every weight, in
    ``keras_model.trainable_weights``' order, go to the optimizer, which takes one step
-   (``rnn_ref.training.optimizers``: clipping, weight decay, the update, Keras's order);
+   (``rnn_ref.training.optimizers``: clipping, weight decay, the update, Keras's order).
+   The first layer's Embedding's gradient goes as Keras's TensorFlow backend passes it, one
+   row per token occurrence (``gradients``, ``rnn_ref.training.rows``): Adam, RMSprop and
+   Adagrad square, and clipping clips, each occurrence of a token repeated in the batch;
 3. the epoch's loss is the mean of the batch losses weighed by their number of samples
    (Keras's loss tracker: ``update_state(loss, sample_weight=batch size)``), what
    ``history.history["loss"]`` holds.
@@ -31,9 +34,12 @@ import math
 
 import numpy as np
 
+from rnn_ref.models.feedforward import Embedding
 from rnn_ref.models.gradients import set_weight, unique_layers, value_and_gradients
+from rnn_ref.models.model import NumpyModel
+from rnn_ref.training.rows import Rows
 
-__all__ = ["fit", "train_step", "trainable_weights", "set_trainable_weights", "batches"]
+__all__ = ["fit", "train_step", "gradients", "trainable_weights", "set_trainable_weights", "batches"]
 
 
 def trainable_weights(np_model) -> list:
@@ -59,6 +65,37 @@ def batches(n: int, batch_size: int) -> list:
     return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
+def gradients(np_model, x, y, loss, sample_weight=None):
+    """``(loss, gradients)`` as Keras's TensorFlow backend hands them to the optimizer: a list
+    in ``trainable_weights``' order, each cast to its weight's dtype, the first layer's
+    Embedding's as ``rows.Rows``, one row per token occurrence (``tf.IndexedSlices``).
+
+    The occurrences' rows come from the same model with the Embedding replaced by one whose
+    table has a row per position of the batch (row 0 for padding under ``mask_zero``): the
+    gradient of that table is the occurrences' rows. An Embedding that is not the first
+    layer, or shared, gets its summed (dense) gradient.
+    """
+    params = trainable_weights(np_model)
+    first = np_model.layers[0] if np_model.layers else None
+    ids = np.asarray(x)
+    if not isinstance(first, Embedding) or sum(layer is first for layer in np_model.layers) > 1 or ids.ndim < 1:
+        value, grads = value_and_gradients(np_model, x, y, loss, sample_weight)
+        return value, [np.asarray(g).astype(p.dtype, copy=False) for g, p in zip(grads, params)]
+    ids = ids.astype(np.int64) if ids.dtype.kind != "i" else ids
+    flat = ids.reshape(-1)  # (n,)
+    positions = np.arange(1, flat.size + 1).reshape(ids.shape)
+    if first.mask_zero:
+        positions = np.where(ids != 0, positions, 0)
+    table = np.concatenate([first.embeddings[:1], first.embeddings[flat]])  # (n + 1, E): row 0, then each position
+    swapped = Embedding(first.name, table, first.mask_zero, first.dtype)
+    model = NumpyModel([swapped, *np_model.layers[1:]], np_model.name, np_model.input_dtype, np_model.outputs)
+    value, grads = value_and_gradients(model, positions, y, loss, sample_weight)
+    grads = [np.asarray(g).astype(p.dtype, copy=False) for g, p in zip(grads, params)]
+    rows = np.concatenate([[0], flat])  # row 0 (padding, whose gradient is 0) adds to embedding 0
+    grads[0] = Rows(rows, grads[0], tuple(first.embeddings.shape))
+    return value, grads
+
+
 def train_step(np_model, x, y, loss, optimizer, state=None, sample_weight=None):
     """One optimizer step on one batch, the model's weights replaced in place.
 
@@ -68,8 +105,7 @@ def train_step(np_model, x, y, loss, optimizer, state=None, sample_weight=None):
     dtype (a float32 model's are float32).
     """
     params = trainable_weights(np_model)
-    value, grads = value_and_gradients(np_model, x, y, loss, sample_weight)
-    grads = [np.asarray(g).astype(p.dtype, copy=False) for g, p in zip(grads, params)]
+    value, grads = gradients(np_model, x, y, loss, sample_weight)
     if state is None:
         state = optimizer.init(params)
     params, state = optimizer.apply(grads, params, state)
@@ -99,8 +135,7 @@ def fit(np_model, x, y, loss, optimizer, epochs=1, batch_size=32, sample_weight=
         for cut in cuts:
             sw = None if sample_weight is None else np.asarray(sample_weight)[cut]
             params = trainable_weights(np_model)
-            value, grads = value_and_gradients(np_model, x[cut], y[cut], loss, sw)
-            grads = [np.asarray(g).astype(p.dtype, copy=False) for g, p in zip(grads, params)]
+            value, grads = gradients(np_model, x[cut], y[cut], loss, sw)
             set_trainable_weights(np_model, optimizer.step(grads, params))
             b = cut.stop - cut.start
             total, seen = total + value * b, seen + b

@@ -48,6 +48,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnn_ref.training.rows import Rows, square, summed, values, with_values
+
 __all__ = ["State", "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -173,25 +175,28 @@ class Optimizer:
         if c["global_clipnorm"] is not None:  # all gradients scaled by one factor
             return self._clip_global_norm(grads, c["global_clipnorm"], c["1/global_clipnorm"])
         if c["clipvalue"] is not None:  # each element into [-clipvalue, clipvalue]
-            return [np.clip(g, -c["clipvalue"], c["clipvalue"]) for g in grads]
+            return [with_values(g, np.clip(values(g), -c["clipvalue"], c["clipvalue"])) for g in grads]
         return list(grads)
 
     @staticmethod
     def _clip_norm(g, clipnorm):
         # g * clipnorm / max(||g||, clipnorm): a gradient under the threshold is
         # multiplied and divided by clipnorm (tf.clip_by_norm does the same).
-        sum_sq = np.sum(g * g)  # ()
+        v = values(g)  # a gradient in rows: the norm and the scaling over its occurrences
+        sum_sq = np.sum(v * v)  # ()
         norm = np.sqrt(sum_sq) if sum_sq > 0 else sum_sq
-        return (g * clipnorm) / np.maximum(norm, clipnorm)
+        return with_values(g, (v * clipnorm) / np.maximum(norm, clipnorm))
 
     @staticmethod
     def _clip_global_norm(grads, clipnorm, inverse):
-        norm = np.sqrt(np.sum(np.stack([np.sum(g * g) for g in grads])))  # (P,) -> ()
+        norm = np.sqrt(np.sum(np.stack([np.sum(values(g) * values(g)) for g in grads])))  # (P,) -> ()
         with np.errstate(divide="ignore", invalid="ignore"):
             # clipnorm * min(1/norm, 1/clipnorm) is min(clipnorm/norm, 1); a non-finite
             # norm makes it NaN (norm - norm), as in Keras.
             scale = clipnorm * np.minimum(1 / norm, inverse) + (norm - norm)
-            return [g * scale for g in grads]
+            # Keras multiplies a tensor by rows (IndexedSlices): the rows are summed into a
+            # dense gradient first, which the update then squares as it is
+            return [(np.asarray(summed(g)) if isinstance(g, Rows) else g) * scale for g in grads]
 
     @staticmethod
     def decay(params, c):
@@ -211,15 +216,16 @@ class Optimizer:
     def apply(self, grads, params, state: State):
         """One step, as Keras's ``apply_gradients``: returns (new params, new state).
 
-        grads, params: lists of P arrays, grads[i] shaped and typed like params[i].
-        Nothing passed in is modified.
+        grads, params: lists of P arrays, grads[i] shaped and typed like params[i] (or a
+        ``rows.Rows``, an Embedding's gradient as Keras's TensorFlow backend gives it: one row
+        per token occurrence). Nothing passed in is modified.
         """
         params = self._check_params(params)
         grads = self._check_grads(grads, params)
         self._check_state(state, params)
         c = self.constants(params[0].dtype)
         t = state.iterations + 1
-        grads = self.clip(grads, c)
+        grads = [summed(g) if isinstance(g, Rows) else g for g in self.clip(grads, c)]
         params = self.decay(params, c)
         new_params, new_slots = [], {name: [] for name in state.slots}
         for i, (g, p) in enumerate(zip(grads, params)):
@@ -277,7 +283,7 @@ class Optimizer:
         for i, (g, p) in enumerate(zip(grads, params)):
             if g is None:
                 raise ValueError(f"grads[{i}] is None; every variable needs a gradient here")
-            g = np.asarray(g)
+            g = g if isinstance(g, Rows) else np.asarray(g)
             if g.shape != p.shape:
                 raise ValueError(f"grads[{i}] has shape {g.shape}, expected {p.shape} like params[{i}]")
             if g.dtype != p.dtype:
@@ -382,7 +388,7 @@ class Adam(Optimizer):
 
     def update(self, g, p, slots, c, t):
         m = slots["momentum"] + (g - slots["momentum"]) * c["1-beta_1"]
-        v = slots["velocity"] + (g * g - slots["velocity"]) * c["1-beta_2"]
+        v = slots["velocity"] + (square(g) - slots["velocity"]) * c["1-beta_2"]
         new = {"momentum": m, "velocity": v}
         if self.amsgrad:
             v = new["velocity_hat"] = np.maximum(slots["velocity_hat"], v)
@@ -441,7 +447,7 @@ class RMSprop(Optimizer):
                 "epsilon": exact(self.epsilon, dtype)}
 
     def update(self, g, p, slots, c, t):
-        v = c["rho"] * slots["velocity"] + c["1-rho"] * (g * g)
+        v = c["rho"] * slots["velocity"] + c["1-rho"] * square(g)
         new = {"velocity": v}
         if self.centered:
             mean_g = new["average_gradient"] = c["rho"] * slots["average_gradient"] + c["1-rho"] * g
@@ -484,5 +490,5 @@ class Adagrad(Optimizer):
         return {**super().constants(dtype), "epsilon": exact(self.epsilon, dtype)}
 
     def update(self, g, p, slots, c, t):
-        acc = slots["accumulator"] + g * g
+        acc = slots["accumulator"] + square(g)
         return p - (c["lr"] * g) / np.sqrt(acc + c["epsilon"]), {"accumulator": acc}
