@@ -138,6 +138,9 @@ def _parser(layouts, layers, wrapped) -> argparse.ArgumentParser:
     p.add_argument("--wrap", choices=wrapped, default=None,
                    help="with --layer bidirectional: the layer it wraps (default: the one whose weights "
                         "its first call takes)")
+    p.add_argument("--training", action="store_true",
+                   help="the function is a training step, step(params, x, y[, state]); its own options: "
+                        "python -m rnn_ref check --training --help")
     p.add_argument("--gradients", action="store_true",
                    help="the function is a backward pass, f(inputs, W, U, b, d_output, **options), returning the "
                         "gradients of sum(output * d_output) as a dict or a tuple in argument order ([dx,] dW, dU, "
