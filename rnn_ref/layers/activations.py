@@ -209,6 +209,13 @@ BOUNDED = ("tanh", "sigmoid", "hard_sigmoid", "sparse_sigmoid", "softsign", "har
 ELEMENTWISE = tuple(n for n in ACTIVATIONS if n not in ("softmax", "log_softmax"))
 
 
+def is_elementwise(activation) -> bool:
+    """Whether ``activation`` (a name, None or a callable) is known to act on each element alone,
+    so that gate blocks side by side may go through it in one call: the names in ``ELEMENTWISE``
+    and None; softmax, log_softmax and a user's function are not."""
+    return activation is None or (isinstance(activation, str) and activation in ELEMENTWISE)
+
+
 def get(activation) -> Activation:
     """Return the NumPy function for a Keras activation name, None or callable."""
     if activation is None:

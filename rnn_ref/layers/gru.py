@@ -36,8 +36,8 @@ import inspect
 
 
 from rnn_ref.layers import _checks, recurrence
-from rnn_ref.layers.activations import ELEMENTWISE
 from rnn_ref.layers.activations import get as get_activation
+from rnn_ref.layers.activations import is_elementwise
 
 #: The states of a GRU, in the order of ``initial_state`` and of ``return_state``.
 STATES = ("h",)
@@ -114,10 +114,7 @@ class GRUCell:
                 self.input_bias = b
         self.activation = get_activation(activation)
         self.recurrent_activation = get_activation(recurrent_activation)
-        # One call for the gates side by side where the activation acts on each element alone
-        # (softmax over a gate's units, or a function of the user's, gets each gate on its own).
-        self.side_by_side = recurrent_activation is None or (isinstance(recurrent_activation, str)
-                                                            and recurrent_activation in ELEMENTWISE)
+        self.side_by_side = is_elementwise(recurrent_activation)  # the gates in one call, else one by one
 
     def project(self, x):
         """x (B, T, D) -> x @ kernel + input bias for every step, time-major (T, B, 3U)."""
