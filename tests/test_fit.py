@@ -14,11 +14,15 @@ batches of 3, so 6 steps with a partial last batch. Keras runs ``fit`` eagerly
 (``run_eagerly=True``: the same arithmetic, without tracing a graph per optimizer; one case
 runs the compiled graph).
 
-The weights after training and the per-epoch losses are judged with
-``rnn_ref.harness.training_judge``: the truth is the same NumPy training in float64
-(``optimizer.exact_twin``), the spread three reruns of the float32 (float64) NumPy
+The weights after training and the per-epoch losses are judged by the training
+catalogue's ``fit_equals_keras`` property (``TRAINING_PROPERTIES``, kind ``"fit"``, with
+``rnn_ref.harness.training_judge.judge_fit``): the truth is the same NumPy training in
+float64 (``optimizer.exact_twin``), the spread three reruns of the float32 (float64) NumPy
 training from weights moved by 2 ulps, the budget ``tolerance.FACTOR`` times the envelope
 of Keras's error and the spread plus a floor. ``fit`` and Keras must both be within it.
+The property fails on a fit that sums the Embedding's gradient rows before Adam squares
+them, drops the last partial batch, or sums the batch's loss instead of averaging it: the
+slip is in the float64 twin too, so Keras's weights land far outside the budget around it.
 
 Keras's TensorFlow backend hands an Embedding's gradient to the optimizer as IndexedSlices,
 one row per token occurrence, and Adam, RMSprop and Adagrad square each occurrence before
@@ -36,7 +40,8 @@ import numpy as np
 import pytest
 
 from rnn_ref.harness.judging import with_weights
-from rnn_ref.harness.training_judge import judge_training, worst_ratio
+from rnn_ref.harness.training_judge import FitRuns
+from rnn_ref.harness.training_properties import TRAINING_PROPERTIES, TrainingFailure
 from rnn_ref.training import optimizers as O
 from rnn_ref.training.fit import fit, trainable_weights
 from random_models import randomize, token_batch
@@ -103,9 +108,12 @@ def keras_fit(model, name, kwargs, x, y, dtype, *, epochs=EPOCHS, batch_size=BAT
     return [v.numpy() for v in model.trainable_weights], history.history["loss"]
 
 
-def judged(np_model, name, kwargs, x, y, *, keras_weights, keras_losses, epochs=EPOCHS, batch_size=BATCH,
-           sample_weight=None, label="fit"):
-    """Verdicts of our fit (and Keras's) on the weights and losses, and the truth and spread."""
+FIT_EQUALS_KERAS = TRAINING_PROPERTIES["fit_equals_keras"]
+
+
+def fit_runs(np_model, name, kwargs, x, y, *, keras_weights, keras_losses, epochs=EPOCHS, batch_size=BATCH,
+             sample_weight=None, label="fit") -> FitRuns:
+    """Our fit of ``np_model`` (a copy per run) and its float64 twin, beside Keras's result."""
     params = trainable_weights(np_model)
     dtype = params[0].dtype
 
@@ -122,20 +130,16 @@ def judged(np_model, name, kwargs, x, y, *, keras_weights, keras_losses, epochs=
         opt.floatx = str(dtype)  # Keras ran under set_floatx(dtype)
         return opt
 
-    run = make_run(optimizer)
-    exact = make_run(lambda: optimizer().exact_twin(dtype))
     d = [y.astype(dtype), None if sample_weight is None else np.asarray(sample_weight, dtype)]
-    ours = run(params, d)
-    names = [*(f"w{i} {p.shape}" for i, p in enumerate(params)), "epoch losses"]
-    steps = epochs * -(-len(x) // batch_size)
-    verdicts, truth, spread = judge_training(label, names, ours, [*keras_weights, np.asarray(keras_losses)],
-                                             run, exact, params, d, steps)
-    return verdicts, ours, truth, spread
+    return FitRuns(make_run(optimizer), make_run(lambda: optimizer().exact_twin(dtype)), params, d,
+                   keras_weights, keras_losses, len(x), batch_size, epochs, label)
 
 
-def assert_ok(verdicts):
-    bad = [v for v in verdicts if not v.ok]
-    assert not bad, "\n".join(v.summary() for v in bad)
+def judged(np_model, name, kwargs, x, y, **kw):
+    """The catalogue's fit property on our fit and Keras's: raises ``TrainingFailure`` (an
+    AssertionError) unless both are within the budget; the ``FitJudgement`` (verdicts, our
+    weights and losses, the truth and the spread) otherwise."""
+    return FIT_EQUALS_KERAS.check(fit_runs(np_model, name, kwargs, x, y, **kw))
 
 
 @pytest.mark.parametrize("kind, dtype, opt, clip", CASES,
@@ -149,9 +153,9 @@ def test_fit_equals_keras_fit(kind, dtype, opt, clip):
     import rnn_ref
     np_model = rnn_ref.from_keras(model)
     kw, kl = keras_fit(model, name, kwargs, x, y, dtype)
-    verdicts, ours, truth, _ = judged(np_model, name, kwargs, x, y, keras_weights=kw, keras_losses=kl)
-    assert_ok(verdicts)
-    moved = max(float(np.max(np.abs(t - p))) for t, p in zip(truth, trainable_weights(np_model)))
+    judgement = judged(np_model, name, kwargs, x, y, keras_weights=kw, keras_losses=kl)
+    assert judgement.ratio <= 1 and judgement.keras_ratio <= 1
+    moved = max(float(np.max(np.abs(t - p))) for t, p in zip(judgement.truth, trainable_weights(np_model)))
     assert moved > 1e-3, f"the training hardly moved the weights ({moved:.3g}): the case shows nothing"
 
 
@@ -165,9 +169,7 @@ def test_fit_in_place_graph_mode_and_sample_weight():
     np_model = rnn_ref.from_keras(model)
     kwargs = dict(learning_rate=0.02, clipnorm=0.05)
     kw, kl = keras_fit(model, "Adam", kwargs, x, y, "float32", eager=False, sample_weight=sw)
-    verdicts, ours, _, _ = judged(np_model, "Adam", kwargs, x, y, keras_weights=kw, keras_losses=kl,
-                                  sample_weight=sw)
-    assert_ok(verdicts)
+    ours = judged(np_model, "Adam", kwargs, x, y, keras_weights=kw, keras_losses=kl, sample_weight=sw).ours
     losses = fit(np_model, x, y.astype(np.float32), "binary_crossentropy", O.Adam(**kwargs), epochs=EPOCHS,
                  batch_size=BATCH, sample_weight=sw)
     assert all(np.array_equal(a, b) for a, b in zip(trainable_weights(np_model), ours[:-1]))
@@ -186,26 +188,42 @@ def test_the_budget_grows_with_a_chaotic_training():
         np_model = rnn_ref.from_keras(model)
         kwargs = dict(learning_rate=lr, momentum=0.9)
         kw, kl = keras_fit(model, "SGD", kwargs, x, y, "float32", epochs=epochs)
-        verdicts, _, _, spread = judged(np_model, "SGD", kwargs, x, y, keras_weights=kw, keras_losses=kl,
-                                        epochs=epochs, label=label)
-        assert_ok(verdicts)
-        budgets[label] = (max(float(np.max(s)) for s in spread[:-1]), max(v.worst["budget"] for v in verdicts))
+        judgement = judged(np_model, "SGD", kwargs, x, y, keras_weights=kw, keras_losses=kl, epochs=epochs,
+                           label=label)
+        budgets[label] = (max(float(np.max(s)) for s in judgement.spread[:-1]),
+                          max(v.worst["budget"] for v in judgement.verdicts))
     (s0, b0), (s1, b1) = budgets["gentle"], budgets["chaotic"]
     assert s1 > 100 * s0 and b1 > 100 * b0, budgets
 
 
+#: The least error / budget a mutant must reach. Measured (float32, model (a), Keras's weights
+#: against the mutant's float64 twin): summed Embedding rows under Adam 1.1e4, the last
+#: partial batch dropped 6.8e4, the loss summed over the batch 1.5e5. A platform's rounding
+#: moves a ratio by a few units, not by a factor of 10.
+LEAST_RATIO = 1e3
+
+
+def fit_module():
+    import importlib
+    return importlib.import_module("rnn_ref.training.fit")  # the module (rnn_ref.training.fit is the function)
+
+
+def summed_rows(module):
+    """``gradients`` giving the Embedding's summed (dense) gradient, one row per token."""
+    return lambda m, *a: (lambda v, g: (v, [np.asarray(w).astype(p.dtype) for w, p in  # noqa: E731
+                                            zip(g, trainable_weights(m))]))(*module.value_and_gradients(m, *a))
+
+
 def test_repeated_tokens_are_where_keras_squares_each_occurrence(monkeypatch):
     """A token three times in a batch: Keras's Adam moves its embedding row with the sum of
-    the occurrences' squares in v. fit passes; fit given the summed gradient fails, and
-    SGD, linear in the gradient, cannot tell the two apart."""
+    the occurrences' squares in v. fit passes; fit given the summed gradient fails the
+    catalogue's property, far beyond its budget, and SGD, linear in the gradient, cannot tell
+    the two apart."""
     import rnn_ref
-    import importlib
-    fit_module = importlib.import_module("rnn_ref.training.fit")  # the module (rnn_ref.training.fit is the function)
+    module = fit_module()
     x, y = data(3)
     x[1, -2:] = x[0, -1]
     x[1, :2] = x[0, -1]
-    dense = lambda m, *a: (lambda v, g: (v, [np.asarray(w).astype(p.dtype) for w, p in  # noqa: E731
-                                             zip(g, trainable_weights(m))]))(*fit_module.value_and_gradients(m, *a))
     for name, summed_ok in [("SGD", True), ("Adam", False)]:
         for summed in (False, True):
             model = build("a", "float32", seed=4)
@@ -214,11 +232,54 @@ def test_repeated_tokens_are_where_keras_squares_each_occurrence(monkeypatch):
             kw, kl = keras_fit(model, name, kwargs, x, y, "float32", epochs=1)
             with monkeypatch.context() as patch:
                 if summed:
-                    patch.setattr(fit_module, "gradients", dense)
-                verdicts, _, _, _ = judged(np_model, name, kwargs, x, y, keras_weights=kw, keras_losses=kl,
-                                           epochs=1)
-            expect = summed_ok if summed else True
-            assert all(v.ok for v in verdicts) == expect, (name, summed, [v.summary() for v in verdicts if not v.ok])
+                    patch.setattr(module, "gradients", summed_rows(module))
+                if summed and not summed_ok:
+                    with pytest.raises(TrainingFailure) as failure:
+                        judged(np_model, name, kwargs, x, y, keras_weights=kw, keras_losses=kl, epochs=1)
+                    assert failure.value.ratio > LEAST_RATIO, (name, str(failure.value))
+                else:
+                    judgement = judged(np_model, name, kwargs, x, y, keras_weights=kw, keras_losses=kl, epochs=1)
+                    assert judgement.ratio <= 1 and judgement.keras_ratio <= 1, (name, summed)
+
+
+def dropping_the_last_partial_batch(module):
+    """Batches of ``batch_size`` only: the 7th sample never trains (Keras keeps a partial batch)."""
+    cut = module.batches
+    return "batches", lambda n, b: [s for s in cut(n, b) if s.stop - s.start == b]
+
+
+def summing_the_loss(module):
+    """The batch's loss (and so its gradients) summed over the samples instead of averaged."""
+    value_and_gradients = module.value_and_gradients
+
+    def summed(model, x, *a, **kw):
+        value, grads = value_and_gradients(model, x, *a, **kw)
+        return value * len(x), [np.asarray(g) * len(x) for g in grads]
+    return "value_and_gradients", summed
+
+
+FIT_MUTANTS = {"last partial batch dropped": dropping_the_last_partial_batch,
+               "loss summed over the batch": summing_the_loss}
+
+
+@pytest.mark.parametrize("mutant", list(FIT_MUTANTS))
+def test_the_fit_property_fails_on_a_mutant_fit(monkeypatch, mutant):
+    """A fit with a plausible slip fails the catalogue's property, its error / budget far
+    above 1, where the correct fit of the same case passes."""
+    import rnn_ref
+    make = FIT_MUTANTS[mutant]
+    x, y = data(6)
+    model = build("a", "float32", seed=6)
+    np_model = rnn_ref.from_keras(model)
+    kwargs = dict(learning_rate=0.05, momentum=0.9)
+    kw, kl = keras_fit(model, "SGD", kwargs, x, y, "float32")
+    judgement = judged(np_model, "SGD", kwargs, x, y, keras_weights=kw, keras_losses=kl)
+    assert judgement.ratio <= 1 and judgement.keras_ratio <= 1
+    with monkeypatch.context() as patch:
+        patch.setattr(fit_module(), *make(fit_module()))
+        with pytest.raises(TrainingFailure) as failure:
+            judged(np_model, "SGD", kwargs, x, y, keras_weights=kw, keras_losses=kl, label=mutant)
+    assert failure.value.ratio > LEAST_RATIO, str(failure.value)
 
 
 def test_epoch_loss_is_the_batch_losses_weighed_by_their_sizes():

@@ -21,12 +21,17 @@ beside it); whoever judges passes the runs in.
           reference (Keras's ``fit``, or rnn_ref's float32 training where Keras is not run)
           is held to ``FACTOR * spread + floor`` in the same call.
 
+``judge_fit`` judges a ``fit`` and Keras's ``model.fit`` of the same case this way
+(``FitRuns``: the runs, the start, Keras's weights and per-epoch losses), and Keras alone
+against ``FACTOR * spread + floor``: the catalogue's ``"fit"`` property
+(``training_properties.fit_equals_keras``).
+
 Measured budgets and ratios are in tests/test_fit.py and tests/test_check_training.py.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -106,3 +111,54 @@ def worst_ratio(verdicts) -> float:
             ratios.append(w["error"] / w["budget"] if w["budget"] > 0 else (np.inf if w["error"] else 0.0))
     return max(ratios, default=0.0)
 
+
+
+# -- a fit against Keras's ----------------------------------------------------------------
+
+class FitRuns(NamedTuple):
+    """What the ``"fit"`` property compares: a ``fit`` and Keras's ``model.fit`` of the same
+    model, data and optimizer. The runs are ``(params, data) -> [*P weights, per-epoch losses]``;
+    ``data`` holds the floating data the reruns nudge (the targets, the sample weights or None),
+    the inputs (token ids) are the runs' own."""
+    run: Callable  # the fit in the case's dtype (what is judged, and the spread's reruns)
+    exact: Callable  # the same fit in float64 arithmetic, the case's constants (the truth)
+    params: Sequence  # the P weights before training, ``trainable_weights``' order
+    data: Sequence
+    keras_weights: Sequence  # Keras's P weights after its fit
+    keras_losses: Sequence  # Keras's ``history.history["loss"]``
+    samples: int
+    batch_size: int
+    epochs: int
+    label: str = "fit"
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * -(-self.samples // self.batch_size)
+
+    def describe(self) -> str:
+        p = np.asarray(self.params[0])
+        return (f"{self.label}: {self.epochs} epochs of {self.samples} samples in batches of {self.batch_size} "
+                f"({self.steps} steps), {len(self.params)} weights, {p.dtype}")
+
+
+class FitJudgement(NamedTuple):
+    verdicts: list  # one per weight and one for the losses: ours against the truth, Keras's in them
+    keras: list  # Keras's alone, held to FACTOR * spread + floor
+    ours: list  # the P weights and the losses of ``run`` on the case
+    truth: list
+    spread: list
+    ratio: float  # our worst error / budget
+    keras_ratio: float  # Keras's worst error / its budget
+
+
+def judge_fit(runs: FitRuns) -> FitJudgement:
+    """Our fit's weights and losses, and Keras's, against the truth within the training budget."""
+    names = [*(f"w{i} {np.shape(p)}" for i, p in enumerate(runs.params)), "epoch losses"]
+    ours = runs.run(runs.params, runs.data)
+    keras = [*runs.keras_weights, np.asarray(runs.keras_losses)]
+    verdicts, truth, spread = judge_training(runs.label, names, ours, keras, runs.run, runs.exact, runs.params,
+                                             runs.data, runs.steps)
+    dtype = np.asarray(runs.params[0]).dtype
+    # Keras as the candidate, the truth as the "reference": its budget is FACTOR * spread + floor
+    alone = judge_weights(f"{runs.label} (Keras)", names, keras, truth, truth, spread, dtype, runs.steps)
+    return FitJudgement(verdicts, alone, ours, truth, spread, worst_ratio(verdicts), worst_ratio(alone))

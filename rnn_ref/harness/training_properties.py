@@ -2,7 +2,7 @@
 (tests/test_optimizers.py, tests/test_check_training.py) and to a learner's training step
 by ``python -m rnn_ref check --training``.
 
-Two kinds (``TrainingProperty.takes``):
+Three kinds (``TrainingProperty.takes``):
 
 * ``"optimizer"``: ``check(O, **drawn)`` with ``O`` a namespace of optimizer classes
   (``rnn_ref.training.optimizers``, or the same with one class replaced by a mutant: the
@@ -11,9 +11,16 @@ Two kinds (``TrainingProperty.takes``):
   FACTOR * FLOOR_ULPS ulps of the magnitudes involved (``tolerance``'s constants);
 * ``"step"``: ``check(trainer, case)``, a ``Trainer`` (the learner's steps, the reference
   training in the case's dtype and its exact float64 twin) on a ``SoftmaxCase``; judged by
-  ``training_judge`` (truth, spread of reruns from nudged weights and data, ``tolerance.judge``).
+  ``training_judge`` (truth, spread of reruns from nudged weights and data, ``tolerance.judge``);
+* ``"fit"``: ``check(runs)``, a ``training_judge.FitRuns`` (our ``fit`` in the case's dtype,
+  its float64 exact twin, the weights and data before training, Keras's weights and per-epoch
+  losses after ``model.fit``): the weights and losses after ``fit`` equal Keras's, both within
+  the training budget (``training_judge.judge_fit``); a slip in ``fit`` is in its twin too,
+  and shows as Keras's error beyond its budget. No strategy: each case is a Keras run,
+  built by the caller (tests/test_fit.py); the check returns the ``FitJudgement``.
 
-Each check raises ``TrainingFailure`` with what was wrong and what was expected.
+Each check raises ``TrainingFailure`` with what was wrong and what was expected (and, where
+judged against a budget, the worst error / budget as ``ratio``).
 """
 
 from __future__ import annotations
@@ -25,11 +32,15 @@ import numpy as np
 from hypothesis import strategies as st
 
 from rnn_ref.harness import tolerance
-from rnn_ref.harness.training_judge import judge_training, worst_ratio
+from rnn_ref.harness.training_judge import FitRuns, judge_fit, judge_training, worst_ratio
 
 
 class TrainingFailure(AssertionError):
     """A training property does not hold; the message says where and by how much."""
+
+    def __init__(self, message, ratio=None):
+        super().__init__(message)
+        self.ratio = ratio  # the worst error / budget, where the property has a budget
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,8 @@ class TrainingProperty:
     name: str
     doc: str
     check: Callable
-    strategy: Callable  # () -> a strategy of the check's keyword arguments ("optimizer") or a SoftmaxCase
+    strategy: Callable | None  # () -> a strategy of the check's keyword arguments ("optimizer") or a
+    # SoftmaxCase ("step"); None for "fit" (the cases are Keras runs, the caller's)
     takes: str
 
 
@@ -287,7 +299,7 @@ def _check_steps(trainer, case):
     bad = [v for v in verdicts if not v.ok]
     if bad:
         raise TrainingFailure(f"after {len(case.xs)} steps ({case.describe()}), error / budget {ratio:.3g}:\n"
-                              + "\n".join(v.summary() for v in bad))
+                              + "\n".join(v.summary() for v in bad), ratio=ratio)
 
 
 @prop("one_step", "step", lambda: softmax_cases(steps=(1, 1)))
@@ -306,3 +318,18 @@ def several_steps(trainer, case):
 def large_gradients(trainer, case):
     """Inputs of size 100: gradients beyond the usual clipping thresholds, clipped as Keras clips them."""
     _check_steps(trainer, case)
+
+
+# -- fit against Keras's model.fit ------------------------------------------------------------
+
+@prop("fit_equals_keras", "fit", None)
+def fit_equals_keras(runs: FitRuns):
+    """The weights and per-epoch losses after fit equal Keras's model.fit (each within the training budget)."""
+    judgement = judge_fit(runs)
+    bad = [v for v in (*judgement.verdicts, *judgement.keras) if not v.ok]
+    if bad:
+        ratio = max(judgement.ratio, judgement.keras_ratio)
+        raise TrainingFailure(f"{runs.describe()}: error / budget {ratio:.3g} (fit {judgement.ratio:.3g}, "
+                              f"Keras {judgement.keras_ratio:.3g}), expected <= 1:\n"
+                              + "\n".join(v.summary() for v in bad), ratio=ratio)
+    return judgement
