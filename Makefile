@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: all install demo report test test-platform sweep bench corpus clean
+.PHONY: all install demo report test test-platform sweep bench conformance corpus clean
 
 all: test
 
@@ -48,6 +48,11 @@ sweep: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m rnn_ref bench --out bench.json
+
+# Every catalogue model on every runtime (keras, jax, numpy, torch, onnx, litert), one
+# worker process a core: conformance/conformance.md, a table model x runtime (docs/runtimes.md).
+conformance: $(STAMP)
+	$(PY) -m rnn_ref conformance --out conformance
 
 # Rebuild the conformance corpus shipped in rnn_ref/corpus_data (on purpose only: docs/corpus.md).
 corpus: $(STAMP)

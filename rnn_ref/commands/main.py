@@ -30,6 +30,7 @@ COMMANDS = {
     "check-model": Command("rnn_ref.commands.check_model", "check a saved Keras model on another runtime (Keras's JAX "
                            "or NumPy backend, ONNX Runtime, LiteRT, your predict function) against Keras and the "
                            "float64 truth", ("tensorflow", "keras", "hypothesis")),
+    "conformance": Command("rnn_ref.commands.conformance", "every catalogue model on every runtime: conformance.md, a table model x runtime", ("tensorflow", "keras", "hypothesis")),
     "bench": Command("rnn_ref.commands.bench", "time the harness and the NumPy model against compiled Keras",
                      ("tensorflow", "keras", "threadpoolctl")),
 }
