@@ -90,7 +90,7 @@ def _open_runtime(runtime: str, path: str, model):
 def run_cell(model_name: str, path: str, runtime: str, max_examples: int, seed: int, shrink_seconds: float) -> dict:
     """Check the saved model ``path`` on ``runtime``: the cell's verdict as a dict."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from rnn_ref.commands.check_model import _load  # noqa: PLC0415
+    from rnn_ref.commands.check_model import STATEFUL, _load, stateful_layers  # noqa: PLC0415
     from rnn_ref.harness.model_checks import (MODEL_PROPERTIES, Checker, run_model_property,  # noqa: PLC0415
                                               signature_of)
     from rnn_ref.runtimes import Declined  # noqa: PLC0415
@@ -101,6 +101,10 @@ def run_cell(model_name: str, path: str, runtime: str, max_examples: int, seed: 
             "passed": [], "not_checked": {}, "failed": [], "message": ""}
     try:
         model, np_model = _load(path)
+        stateful = stateful_layers(np_model)
+        if stateful:
+            cell["status"], cell["message"] = "not checked", f"stateful layer(s) {', '.join(stateful)}: {STATEFUL}"
+            return cell
         keras_line = KerasTF(path, model)
         cell["keras_line"] = dict(keras_line.facts.versions)
         try:

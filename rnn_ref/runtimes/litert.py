@@ -64,6 +64,30 @@ def interpreter_class():
     return tf.lite.Interpreter, f"tf.lite.Interpreter (TensorFlow {tf.__version__})"
 
 
+def keras_order(interpreter, outputs: list) -> list:
+    """The interpreter's output details in the order of the model's outputs.
+
+    ``get_output_details()`` lists the tensors in the flatbuffer's order, which for a model of
+    several outputs need not be Keras's (measured: an LSTM with return_sequences and
+    return_state came out as (h, output, c)). The converted signature names them output_0,
+    output_1, ... in Keras's order; that order is taken when the model has one signature."""
+    try:
+        signatures = interpreter.get_signature_list()
+    except (AttributeError, ValueError, RuntimeError):
+        return outputs
+    if len(signatures) != 1:
+        return outputs
+    named = interpreter.get_signature_runner(next(iter(signatures))).get_output_details()  # name -> details
+
+    def position(name):
+        head, _, tail = name.rpartition("_")
+        return (int(tail), name) if head and tail.isdigit() else (len(named), name)
+
+    by_index = {d["index"]: d for d in outputs}
+    ordered = [by_index.get(named[n]["index"]) for n in sorted(named, key=position)]
+    return ordered if len(ordered) == len(outputs) and None not in ordered else outputs
+
+
 class LiteRT(Runtime):
     name = "litert"
 
@@ -87,7 +111,7 @@ class LiteRT(Runtime):
             self.interpreter = Interpreter(model_content=content)
         self.facts.versions["interpreter"] = which
         self.inputs = self.interpreter.get_input_details()
-        self.outputs = self.interpreter.get_output_details()
+        self.outputs = keras_order(self.interpreter, self.interpreter.get_output_details())
         signature = list(self.inputs[0]["shape_signature"])
         self.facts.batch = int(signature[0]) if signature and signature[0] > 0 else None
         self.facts.length = int(signature[1]) if len(signature) > 1 and signature[1] > 0 else None
