@@ -38,6 +38,11 @@ backward pass (``harness.backprop.reference_backward``) and their needed FACTOR
 is tallied apart (``FactorTally.to_json("gradients")``, report.json
 ``factor_gradients``).
 
+After the sweeps, ``training`` fits a small masked SimpleRNN model with each optimizer and
+clipping mode against Keras's ``model.fit`` in the report's own process and tallies the
+FACTOR the training budget (``harness.training_judge.judge_fit``) needed (report.json
+``training``, report.md "Training budget").
+
 The second form (``compare``) compares two files of the same kind (two
 report.json, or two ``pytest --tolerance-report`` files) figure by figure and
 exits with status 1 when a figure got worse by more than the threshold, 2 when

@@ -25,6 +25,7 @@ from rnn_ref.commands.report.markdown import write_markdown
 from rnn_ref.commands.report.plots import write_plots
 from rnn_ref.commands.report.results import write_json
 from rnn_ref.commands.report.sweeps import CHAOS, WEIGHTS, WIDE_GAIN, catalogue, labelled_catalogue
+from rnn_ref.commands.report.training import summary_line, sweep_training
 
 #: Runs estimated longer than this many seconds say how to stop them, next to
 #: the estimate every run prints before it starts.
@@ -144,6 +145,9 @@ def run_report(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     plots = write_plots(out, merged.dedicated, merged.factors.points)
     seconds["plots"] = time.perf_counter() - t0
+    t0 = time.perf_counter()  # the training sweep: Keras fits in this process, after the Dask sweeps
+    training = sweep_training(size_of(args))
+    seconds["training"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start
     first = merged.dedicated[layers[0]]
     settings = {"max_examples": max_examples, "seed": args.seed, "quick": bool(args.quick), "size": size_of(args),
@@ -160,7 +164,7 @@ def run_report(args: argparse.Namespace) -> int:
     task_log = {t.key: {"seconds": round(results[t.key].seconds, 2), **results[t.key].worker} for t in plan}
     data = write_json(out / "report.json", merged.table, settings, merged.dedicated, merged.factors.to_json(), plots,
                       {k: round(v, 2) for k, v in seconds.items()}, merged.factors.to_json("gradients"),
-                      environment=env, task_log=task_log)
+                      environment=env, task_log=task_log, training=training)
     write_markdown(out / "report.md", data)
     print_summary(merged.table, data, out, seconds["total"])
     return 0
@@ -251,4 +255,6 @@ def print_summary(table: ToleranceTable, data: dict, out: Path, total_seconds: f
                           f"{fmt(m['keras_max'])} (p99 {fmt(m['keras_p99'])}); "
                           + (f"FACTOR {tolerance.FACTOR:g} is {m['margin']:.3g}x the largest."
                              if m["margin"] is not None else "every error was under the floor."))
+    if data.get("training"):
+        console.print(summary_line(data["training"]))
     console.print(f"Wrote {out}/report.md, report.json and {len(data['plots'])} plots in {total_seconds:.0f} s.")

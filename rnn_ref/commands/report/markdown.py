@@ -11,6 +11,7 @@ from rnn_ref.harness import tolerance
 from rnn_ref.harness.tally import fmt
 from rnn_ref.commands.report.plots import PLOT_SWEEP
 from rnn_ref.commands.report.sweeps import split_label
+from rnn_ref.commands.report.training import training_section
 
 #: One caption per plot of ``plots.PLOTS`` (the per-layer plots share theirs).
 CAPTIONS = {
@@ -77,6 +78,7 @@ def write_markdown(path: Path, data: dict) -> None:
         factor_gradients=factor_section(data.get("factor_gradients"),
                                         data["budget_rule"].get("FACTOR", tolerance.FACTOR), GRADIENT_PARTS),
         overflowed_results=overflowed_section(data),
+        training=training_section(data.get("training")),
         plots=plots_section(data["plots"], dedicated),
         dedicated=dedicated_section(dedicated),
         properties="\n\n".join(property_section(prop, p) for prop, p in data["properties"].items()),

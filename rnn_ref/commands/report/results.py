@@ -85,7 +85,7 @@ def report_run(settings: dict) -> dict:
 
 def write_json(path: Path, table: ToleranceTable, settings: dict, dedicated: dict, factor: dict, plots: dict,
                seconds: dict, factor_gradients: dict | None = None, *, environment: dict | None = None,
-               task_log: dict | None = None) -> dict:
+               task_log: dict | None = None, training: dict | None = None) -> dict:
     """Write report.json to ``path``; returns its contents (non-finite numbers not yet made strings).
 
     ``dedicated`` is {layer: {"length", "spectral_radius", "gradient_length",
@@ -95,7 +95,8 @@ def write_json(path: Path, table: ToleranceTable, settings: dict, dedicated: dic
     files written before the other layers were swept have them. ``environment``
     (default: this process's, ``environment()``) is the versions of the
     processes that ran the sweeps; ``task_log`` ({task: {seconds, pid,
-    cached_layers}}) is written as ``tasks`` when given."""
+    cached_layers}}) is written as ``tasks`` when given; ``training`` (the training
+    sweep's block, ``training.summarize``) as ``training``."""
     first = next(iter(dedicated.values()))
     layers = list(dedicated)
     data = {
@@ -116,6 +117,7 @@ def write_json(path: Path, table: ToleranceTable, settings: dict, dedicated: dic
         **table.to_json(),
         "sweeps": {"length": first["length"], "spectral_radius": first["spectral_radius"], "by_layer": dedicated},
         "plots": plots,
+        **({"training": training} if training is not None else {}),
         "seconds": seconds,
         **({"tasks": task_log} if task_log is not None else {}),
     }
