@@ -34,11 +34,10 @@ gradient would not do.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 
+from rnn_ref.commands.report import training as report_training
 from rnn_ref.harness.judging import with_weights
 from rnn_ref.harness.training_judge import FitRuns
 from rnn_ref.harness.training_properties import TRAINING_PROPERTIES, TrainingFailure
@@ -52,14 +51,9 @@ pytestmark = pytest.mark.keras
 V, T, B, BATCH, EPOCHS = 12, 6, 7, 3, 2  # V small: tokens repeat within a batch
 
 
-@contextlib.contextmanager
 def floatx(dtype):
-    old = keras.config.floatx()
-    keras.config.set_floatx(dtype)
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(old)
+    """Keras's floatx set to ``dtype`` inside the block (the report's training sweep does the same)."""
+    return report_training.floatx(keras, dtype)
 
 
 def build(kind, dtype, seed=1):
@@ -84,15 +78,9 @@ def data(seed=0):
     return ids, rng.integers(0, 2, (B, 1)).astype(np.float64)
 
 
-OPTIMIZERS = {
-    "SGD nesterov": ("SGD", dict(learning_rate=0.1, momentum=0.9, nesterov=True)),
-    "Adam amsgrad": ("Adam", dict(learning_rate=0.02, amsgrad=True)),
-    "AdamW": ("AdamW", dict(learning_rate=0.02, weight_decay=0.1)),
-    "RMSprop centered momentum": ("RMSprop", dict(learning_rate=0.01, centered=True, momentum=0.5)),
-    "Adagrad": ("Adagrad", dict(learning_rate=0.1)),
-}
-#: Thresholds below the gradients' sizes (0.01 to 0.3 here), so that each one acts.
-CLIPS = [{}, {"clipnorm": 0.05}, {"clipvalue": 0.01}, {"global_clipnorm": 0.05}]
+#: The optimizers and clipping thresholds the report's training section sweeps, one definition.
+OPTIMIZERS = report_training.OPTIMIZERS
+CLIPS = list(report_training.CLIPS.values())
 PAIRS = [("a", "float32"), ("a", "float64"), ("b", "float32"), ("b", "float64")]
 CASES = [(kind, dtype, opt, CLIPS[(i + j) % len(CLIPS)])
          for j, (kind, dtype) in enumerate(PAIRS) for i, opt in enumerate(OPTIMIZERS)]
