@@ -12,6 +12,7 @@ from rnn_ref.layers.dense import dense
 from rnn_ref.layers.embedding import embedding
 from rnn_ref.layers.gru import gru
 from rnn_ref.layers.lstm import lstm
+from rnn_ref.layers.masking import masking
 from rnn_ref.layers.simple_rnn import simple_rnn
 from rnn_ref.models.registry import vjp
 
@@ -20,7 +21,7 @@ from rnn_ref.models.registry import vjp
 # imports Keras only when it reads a .keras file, so this stays cheap.
 from rnn_ref.models.load import load, save_npz
 
-__all__ = ["ACTIVATIONS", "dense", "embedding", "simple_rnn", "lstm", "gru", "bidirectional",
+__all__ = ["ACTIVATIONS", "dense", "embedding", "masking", "simple_rnn", "lstm", "gru", "bidirectional",
            "from_keras", "load", "save_npz", "vjp"]
 __version__ = "0.1.0"
 

@@ -59,8 +59,13 @@ def judge_model(label, np_model, x, keras_result, *, got=None, seed=0) -> Judgem
     (module docstring): the structure first, then every returned array. Returns the
     ``Judgement`` without raising, the model's result as its ``got``."""
     __tracebackhide__ = True
-    x = np.asarray(x)
-    if x.dtype.kind == "f" and np_model.input_dtype is not None and np.dtype(np_model.input_dtype).kind == "f":
+    if np_model.inputs:  # several inputs: each cast to its dtype, as Keras casts them
+        x = [a.astype(i.dtype) if a.dtype.kind == "f" and np.dtype(i.dtype).kind == "f" else a
+             for a, i in zip(np_model.take_inputs(x), np_model.inputs)]
+    else:
+        x = np.asarray(x)
+    if not np_model.inputs and x.dtype.kind == "f" and np_model.input_dtype is not None \
+            and np.dtype(np_model.input_dtype).kind == "f":
         x = x.astype(np_model.input_dtype)  # what the model computes on, as Keras casts it
     states = carried_states(np_model)
     if got is None:

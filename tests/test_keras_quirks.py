@@ -70,3 +70,29 @@ def test_unrolled_go_backwards_zeroes_the_wrong_steps():
     # unroll=True: zeros follow the input-order mask instead, so they differ.
     assert not np.allclose(unrolled, rolled)
     np.testing.assert_array_equal(unrolled[~mask], 0.0)
+
+
+def test_a_recurrent_call_with_initial_state_gets_no_propagated_mask():
+    """Keras fills a layer's ``mask`` in from its input only when the call has one tensor
+    argument: ``SimpleRNN(...)(Masking()(x), initial_state=h0)`` runs unmasked, in a
+    functional model and called directly (``rnn_ref.models.model`` follows it; the next
+    layer still receives the Masking mask)."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 5, 3)).astype(np.float32)
+    x[0, :2] = 0.0
+    x[1, 3:] = 0.0
+    h0 = rng.uniform(-1, 1, (2, 4)).astype(np.float32)
+    layer = keras.layers.SimpleRNN(4, return_sequences=True)
+    masked_input = keras.layers.Masking()(x)
+    direct = np.asarray(layer(masked_input, initial_state=h0))
+    unmasked = np.asarray(layer(np.asarray(masked_input), initial_state=h0))
+    masked = np.asarray(layer(masked_input, mask=np.any(x != 0, axis=-1), initial_state=h0))
+    np.testing.assert_array_equal(direct, unmasked)
+    assert np.abs(direct - masked).max() > 0.1
+
+    inp, state = keras.Input((None, 3)), keras.Input((4,))
+    model = keras.Model([inp, state], layer(keras.layers.Masking()(inp), initial_state=state))
+    np.testing.assert_array_equal(model.predict([x, h0], verbose=0), unmasked)
+    assert "mask" not in layer._inbound_nodes[-1].arguments.kwargs

@@ -636,11 +636,11 @@ def _functional_with(make_layer):
     "make_layer, cls",
     [
         (lambda: layers.Dropout(0.5, name="bad"), "Dropout"),
-        (lambda: layers.Masking(name="bad"), "Masking"),
+        (lambda: layers.LayerNormalization(name="bad"), "LayerNormalization"),
         (lambda: layers.RNN(layers.SimpleRNNCell(2), name="bad"), "RNN"),
         (lambda: layers.RNN(layers.LSTMCell(2), name="bad"), "RNN"),
     ],
-    ids=["Dropout", "Masking", "RNN(SimpleRNNCell)", "RNN(LSTMCell)"],
+    ids=["Dropout", "LayerNormalization", "RNN(SimpleRNNCell)", "RNN(LSTMCell)"],
 )
 def test_unsupported_layer_is_refused_by_name(make_layer, cls):
     model = _functional_with(make_layer)

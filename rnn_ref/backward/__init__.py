@@ -14,8 +14,8 @@ shaped like its argument; None for an argument that was None (no bias, no
 initial_state).
 
 Supported: ``simple_rnn``, ``lstm`` and ``gru`` (every option; their loops
-are in ``simple_rnn``, ``lstm`` and ``gru`` here), ``dense`` and
-``embedding`` (``feedforward``), with every Keras activation name (the derivatives are
+are in ``simple_rnn``, ``lstm`` and ``gru`` here), ``dense``,
+``embedding`` and ``masking`` (``feedforward``), with every Keras activation name (the derivatives are
 ``rnn_ref.backward.activations.activation_vjp``; a callable activation only if it
 is one of ``rnn_ref.layers.activations``'s functions), and ``bidirectional`` around any of the
 three (``bidirectional``: each direction's vjp, joined through the
@@ -31,10 +31,12 @@ V vocabulary, E embedding size.
 """
 
 from rnn_ref.backward.bidirectional import BidirectionalGrads, bidirectional_vjp
-from rnn_ref.backward.feedforward import DenseGrads, EmbeddingGrads, dense_vjp, embedding_vjp
+from rnn_ref.backward.feedforward import (DenseGrads, EmbeddingGrads, MaskingGrads, dense_vjp, embedding_vjp,
+                                          masking_vjp)
 from rnn_ref.backward.gru import GRUGrads, gru_vjp
 from rnn_ref.backward.lstm import LSTMGrads, lstm_vjp
 from rnn_ref.backward.simple_rnn import SimpleRNNGrads, simple_rnn_vjp
 
 __all__ = ["SimpleRNNGrads", "LSTMGrads", "GRUGrads", "BidirectionalGrads", "DenseGrads", "EmbeddingGrads",
-           "simple_rnn_vjp", "lstm_vjp", "gru_vjp", "bidirectional_vjp", "dense_vjp", "embedding_vjp"]
+           "MaskingGrads", "simple_rnn_vjp", "lstm_vjp", "gru_vjp", "bidirectional_vjp", "dense_vjp", "embedding_vjp",
+           "masking_vjp"]

@@ -1,4 +1,4 @@
-"""The vector-Jacobian products of ``rnn_ref.dense`` and ``rnn_ref.embedding``.
+"""The vector-Jacobian products of ``rnn_ref.dense``, ``rnn_ref.embedding`` and ``rnn_ref.masking``.
 
 Letters: N, K a Dense layer's input and output features; V vocabulary, E
 embedding size; ``...`` any leading axes (batch, time).
@@ -13,6 +13,8 @@ import numpy as np
 from rnn_ref.layers import _checks
 from rnn_ref.layers.dense import dense
 from rnn_ref.layers.embedding import embedding
+from rnn_ref.layers.masking import compute_mask as masking_mask
+from rnn_ref.layers.masking import masking
 from rnn_ref.backward.activations import activation_vjp
 from rnn_ref.backward.cotangents import activation_name
 
@@ -24,6 +26,10 @@ class DenseGrads(NamedTuple):
 
 class EmbeddingGrads(NamedTuple):
     embeddings: np.ndarray  # (V, E), dense: repeated ids add up; ids have no gradient
+
+
+class MaskingGrads(NamedTuple):
+    inputs: np.ndarray  # (..., D): d_output at kept steps, 0 at masked ones
 
 
 # ---------------------------------------------------------------------------
@@ -81,3 +87,20 @@ def _embedding_rows(ids, V):
     rows = np.trunc(ids) if ids.dtype.kind == "f" else ids
     rows = rows.astype(np.int64)  # (...)
     return np.where(rows < 0, rows + V, rows)  # (...)
+
+
+def masking_vjp(inputs, mask_value=0.0):
+    """``(masking(inputs, mask_value), backward)``; backward(d_output (..., D)) -> MaskingGrads.
+
+    A kept step passes its cotangent through; a masked step was replaced by a constant
+    0, so its input gets none (the mask itself is piecewise constant: no gradient).
+    """
+    out = masking(inputs, mask_value)  # (..., D), checks the inputs
+    keep = masking_mask(inputs, mask_value)[..., None]  # (..., 1)
+
+    def backward(d_output):
+        d = _checks.float_array("d_output", d_output, out.dtype)
+        _checks.shape("d_output", d, "..., D", out.shape, hint="the cotangent has the output's shape")
+        return MaskingGrads(inputs=np.where(keep, d, np.zeros((), d.dtype)))  # (..., D)
+
+    return out, backward

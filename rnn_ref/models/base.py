@@ -11,6 +11,7 @@ An option's default in ``OPTIONS`` also says what kind of value it takes:
 * a str: a Keras activation name (``"tanh"``);
 * a bool: a flag (``return_sequences`` False, GRU's ``reset_after`` True);
 * None: a flag that may also be unknown (``mask_in``);
+* a float: a number (``Masking``'s ``mask_value``);
 * a tuple: one of its values, the first being the default
   (Bidirectional's ``merge_mode``: "concat", "sum", "mul", "ave" or None).
 """

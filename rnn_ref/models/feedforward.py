@@ -1,11 +1,11 @@
-"""Keras's ``Embedding`` and ``Dense`` as NumPy layers of a rebuilt model (``rnn_ref.models.model``).
+"""Keras's ``Embedding``, ``Masking`` and ``Dense`` as NumPy layers of a rebuilt model (``rnn_ref.models.model``).
 
 Each holds its NumPy arrays and calls rnn_ref's pure function (``rnn_ref.embedding``,
-``rnn_ref.dense``); what it declares is ``rnn_ref.models.base.Layer``'s. The recurrent
+``rnn_ref.masking``, ``rnn_ref.dense``); what it declares is ``rnn_ref.models.base.Layer``'s. The recurrent
 layers are in ``rnn_ref.models.recurrent``.
 
-Letters: B batch, T time steps, V vocabulary size, E embedding size, N and K the input
-and output features of a Dense layer.
+Letters: B batch, T time steps, V vocabulary size, E embedding size, D the features of
+a Masking layer, N and K the input and output features of a Dense layer.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from rnn_ref.layers._checks import shape as check_shape
 from rnn_ref.layers.dense import dense
 from rnn_ref.layers.embedding import compute_mask as embedding_mask
 from rnn_ref.layers.embedding import embedding
+from rnn_ref.layers.masking import compute_mask as masking_mask
+from rnn_ref.layers.masking import masking
 from rnn_ref.models.base import Layer
 
 
@@ -54,6 +56,37 @@ class Embedding(Layer):
     def __repr__(self):
         V, E = self.embeddings.shape
         return f"Embedding({self.name!r}, V={V}, E={E}, mask_zero={self.mask_zero})"
+
+
+@dataclass(repr=False)
+class Masking(Layer):
+    """Keras ``Masking``: (B, T, D) -> (B, T, D), the steps whose D features all equal
+    ``mask_value`` set to 0, and the mask ``any(x != mask_value)`` (B, T) for the next layers.
+
+    It replaces any incoming mask, as Keras's does. No weights.
+    """
+
+    OPTIONS = {"mask_value": 0.0}
+
+    name: str
+    mask_value: float = 0.0
+    dtype: np.dtype = np.dtype("float32")
+
+    def __call__(self, x, mask=None):
+        x = np.asarray(x).astype(self.dtype, copy=False)
+        return masking(x, self.mask_value)  # (B, T, D)
+
+    def compute_mask(self, x, mask=None):
+        return masking_mask(np.asarray(x).astype(self.dtype, copy=False), self.mask_value)  # (B, T)
+
+    def check_input(self, features, sequence):
+        return features, sequence
+
+    def options(self):
+        return [f"mask_value={self.mask_value!r}"]
+
+    def __repr__(self):
+        return f"Masking({self.name!r}, mask_value={self.mask_value!r})"
 
 
 @dataclass(repr=False)

@@ -87,7 +87,8 @@ from rnn_ref.models.registry import vjp
 from rnn_ref.layers.bidirectional import bidirectional
 from rnn_ref.layers.dense import dense
 from rnn_ref.layers.embedding import embedding
-from rnn_ref.models.feedforward import Dense, Embedding
+from rnn_ref.layers.masking import masking
+from rnn_ref.models.feedforward import Dense, Embedding, Masking
 from rnn_ref.models.recurrent import Bidirectional, Recurrent, check_mask_in
 
 EPSILON = 1e-7  # keras.backend.epsilon(), the clipping of the probability formulas
@@ -290,6 +291,10 @@ def value_and_gradients(np_model, x, y, loss, sample_weight=None):
     ``compile``, ``fit`` and the ``Loss`` classes do (``loss_weights``).
     A layer that appears twice in the chain (a shared Keras layer) gets the sum of its gradients.
     """
+    if np_model.inputs:
+        names = ", ".join(i.name for i in np_model.inputs)
+        raise NotImplementedError(f"model {np_model.name!r} takes {len(np_model.inputs)} inputs ({names}); "
+                                  "model_gradients supports models of one input")
     loss_fn = get_loss(loss)
     picked = _one_output(np_model.outputs)  # None: the last layer's result as it is; k: its k-th output
     h = np.asarray(x)
@@ -421,6 +426,11 @@ def _layer_vjp(layer, h, mask, linear=False, several=False):
             return None, {"embeddings": bw(np.asarray(d, dtype=w_dtype)).embeddings}
 
         return out.astype(layer.dtype, copy=False), backward
+
+    if isinstance(layer, Masking):
+        x = np.asarray(h).astype(layer.dtype, copy=False)
+        out, bw = vjp(masking, x, layer.mask_value)  # (B, T, D)
+        return out, lambda d: (bw(d).inputs, {})
 
     if isinstance(layer, Dense):
         x = np.asarray(h).astype(layer.dtype, copy=False)

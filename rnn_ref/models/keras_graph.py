@@ -6,8 +6,10 @@
 What is supported, and nothing else (anything else is refused with a
 ValueError that names the layer, never skipped):
 
-* ``Sequential`` and functional models whose layers form one chain from one
+* ``Sequential`` and functional models whose layers form one chain from an
   ``Input`` to the output: each layer takes the previous layer's output;
+  other ``Input``s may feed a recurrent layer or a Bidirectional as its
+  ``initial_state`` or as an explicit boolean ``mask`` (streaming models);
 * layers ``InputLayer`` and those in ``KERAS_LAYERS`` (``Embedding``,
   ``SimpleRNN``, ``Dense``, ``LSTM``, ``GRU``, ``Bidirectional`` around a
   SimpleRNN, LSTM or GRU), exact classes, with all the options that change
@@ -26,9 +28,12 @@ come from ``layer.get_weights()``, named in order by the NumPy layer's
 
 Masks: for each recurrent layer, the walker reads from the Keras graph
 whether Keras feeds it a mask, and the NumPy model checks its own
-propagation against that at every call. Only the masks Keras propagates
-from ``Embedding(mask_zero=True)`` are supported; an explicit mask is
-refused.
+propagation against that at every call. Supported: the masks Keras
+propagates from ``Embedding(mask_zero=True)`` and ``Masking``, and an
+explicit mask that is a model input; any other explicit mask is refused.
+A layer called with ``initial_state`` gets no propagated mask, as in Keras
+(``rnn_ref.models.model``: Keras fills the mask in only for a call with one
+tensor argument).
 
 With ``unroll=True``, ``go_backwards``, ``zero_output_for_mask``,
 ``return_sequences`` and a mask (so also in a masked ``Bidirectional`` with
@@ -47,7 +52,7 @@ import numpy as np
 
 from rnn_ref._tf import keras_and_tf
 from rnn_ref.layers.activations import ACTIVATIONS
-from rnn_ref.models.model import Bidirectional, NumpyModel
+from rnn_ref.models.model import Bidirectional, Feed, ModelInput, NumpyModel
 from rnn_ref.models.recurrent import Recurrent
 from rnn_ref.models.registry import SPECS
 
@@ -165,22 +170,62 @@ def from_keras(model) -> NumpyModel:
     keras, _ = keras_and_tf()
 
     graph = _graph_of(model, keras)
-    (model_input,) = graph.inputs
-    if getattr(model_input, "sparse", False) or getattr(model_input, "ragged", False):
-        raise ValueError(f"model {model.name!r}: sparse or ragged inputs are not supported")
-    chain, outputs = _chain(graph, model_input, keras)
+    model_inputs = list(graph.inputs)
+    for t in model_inputs:
+        if getattr(t, "sparse", False) or getattr(t, "ragged", False):
+            raise ValueError(f"model {model.name!r}: sparse or ragged inputs are not supported")
+    chain, outputs = _chain(graph, model_inputs, keras)
+    data = chain[0][2]
 
-    layers = []
-    for layer, node, is_last in chain:
-        if getattr(layer, "stateful", False) and sum(l is layer for l, _, _ in chain) > 1:
+    layers, feeds = [], []
+    for layer, node, _, is_last in chain:
+        if getattr(layer, "stateful", False) and sum(entry[0] is layer for entry in chain) > 1:
             raise ValueError(f"stateful layer {layer.name!r} is used more than once; not supported")
         layers.append(_convert(layer, node, is_last, keras))  # one per call of the layer
+        feeds.append(_feed(layer, node, model_inputs, keras))
+    several = len(model_inputs) > 1
     return NumpyModel(
         layers=layers,
         name=model.name,
-        input_dtype=np.dtype(model_input.dtype),
+        input_dtype=np.dtype(data.dtype),
         outputs=outputs,
+        inputs=tuple(ModelInput(_input_name(t), np.dtype(t.dtype), tuple(t.shape)) for t in model_inputs)
+        if several else (),
+        data_input=next(i for i, t in enumerate(model_inputs) if t is data),
+        feeds=tuple(feeds) if several else (),
     )
+
+
+def _input_name(tensor) -> str:
+    """The name Keras's ``predict`` knows an input by: its InputLayer's."""
+    return tensor._keras_history.operation.name
+
+
+def _feed(layer, node, model_inputs, keras):
+    """The model inputs a call (``node``) of a recurrent layer or a Bidirectional takes
+    as ``initial_state`` or as its explicit mask; None if it takes none."""
+    kwargs = node.arguments.kwargs
+    states = kwargs.get("initial_state")
+    states = [] if states is None else keras.tree.flatten(states)
+    mask = kwargs.get("mask")
+    mask = mask if any(mask is t for t in model_inputs) else None
+    if not states and mask is None:
+        return None
+    if not isinstance(layer, tuple(getattr(keras.layers, c) for c in (*WRAPPED, "Bidirectional"))):
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) takes a model input besides its data; "
+                         "only a recurrent layer's initial_state and mask may")
+
+    def index(t, what):
+        for i, m in enumerate(model_inputs):
+            if t is m:
+                return i
+        op = getattr(getattr(t, "_keras_history", None), "operation", None)
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): its {what} comes from "
+                         f"{'layer ' + repr(op.name) if op is not None else 'a computed tensor'}; rnn_ref "
+                         "supports initial states and masks that are model inputs (keras.Input)")
+
+    return Feed(initial_state=tuple(index(t, "initial_state") for t in states),
+                mask=None if mask is None else index(mask, "mask"))
 
 
 def _convert(layer, node, is_last, keras):
@@ -199,6 +244,8 @@ def _convert(layer, node, is_last, keras):
         value, default = getattr(layer, key), cls.OPTIONS[key]
         if isinstance(default, str):
             args[key] = _activation(layer, value, keras)
+        elif isinstance(default, float):
+            args[key] = float(value)
         elif isinstance(default, tuple):
             args[key] = value  # a choice: Keras has checked it
         else:
@@ -243,8 +290,6 @@ def _graph_of(model, keras):
             f"model {model.name!r} ({type(model).__name__}) is not a Sequential or functional model; "
             "a subclassed model has no graph to read"
         )
-    if len(graph.inputs) != 1:
-        raise ValueError(f"model {model.name!r} has {len(graph.inputs)} inputs; only one is supported")
     return graph
 
 
@@ -253,8 +298,9 @@ def _node_of(tensor):
     return op, op._inbound_nodes[node_index], tensor_index
 
 
-def _chain(graph, model_input, keras):
-    """Walk from the output back to the input; return [(layer, node, is_last)] and the output spec."""
+def _chain(graph, model_inputs, keras):
+    """Walk from the output back to an input; return [(layer, node, data, is_last)] (``data``
+    the tensor the layer was called on) and the output spec."""
     flat_outputs = keras.tree.flatten(graph.output)
     last_op, last_node, _ = _node_of(flat_outputs[0])
     for t in flat_outputs:
@@ -274,9 +320,9 @@ def _chain(graph, model_input, keras):
         if kind == "InputLayer" and isinstance(layer, keras.layers.InputLayer):
             break
         _check_supported(layer, keras)
-        data = _data_input(layer, node, keras)
-        chain.append((layer, node, not chain))
-        if data is model_input:
+        data = _data_input(layer, node, model_inputs, keras)
+        chain.append((layer, node, data, not chain))
+        if any(data is t for t in model_inputs):
             break
         op, node, tensor_index = _node_of(data)
         if tensor_index != 0:
@@ -302,8 +348,9 @@ def _check_supported(layer, keras):
         raise ValueError(f"layer {layer.name!r} ({kind}): LoRA and quantized layers are not supported")
 
 
-def _data_input(layer, node, keras):
-    """The one tensor ``layer`` was called on; refuse anything more (explicit masks, initial states)."""
+def _data_input(layer, node, model_inputs, keras):
+    """The one tensor ``layer`` was called on; refuse anything more than ``initial_state`` and an
+    explicit mask (checked by ``_feed``: model inputs) and the masks Keras propagates."""
     kind = type(layer).__name__
     args, kwargs = node.arguments.args, node.arguments.kwargs
     if len(args) != 1 or not isinstance(args[0], keras.KerasTensor):
@@ -311,11 +358,15 @@ def _data_input(layer, node, keras):
     data = args[0]
     for key, value in kwargs.items():
         if key == "mask":
-            if value is not None and not _is_propagated_mask(value, data):
+            if value is not None and not _is_propagated_mask(value, data) and \
+                    not any(value is t for t in model_inputs):
                 raise ValueError(
-                    f"layer {layer.name!r} ({kind}) was given an explicit mask; only the masks "
-                    "Keras propagates from Embedding(mask_zero=True) are supported"
+                    f"layer {layer.name!r} ({kind}) was given an explicit mask computed in the model; "
+                    "supported: the masks Keras propagates from Embedding(mask_zero=True) and Masking, "
+                    "and a mask that is a model input (keras.Input)"
                 )
+        elif key == "initial_state":
+            continue  # checked by _feed
         elif key == "training":
             if value:
                 raise ValueError(f"layer {layer.name!r} ({kind}) was called with training=True")
@@ -325,26 +376,57 @@ def _data_input(layer, node, keras):
 
 
 def _is_propagated_mask(mask, data) -> bool:
-    """True for the mask Keras itself propagates from Embedding(mask_zero=True):
-    the data's own mask, or (in a model loaded from a file, where Keras records
-    it as a recomputed op) ``not_equal(ids, 0)`` on the ids of an Embedding
-    with mask_zero upstream of ``data``."""
+    """True for the mask Keras itself propagates from Embedding(mask_zero=True) or Masking:
+    the data's own mask, or, in a model loaded from a file, where Keras records it as
+    recomputed ops: ``not_equal(ids, 0)`` on the ids of an Embedding with mask_zero
+    upstream of ``data``, or ``any(not_equal(x, mask_value), axis=-1)`` on the input of a
+    Masking upstream of ``data``."""
     propagated = getattr(data, "_keras_mask", None)
     if propagated is None:
         return False
     if mask is propagated:
         return True
-    op = getattr(getattr(mask, "_keras_history", None), "operation", None)
-    if type(op).__name__ != "NotEqual" or not getattr(op, "_inbound_nodes", None):
-        return False
+    op = _op_of(mask)
+    if type(op).__name__ == "Any":
+        if list(getattr(op, "axis", None) or ()) != [-1] or getattr(op, "keepdims", True):
+            return False
+        (inner,) = op._inbound_nodes[0].arguments.args or (None,)
+        compared = _not_equal_args(inner)
+        return compared is not None and any(compared[0] is t and compared[1] == v
+                                            for t, v in _masking_inputs_upstream(data))
+    compared = _not_equal_args(mask)
+    return compared is not None and compared[1] == 0 and any(compared[0] is t for t in _embedding_ids_upstream(data))
+
+
+def _op_of(tensor):
+    op = getattr(getattr(tensor, "_keras_history", None), "operation", None)
+    return op if getattr(op, "_inbound_nodes", None) else None
+
+
+def _not_equal_args(tensor):
+    """``(x, value)`` if ``tensor`` is ``not_equal(x, value)`` with a number ``value``, else None."""
+    op = _op_of(tensor)
+    if type(op).__name__ != "NotEqual":
+        return None
     args = op._inbound_nodes[0].arguments.args
-    if len(args) != 2 or not (isinstance(args[1], (int, float)) and args[1] == 0):
-        return False
-    return args[0] in _embedding_ids_upstream(data)
+    if len(args) != 2 or isinstance(args[1], bool) or not isinstance(args[1], (int, float)):
+        return None
+    return args[0], args[1]
 
 
 def _embedding_ids_upstream(tensor):
     """The id tensors of the Embedding(mask_zero=True) layers that ``tensor`` derives from."""
+    return [t for kind, t, _ in _upstream_mask_sources(tensor) if kind == "Embedding"]
+
+
+def _masking_inputs_upstream(tensor):
+    """``(input, mask_value)`` of the Masking layers that ``tensor`` derives from."""
+    return [(t, value) for kind, t, value in _upstream_mask_sources(tensor) if kind == "Masking"]
+
+
+def _upstream_mask_sources(tensor):
+    """``(kind, input tensor, mask value)`` of the Embedding(mask_zero=True) and Masking layers
+    that ``tensor`` derives from."""
     found, seen, todo = [], set(), [tensor]
     while todo:
         t = todo.pop()
@@ -356,6 +438,8 @@ def _embedding_ids_upstream(tensor):
         node = layer._inbound_nodes[history.node_index]
         inputs = list(node.arguments.args)
         if type(layer).__name__ == "Embedding" and getattr(layer, "mask_zero", False):
-            found.extend(inputs)
+            found.extend(("Embedding", t, 0) for t in inputs)
+        elif type(layer).__name__ == "Masking":
+            found.extend(("Masking", t, float(layer.mask_value)) for t in inputs)
         todo.extend(a for a in inputs if hasattr(a, "_keras_history"))
     return found

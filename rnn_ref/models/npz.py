@@ -40,7 +40,15 @@ class of ``rnn_ref.models.model`` lists its own in ``OPTIONS``):
   class's keys except ``name``, ``dtype`` and those the wrapper sets
   (``go_backwards``, ``zero_output_for_mask``, ``mask_in``); both directions
   have these options;
+* ``Masking``: ``mask_value`` (0.0);
 * ``Dense``: ``activation`` ("linear").
+
+A model with several inputs (initial states or a mask fed to a recurrent
+layer, ``rnn_ref.models.model``) also has the top-level keys ``inputs``, a list
+of ``{"name": ..., "dtype": ..., "shape": [null, ...]}`` in the order the model
+takes them, and ``data_input``, the index of the one the layers start from;
+and a layer fed from them has ``feed``: ``{"initial_state": [input indices],
+"mask": input index or null}``.
 
 Unknown keys are refused (a misspelt option must not be ignored).
 
@@ -86,7 +94,7 @@ from rnn_ref.layers._checks import float_array
 from rnn_ref.layers.activations import get as get_activation
 from rnn_ref.models.keras_graph import from_keras
 from rnn_ref.models.base import option_default
-from rnn_ref.models.model import NumpyModel
+from rnn_ref.models.model import Feed, ModelInput, NumpyModel
 from rnn_ref.models.registry import SPECS
 
 #: The NumPy layer class of each ``class`` a file may name: every layer of the registry.
@@ -95,8 +103,8 @@ LAYERS = {name: spec.numpy_layer for name, spec in SPECS.items()}
 FORMAT = "rnn_ref.npz"
 VERSION = 1
 
-_COMMON = {"class", "name", "dtype"}  # the keys every layer may have
-_TOP = {"format", "version", "name", "input_dtype", "outputs", "layers"}
+_COMMON = {"class", "name", "dtype", "feed"}  # the keys every layer may have
+_TOP = {"format", "version", "name", "input_dtype", "outputs", "layers", "inputs", "data_input"}
 
 
 def save_npz(model, path) -> None:
@@ -118,6 +126,9 @@ def save_npz(model, path) -> None:
             wrapped = getattr(layer, layer.DIRECTIONS[0])
             entry["layer"] = {"class": type(wrapped).__name__,
                               **_options_of(wrapped, layer.wrapped_options(type(wrapped)))}
+        feed = model.feeds[i] if model.feeds else None
+        if feed is not None:
+            entry["feed"] = {"initial_state": list(feed.initial_state), "mask": feed.mask}
         layers.append(entry)
         for name, value in layer.arrays().items():
             arrays[f"layer{i}_{name}"] = np.asarray(value)
@@ -129,6 +140,10 @@ def save_npz(model, path) -> None:
         "outputs": _encode_outputs(model.outputs),
         "layers": layers,
     }
+    if model.inputs:
+        config["inputs"] = [{"name": m.name, "dtype": np.dtype(m.dtype).name, "shape": list(m.shape)}
+                            for m in model.inputs]
+        config["data_input"] = model.data_input
     with open(os.fspath(path), "wb") as f:
         np.savez(f, config=np.array(json.dumps(config)), **arrays)
 
@@ -136,7 +151,8 @@ def save_npz(model, path) -> None:
 def _options_of(layer, keys):
     """The values of the options ``keys`` of ``layer``, as JSON values."""
     values = {key: getattr(layer, key) for key in keys}
-    return {k: v if v is None or isinstance(v, str) else bool(v) for k, v in values.items()}
+    return {k: v if v is None or isinstance(v, str) else float(v) if isinstance(v, (float, np.floating))
+            else bool(v) for k, v in values.items()}
 
 
 def load_npz(path) -> NumpyModel:
@@ -159,12 +175,63 @@ def load_npz(path) -> NumpyModel:
     input_dtype = config.get("input_dtype")
     if input_dtype is not None:
         input_dtype = _dtype(f"{path}: config", "input_dtype", input_dtype)
+    inputs, data_input, feeds = _read_inputs(path, config, layer_configs, layers)
     return NumpyModel(
         layers=layers,
         name=str(config.get("name", "model")),
         input_dtype=input_dtype,
         outputs=_decode_outputs(path, config.get("outputs"), layers[-1].output_count()),
+        inputs=inputs,
+        data_input=data_input,
+        feeds=feeds,
     )
+
+
+def _read_inputs(path, config, layer_configs, layers):
+    """The ``inputs``, ``data_input`` and each layer's ``feed`` of a model with several inputs, checked."""
+    specs = config.get("inputs")
+    fed = [i for i, cfg in enumerate(layer_configs) if cfg.get("feed") is not None]
+    if specs is None:
+        if fed:
+            raise ValueError(f"{path}: layers[{fed[0]}] has a 'feed' but the config has no 'inputs'")
+        return (), 0, ()
+    if not isinstance(specs, list) or len(specs) < 2 or not all(isinstance(m, dict) for m in specs):
+        raise ValueError(f"{path}: 'inputs' must be a list of two or more {{\"name\", \"dtype\", \"shape\"}} "
+                         f"objects, got {specs!r}")
+    inputs = []
+    for k, m in enumerate(specs):
+        _refuse_unknown(f"{path}: inputs[{k}]", m, {"name", "dtype", "shape"})
+        shape = m.get("shape")
+        if not isinstance(shape, list) or not all(d is None or (isinstance(d, int) and d > 0) for d in shape):
+            raise ValueError(f"{path}: inputs[{k}] shape must be a list of sizes or nulls, got {shape!r}")
+        inputs.append(ModelInput(str(m.get("name", f"input{k}")), _dtype(f"{path}: inputs[{k}]", "dtype",
+                                                                       m.get("dtype")), tuple(shape)))
+    data_input = config.get("data_input", 0)
+    if not isinstance(data_input, int) or isinstance(data_input, bool) or not 0 <= data_input < len(inputs):
+        raise ValueError(f"{path}: data_input must be an index into the {len(inputs)} inputs, got {data_input!r}")
+
+    def index(where, k):
+        if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < len(inputs) or k == data_input:
+            raise ValueError(f"{where}: {k!r} is not the index of an input other than data_input "
+                             f"{data_input} (inputs 0 to {len(inputs) - 1})")
+        return k
+
+    feeds = []
+    for i, (cfg, layer) in enumerate(zip(layer_configs, layers)):
+        feed = cfg.get("feed")
+        if feed is None:
+            feeds.append(None)
+            continue
+        where = f"{path}: layers[{i}] ({type(layer).__name__} {layer.name!r}) feed"
+        if not isinstance(feed, dict) or set(feed) - {"initial_state", "mask"}:
+            raise ValueError(f"{where} must be {{\"initial_state\": [...], \"mask\": k or null}}, got {feed!r}")
+        states = feed.get("initial_state") or []
+        count = len(layer.forward.STATE) * 2 if hasattr(layer, "DIRECTIONS") else len(getattr(layer, "STATE", ()))
+        if not layer.NEEDS_SEQUENCE or (states and len(states) != count):
+            raise ValueError(f"{where}: takes {count} initial states (a recurrent layer's), got {states!r}")
+        mask = feed.get("mask")
+        feeds.append(Feed(tuple(index(where, k) for k in states), None if mask is None else index(where, mask)))
+    return tuple(inputs), data_input, tuple(feeds)
 
 
 def _read_arrays(path):
@@ -288,6 +355,10 @@ def _option(where, key, spec, value):
             get_activation(value)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
+    elif isinstance(spec, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: {key} must be a number, got {value!r}")
+        value = float(value)
     elif spec is None:
         if value is not None and not isinstance(value, bool):
             raise ValueError(f"{where}: {key} must be true, false or null, got {value!r}")

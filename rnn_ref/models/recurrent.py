@@ -102,12 +102,15 @@ class Recurrent(Layer):
     dtype: np.dtype = np.dtype("float32")
     mask_in: bool | None = None
 
-    def __call__(self, x, mask=None):
+    def __call__(self, x, mask=None, initial_state=None):
+        """``initial_state`` [(B, U), ...] (a model input fed to this layer) overrides the stored states."""
         check_mask_in(self, mask)
         x = _sequence_input(self, x)  # (B, T, D)
+        if initial_state is not None:
+            initial_state = [np.asarray(s).astype(self.dtype, copy=False) for s in initial_state]  # (B, U) each
         output, *states = self.FUNCTION(
             x, self.kernel, self.recurrent_kernel, self.bias,
-            mask=mask, initial_state=self.initial_state(x.shape[0]),
+            mask=mask, initial_state=self.initial_state(x.shape[0]) if initial_state is None else initial_state,
             **{**self.call_options(), "return_state": True},
         )  # (B, U) or (B, T, U); (B, U) each
         if self.stateful:
@@ -312,12 +315,17 @@ class Bidirectional(Layer):
     def stateful(self):
         return self.forward.stateful
 
-    def __call__(self, x, mask=None):
+    def __call__(self, x, mask=None, initial_state=None):
+        """``initial_state`` [(B, U), ...], the forward states then the backward ones (model inputs
+        fed to this layer), overrides the stored states."""
         check_mask_in(self, mask)
         x = _sequence_input(self, x)  # (B, T, D)
         f, b = self.forward, self.backward
-        states_f, states_b = f.initial_state(x.shape[0]), b.initial_state(x.shape[0])
-        initial_state = None if states_f is None or states_b is None else [*states_f, *states_b]
+        if initial_state is not None:
+            initial_state = [np.asarray(s).astype(self.dtype, copy=False) for s in initial_state]  # (B, U) each
+        else:
+            states_f, states_b = f.initial_state(x.shape[0]), b.initial_state(x.shape[0])
+            initial_state = None if states_f is None or states_b is None else [*states_f, *states_b]
         options = {k: v for k, v in f.call_options().items() if k not in self.SET_BY_WRAPPER}
         result = bidirectional(
             f.FUNCTION, x, (f.kernel, f.recurrent_kernel, f.bias), (b.kernel, b.recurrent_kernel, b.bias),

@@ -1,4 +1,4 @@
-"""Every layer's facts, in one place: ``LayerSpec`` and the registry of the six layers.
+"""Every layer's facts, in one place: ``LayerSpec`` and the registry of the seven layers.
 
 A spec names, for one Keras layer class:
 
@@ -28,7 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from rnn_ref.backward.bidirectional import bidirectional_vjp
-from rnn_ref.backward.feedforward import dense_vjp, embedding_vjp
+from rnn_ref.backward.feedforward import dense_vjp, embedding_vjp, masking_vjp
 from rnn_ref.backward.gru import gru_vjp
 from rnn_ref.backward.lstm import lstm_vjp
 from rnn_ref.backward.simple_rnn import simple_rnn_vjp
@@ -37,12 +37,13 @@ from rnn_ref.layers.dense import dense
 from rnn_ref.layers.embedding import embedding
 from rnn_ref.layers.gru import gru
 from rnn_ref.layers.lstm import lstm
+from rnn_ref.layers.masking import masking
 from rnn_ref.layers.recurrence import CALL_OPTIONS
 from rnn_ref.layers.simple_rnn import simple_rnn
 from rnn_ref.models import feedforward, recurrent
 
 __all__ = ["LayerSpec", "SPECS", "RECURRENT", "SIMPLE_RNN", "LSTM", "GRU", "BIDIRECTIONAL", "DENSE",
-           "EMBEDDING", "layer_named", "spec_of", "vjp"]
+           "EMBEDDING", "MASKING", "layer_named", "spec_of", "vjp"]
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,11 @@ DENSE = LayerSpec(name="Dense", reference=dense, vjp=dense_vjp, numpy_layer=feed
 EMBEDDING = LayerSpec(name="Embedding", reference=embedding, vjp=embedding_vjp, numpy_layer=feedforward.Embedding,
                       weights=("embeddings",))
 
+MASKING = LayerSpec(name="Masking", reference=masking, vjp=masking_vjp, numpy_layer=feedforward.Masking,
+                    weights=())
+
 #: Every layer a rebuilt model may hold, by Keras class name.
-SPECS = {spec.name: spec for spec in (EMBEDDING, SIMPLE_RNN, DENSE, LSTM, GRU, BIDIRECTIONAL)}
+SPECS = {spec.name: spec for spec in (EMBEDDING, SIMPLE_RNN, DENSE, LSTM, GRU, BIDIRECTIONAL, MASKING)}
 
 
 def layer_named(name: str) -> LayerSpec:
@@ -205,19 +209,20 @@ def spec_of(fn) -> Optional[LayerSpec]:
 def vjp(fn, *args, **options):
     """``(fn(*args, **options), backward)``: the output and its vector-Jacobian product.
 
-    fn : ``rnn_ref.simple_rnn``, ``lstm``, ``gru``, ``dense``, ``embedding`` or ``bidirectional``
+    fn : ``rnn_ref.simple_rnn``, ``lstm``, ``gru``, ``dense``, ``embedding``, ``masking`` or ``bidirectional``
     backward(d_output) or, with ``return_state``, backward(d_output, *d_states)
         d_output shaped like the output, each final state's cotangent (B, U)
         (an LSTM's d_h, d_c; a Bidirectional's forward states, then backward
         ones; with merge_mode None d_output is the pair (d_y, d_y_rev)); None
         means zeros. Returns ``SimpleRNNGrads``, ``LSTMGrads``, ``GRUGrads``,
-        ``DenseGrads``, ``EmbeddingGrads`` or ``BidirectionalGrads``: the
+        ``DenseGrads``, ``EmbeddingGrads``, ``MaskingGrads`` or ``BidirectionalGrads``: the
         gradients of ``sum(output * d_output) [+ sum(state * d_state) ...]``.
     """
     spec = spec_of(fn)
     if spec is None:
         name = getattr(fn, "__name__", repr(fn))
-        *others, last = ("rnn_ref." + s.reference.__name__ for s in (*RECURRENT.values(), DENSE, EMBEDDING, BIDIRECTIONAL))
+        *others, last = ("rnn_ref." + s.reference.__name__ for s in (*RECURRENT.values(), DENSE, EMBEDDING, MASKING,
+                                                                 BIDIRECTIONAL))
         raise TypeError(f"vjp supports {', '.join(others)} and {last}, got {name}")
     inspect.signature(fn).bind(*args, **options)  # a wrong call is refused in fn's own terms
     return spec.vjp(*args, **options)
