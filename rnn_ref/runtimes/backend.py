@@ -3,7 +3,7 @@
 ``BackendRuntime`` starts ``python -m rnn_ref.runtimes.worker MODEL`` with
 ``KERAS_BACKEND`` set, waits for its hello (the versions, or why it cannot load the
 model: a missing backend package is a ``Declined``), and sends it one frame of inputs a
-call. ``close`` sends the empty frame and waits; a worker that does not stop is killed.
+call (and a reset frame for ``reset_state``). ``close`` sends the empty frame and waits; a worker that does not stop is killed.
 Its standard error goes to a temporary file, whose last lines explain a worker that died.
 """
 
@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 import tempfile
+
+import numpy as np
 
 from rnn_ref.runtimes.base import Declined, Runtime
 from rnn_ref.runtimes.worker import read_frame, write_frame
@@ -59,6 +61,12 @@ class BackendRuntime(Runtime):
         if "error" in reply:
             raise RuntimeError(f"the {self.name} backend raised {reply['error']}")
         return [reply[f"output_{i}"] for i in range(len(reply))]
+
+    def reset_state(self):
+        write_frame(self._process.stdin, {"reset": np.array(True)})
+        reply = self._receive()
+        if "error" in reply:
+            raise RuntimeError(f"the {self.name} backend could not reset the states: {reply['error']}")
 
     def close(self):
         process = getattr(self, "_process", None)

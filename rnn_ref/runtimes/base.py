@@ -6,7 +6,9 @@ converted graph, the LiteRT interpreter on a flatbuffer, or a user's function. I
 once per check and closed at the end (``with open_runtime(...) as rt``).
 
 ``predict`` takes the model's inputs as a list of arrays (one per model input, batch
-first) and returns its outputs as a list of arrays. ``facts`` says what the check must
+first) and returns its outputs as a list of arrays. ``reset_state()`` zeroes the states a
+stateful model carries from call to call (the Keras ``layer.reset_state()`` of each stateful
+layer); ``reset_unsupported()`` says why a runtime cannot (None: it can). ``facts`` says what the check must
 respect: a fixed batch or length the artifact was built with (None: any), the versions of
 what computes, and notes (how it was converted, what was given up on the way).
 """
@@ -45,6 +47,15 @@ class Runtime:
     def predict(self, inputs: list) -> list:
         raise NotImplementedError
 
+    def reset_state(self) -> None:
+        """Zero the states of a stateful model (nothing to do for a model without)."""
+        raise NotImplementedError(self.reset_unsupported())
+
+    def reset_unsupported(self) -> str | None:
+        """Why this runtime cannot zero a stateful model's states; None when it can."""
+        return None if type(self).reset_state is not Runtime.reset_state else (
+            f"the {self.name} runtime cannot reset a stateful model's states")
+
     def close(self) -> None:
         pass
 
@@ -56,16 +67,32 @@ class Runtime:
 
 
 class CallableRuntime(Runtime):
-    """Any ``predict(inputs) -> outputs`` function (one array or a list of them back)."""
+    """Any ``predict(inputs) -> outputs`` function (one array or a list of them back).
 
-    def __init__(self, fn: Callable, name: str, *, batch: int | None = None, length: int | None = None):
+    ``reset``: what zeroes a stateful model's states; by default the function's own
+    ``reset_state`` attribute (``predict.reset_state = model.reset_state``), if it has one."""
+
+    def __init__(self, fn: Callable, name: str, *, batch: int | None = None, length: int | None = None,
+                 reset: Callable | None = None):
         super().__init__()
         self.fn, self.name = fn, name
         self.facts = Facts(batch=batch, length=length)
+        self._reset = reset if reset is not None else getattr(fn, "reset_state", None)
 
     def predict(self, inputs):
         out = self.fn(list(inputs))
         return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def reset_state(self):
+        if not callable(self._reset):
+            raise NotImplementedError(self.reset_unsupported())
+        self._reset()
+
+    def reset_unsupported(self):
+        return None if callable(self._reset) else (
+            f"{self.name} has no reset_state: the checks of a stateful model zero its states before each "
+            "call; give the function one (predict.reset_state = model.reset_state) or define reset_state() "
+            "in its module")
 
 
 def first_lines(message: str, limit: int = 3) -> str:

@@ -7,6 +7,7 @@ import numpy as np
 
 from rnn_ref._tf import keras_and_tf
 from rnn_ref.runtimes.base import Runtime
+from rnn_ref.runtimes.worker import reset_keras_states
 
 
 class KerasTF(Runtime):
@@ -23,3 +24,6 @@ class KerasTF(Runtime):
     def predict(self, inputs):
         out = self.model.predict_on_batch(inputs[0] if len(inputs) == 1 else list(inputs))
         return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+    def reset_state(self):
+        reset_keras_states(self.model)

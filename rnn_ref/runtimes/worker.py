@@ -8,6 +8,8 @@ and stops it). The protocol is frames of an 8-byte big-endian length and an ``.n
     worker -> parent   hello: {"facts": JSON} or {"error": text}
     parent -> worker   inputs: input_0, input_1, ...      (an empty frame: stop)
     worker -> parent   outputs: output_0, ... or {"error": text}
+    parent -> worker   {"reset": True}: zero the stateful layers' states
+    worker -> parent   {"reset": True} or {"error": text}
 
 The real standard output is kept for the frames and file descriptor 1 is pointed at
 standard error, so that whatever the backend prints cannot corrupt a frame.
@@ -46,6 +48,16 @@ def read_frame(stream) -> dict | None:
         return {k: data[k] for k in data.files}
 
 
+def reset_keras_states(model) -> None:
+    """Zero the states of every stateful layer of a Keras model, a Bidirectional's two
+    directions included (a Keras 3 model has no ``reset_states`` of its own)."""
+    for layer in model.layers:
+        parts = [getattr(layer, "forward_layer", None), getattr(layer, "backward_layer", None)]
+        for part in [p for p in parts if p is not None] or [layer]:
+            if getattr(part, "stateful", False):
+                part.reset_state()
+
+
 def _error(e: BaseException) -> dict:
     last = traceback.extract_tb(e.__traceback__)[-1:] if e.__traceback__ else []
     where = f" (at {os.path.basename(last[0].filename)}:{last[0].lineno})" if last else ""
@@ -78,6 +90,13 @@ def serve(model_path: str) -> int:
         request = read_frame(sys.stdin.buffer)
         if request is None:
             return 0
+        if "reset" in request:
+            try:
+                reset_keras_states(model)
+                write_frame(out, {"reset": np.array(True)})
+            except Exception as e:  # noqa: BLE001
+                write_frame(out, _error(e))
+            continue
         inputs = [request[f"input_{i}"] for i in range(len(request))]
         try:
             result = model.predict_on_batch(inputs[0] if len(inputs) == 1 else inputs)
