@@ -16,6 +16,11 @@ The inputs follow the model's input signature (``signature_of``):
 * floats in [-1, 1) for a model that starts with a recurrent layer.
 
 Batch and length stay within what the runtime accepts (``Facts.batch``, ``Facts.length``).
+A model with a stateful layer takes the batch its states were built with, and every call
+of these properties starts from zero states: the runtime and Keras are reset before each
+call (``Checker.run``, ``Checker.keras``) and the truth starts from zeros. What a stateful
+model carries from call to call is ``stateful_checks``'s property, registered in
+``STATEFUL_PROPERTIES`` and run only on such models (``properties_for``).
 The properties (``MODEL_PROPERTIES``, each once, as the layer catalogue of
 ``catalogue.py``) are checked by hypothesis, which shrinks a failure to the smallest
 input (rows, steps, padding) that still fails. Every property is shown to fail on a
@@ -24,6 +29,7 @@ plausible runtime bug in ``rnn_ref/implementations/runtime_mutants.py``.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -31,7 +37,7 @@ from typing import Callable
 import numpy as np
 
 from rnn_ref.harness.context import PropertyFailure
-from rnn_ref.harness.judging import Judgement, judge_model_call
+from rnn_ref.harness.judging import Judgement, judge_model_call, recurrent_layers
 from rnn_ref.models.feedforward import Embedding
 
 MAX_BATCH = 4
@@ -48,8 +54,9 @@ class Signature:
     vocabulary: int | None = None
     features: int | None = None
     mask_zero: bool = False
-    batch: int | None = None      # fixed by the runtime, else None
+    batch: int | None = None      # fixed by the runtime or the model's states, else None
     length: int | None = None
+    stateful: tuple = ()          # the names of the model's stateful layers
 
     def describe(self) -> str:
         what = (f"token ids (B, T) in [0, {self.vocabulary}), "
@@ -57,18 +64,38 @@ class Signature:
                 if self.kind == "ids" else f"floats (B, T, {self.features})")
         fixed = [f"batch fixed at {self.batch}" if self.batch else "", f"length fixed at {self.length}"
                  if self.length else ""]
+        if self.stateful:
+            fixed.append(f"stateful layer(s) {', '.join(self.stateful)}: states zeroed before each call, "
+                         "carried across the calls of stateful_chunks_match_keras")
         return "; ".join([what, *[f for f in fixed if f]])
 
 
+def stateful_layers(np_model) -> list:
+    """The model's stateful recurrent layers (a Bidirectional's directions included)."""
+    return [layer for layer in recurrent_layers(np_model) if getattr(layer, "stateful", False)]
+
+
+def zero_states(np_model) -> None:
+    """Zero the states every stateful layer of ``np_model`` carries (keeping their batch)."""
+    for layer in stateful_layers(np_model):
+        layer.reset_state()
+
+
 def signature_of(np_model, batch=None, length=None) -> Signature:
+    """The model's input signature; a stateful model's batch is that of its states."""
+    stateful = stateful_layers(np_model)
+    names = tuple(dict.fromkeys(layer.name for layer in stateful))
+    states = [getattr(layer, layer.STATE[0]) for layer in stateful]
+    if batch is None and states and states[0] is not None:
+        batch = int(np.shape(states[0])[0])
     first = np_model.layers[0]
     if isinstance(first, Embedding):
         return Signature("ids", vocabulary=int(np.shape(first.embeddings)[0]), mask_zero=bool(first.mask_zero),
-                         batch=batch, length=length)
+                         batch=batch, length=length, stateful=names)
     kernel = getattr(first, "kernel", None)
     if kernel is None:
         kernel = first.forward.kernel
-    return Signature("floats", features=int(np.shape(kernel)[0]), batch=batch, length=length)
+    return Signature("floats", features=int(np.shape(kernel)[0]), batch=batch, length=length, stateful=names)
 
 
 @dataclass(frozen=True)
@@ -136,32 +163,61 @@ def examples(sig: Signature, *, padding: str | tuple = PADDINGS, steps=None, row
 @dataclass
 class Checker:
     """What every property needs: the runtime's ``predict``, Keras-TF's, the NumPy model
-    the truth is built from and the model's signature."""
+    the truth is built from and the model's signature.
+
+    For a stateful model (``sig.stateful``) also the runtime's ``reset`` and Keras's
+    ``keras_reset`` (each zeroes the model's states; ``reset`` None: the runtime cannot,
+    ``no_reset`` says why, and no property runs); ``run`` and ``keras`` reset before each
+    call unless told ``fresh=False``, and the truth's model holds zero states."""
 
     predict: Callable
     keras_predict: Callable
     np_model: object
     sig: Signature
     calls: int = 0
+    reset: Callable | None = None
+    keras_reset: Callable | None = None
+    no_reset: str = "the runtime has no reset_state"
 
-    def run(self, x) -> list:
-        self.calls += 1
+    def __post_init__(self):
+        if self.sig.stateful:  # the truth of a call from zero states, whatever states the model was saved with
+            self.np_model = copy.deepcopy(self.np_model)
+            zero_states(self.np_model)
+
+    def _guarded(self, what: str, fn, *args):
         try:
-            out = self.predict([x])
+            return fn(*args)
         except Exception as e:  # noqa: BLE001 - the runtime's fault, reported as a failure
-            raise PropertyFailure(f"the runtime raised {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+            raise PropertyFailure(f"the runtime raised {type(e).__name__}{what}: "
+                                  f"{str(e).splitlines()[0][:300] if str(e) else ''}") from e
+
+    def run(self, x, *, fresh: bool = True) -> list:
+        """The runtime's arrays for ``x``; a stateful model's states zeroed first when ``fresh``."""
+        if self.sig.stateful and fresh:
+            self._guarded(" resetting the states", self.reset)
+        self.calls += 1
+        out = self._guarded("", self.predict, [x])
         return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
-    def judge(self, label: str, x, got: list) -> Judgement:
-        """``got`` (the runtime's arrays for ``x``) against Keras-TF and the float64 truth."""
-        keras = self.keras_predict([x])
+    def keras(self, x, *, fresh: bool = True) -> list:
+        """Keras-TF's arrays for ``x``; a stateful model's states zeroed first when ``fresh``."""
+        if self.sig.stateful and fresh:
+            self.keras_reset()
+        return [np.asarray(k) for k in self.keras_predict([x])]
+
+    def conform(self, label: str, got: list, keras: list) -> list:
+        """``got`` with Keras's number of arrays and shapes (else a failure), floats in Keras's dtype."""
         if len(got) != len(keras):
             raise PropertyFailure(f"{label}: the runtime returned {len(got)} arrays, Keras {len(keras)}")
         for i, (g, k) in enumerate(zip(got, keras)):
             if g.shape != k.shape:
                 raise PropertyFailure(f"{label}: output {i} has shape {g.shape}, Keras gives {k.shape}")
-        got = [g.astype(k.dtype) if g.dtype != k.dtype and g.dtype.kind == "f" else g for g, k in zip(got, keras)]
-        return judge_model_call(label, self.np_model, x, got, keras).check()
+        return [g.astype(k.dtype) if g.dtype != k.dtype and g.dtype.kind == "f" else g for g, k in zip(got, keras)]
+
+    def judge(self, label: str, x, got: list) -> Judgement:
+        """``got`` (the runtime's arrays for ``x``) against Keras-TF and the float64 truth."""
+        keras = self.keras(x)
+        return judge_model_call(label, self.np_model, x, self.conform(label, got, keras), keras).check()
 
 
 @dataclass
@@ -174,14 +230,32 @@ class ModelProperty:
 
 
 MODEL_PROPERTIES: dict[str, ModelProperty] = {}
+#: Properties of stateful models only (``stateful_checks`` registers them).
+STATEFUL_PROPERTIES: dict[str, ModelProperty] = {}
 
 
-def model_prop(name: str, strategy, needs=lambda sig: None):
+def model_prop(name: str, strategy, needs=lambda sig: None, registry: dict | None = None):
     def register(fn):
-        MODEL_PROPERTIES[name] = ModelProperty(name, " ".join((fn.__doc__ or "").split()), fn, strategy, needs)
+        into = MODEL_PROPERTIES if registry is None else registry
+        into[name] = ModelProperty(name, " ".join((fn.__doc__ or "").split()), fn, strategy, needs)
         return fn
 
     return register
+
+
+def model_property(name: str) -> ModelProperty:
+    """The property ``name``, of either registry (KeyError if none)."""
+    return MODEL_PROPERTIES[name] if name in MODEL_PROPERTIES else STATEFUL_PROPERTIES[name]
+
+
+def known_properties() -> list[str]:
+    return [*MODEL_PROPERTIES, *STATEFUL_PROPERTIES]
+
+
+def properties_for(sig: Signature) -> list[str]:
+    """The properties a model of signature ``sig`` is checked with: every model's, and a
+    stateful model's own."""
+    return [*MODEL_PROPERTIES, *(STATEFUL_PROPERTIES if sig.stateful else ())]
 
 
 def _needs_ids(sig):
@@ -265,6 +339,9 @@ def _independent(c, ex):
     other = Example(ex.B, ex.T, ex.padding, ex.valid[::-1], ex.seed + 1).inputs(c.sig)
     other[0] = x[0]
     for label, batch in (("row 0 of the batch", x), ("row 0 with the other rows changed", other)):
+        if c.sig.stateful:  # a batch of one cannot run; row 0 is judged within both whole batches
+            c.judge(label.replace("row 0", "the batch"), batch, c.run(batch))
+            continue
         got = [g[:1] for g in c.run(batch)]
         c.judge(label, batch[:1], got)
 
@@ -300,8 +377,8 @@ def run_model_property(name: str, checker: Checker, *, max_examples: int = 10, s
     from hypothesis import HealthCheck, Phase, given, settings  # noqa: PLC0415
     from hypothesis import seed as seeded  # noqa: PLC0415
 
-    prop = MODEL_PROPERTIES[name]
-    why = prop.needs(checker.sig)
+    prop = model_property(name)
+    why = prop.needs(checker.sig) or (checker.no_reset if checker.sig.stateful and checker.reset is None else None)
     if why:
         return ModelResult(name, "unsupported", message=why)
     result = ModelResult(name, "pass")
@@ -354,6 +431,26 @@ def reproduction(result: ModelResult, model_path: str, runtime: str) -> str:
     else:
         ex = result.example
         literal = (f"Example({ex.B}, {ex.T}, {ex.padding!r}, {ex.valid!r}, {ex.seed}).inputs(signature_of(rnn_ref.from_keras(model)))")
+    splits = list(getattr(result.example, "splits", ()))
+    if splits:  # a stateful model called in chunks, from zero states
+        return f'''import numpy as np
+import keras
+import rnn_ref
+from rnn_ref.harness.model_checks import Example, signature_of
+from rnn_ref.runtimes import open_runtime
+from rnn_ref.runtimes.worker import reset_keras_states
+
+model = keras.saving.load_model({str(model_path)!r}, compile=False)
+x = {literal}   # {result.example.describe()}
+reset_keras_states(model)
+with open_runtime({runtime!r}, {str(model_path)!r}, model=model) as rt:   # or your predict(inputs)
+    rt.reset_state()
+    got = [rt.predict([part])[0] for part in np.split(x, {splits!r}, axis=1)]
+reset_keras_states(model)
+for i, part in enumerate(np.split(x, {splits!r}, axis=1)):
+    want = np.asarray(model.predict_on_batch(part))
+    print("chunk", i + 1, "max |runtime - keras|", np.abs(got[i] - want).max())
+'''
     return f'''import numpy as np
 import keras
 import rnn_ref
