@@ -12,7 +12,12 @@ each with a minimal input; ``correct`` (the model itself) must pass.
 * ``left_padding_as_right``: the mask taken as sequence lengths, as if every row were
   padded on the right (tf2onnx's rewrite to ``sequence_lens``);
 * ``bidirectional_backward_not_flipped``: a Bidirectional with ``return_sequences`` whose
-  backward outputs stay in processing order.
+  backward outputs stay in processing order;
+* ``forgets_carried_state``: a stateful model whose every call starts from zero states
+  (the states not carried from call to call, as in a graph converted without them).
+
+Each ``predict`` has the ``reset_state`` of its model (a stateful model's checks zero the
+states before each call).
 
 ``double_onnx_initializer`` edits a real artifact on disk: one initializer of an ``.onnx``
 file doubled with the ``onnx`` package.
@@ -30,11 +35,14 @@ from rnn_ref.models.keras_graph import from_keras
 from rnn_ref.models.recurrent import GRU, LSTM, Bidirectional
 
 
-def _predict(np_model):
+def _predict(np_model, *, forget: bool = False):
     def predict(inputs):
+        if forget:
+            np_model.reset_state()
         out = np_model(inputs[0])
         return list(out) if isinstance(out, (list, tuple)) else [out]
 
+    predict.reset_state = np_model.reset_state
     return predict
 
 
@@ -111,11 +119,20 @@ def bidirectional_backward_not_flipped(keras_model):
     return _predict(m)
 
 
+def forgets_carried_state(keras_model):
+    return _predict(copy.deepcopy(from_keras(keras_model)), forget=True)
+
+
 RUNTIME_MUTANTS = {
     "gru_bias_twice": gru_bias_twice,
     "masked_lstm_outputs_zeros": masked_lstm_outputs_zeros,
     "left_padding_as_right": left_padding_as_right,
     "bidirectional_backward_not_flipped": bidirectional_backward_not_flipped,
+}
+
+#: Bugs only a stateful model shows (conformance's ``mutant:NAME`` takes these too).
+STATEFUL_MUTANTS = {
+    "forgets_carried_state": forgets_carried_state,
 }
 
 
