@@ -189,26 +189,3 @@ def test_litert_outputs_in_keras_order(saved_several_outputs, capsys, monkeypatc
     status, out = run_cli(capsys, saved_several_outputs, "--runtime", "litert", "--max-examples", 2,
                           "--property", "unpadded_matches_keras")
     assert status == (0 if order == "signature" else 1), out
-
-
-def test_a_stateful_model_is_not_checked_rather_than_failed(capsys, tmp_path, monkeypatch):
-    """A stateful layer carries its states from call to call, and the properties judge each call
-    from the saved states: check-model says it does not check such a model (exit 3). Without the
-    refusal (the mutant) Keras on TensorFlow itself is reported to FAIL."""
-    from rnn_ref._tf import keras_and_tf
-
-    keras, _ = keras_and_tf()
-    keras.utils.set_random_seed(7)
-    inp = keras.Input((None,), batch_size=2, dtype="int32")
-    x = keras.layers.LSTM(3, stateful=True)(keras.layers.Embedding(20, 4, mask_zero=True)(inp))
-    model = keras.Model(inp, keras.layers.Dense(2)(x))
-    rng = np.random.default_rng(2)
-    for w in model.weights:
-        w.assign(rng.uniform(-0.6, 0.6, w.shape).astype("float32"))
-    path = tmp_path / "stateful.keras"
-    model.save(path)
-    status, out = run_cli(capsys, path, "--runtime", "keras", "--max-examples", 2)
-    assert status == 3 and "stateful" in out, out
-    monkeypatch.setattr(check_model, "stateful_layers", lambda np_model: [])
-    status, out = run_cli(capsys, path, "--runtime", "keras", "--max-examples", 2)
-    assert status == 1, out

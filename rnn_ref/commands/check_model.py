@@ -13,6 +13,11 @@ and judges the runtime's outputs against the float64 truth, ``rnn_ref.from_keras
 in float64, with the harness budget, Keras-TF's own error as the yardstick. A failure is
 shrunk to the smallest input and printed with a script that reproduces it.
 
+A model with a stateful layer is checked at its fixed batch, the runtime's and Keras's
+states zeroed before each call (the runtime's ``reset_state``; a ``MODULE:CALLABLE`` gives
+one as ``predict.reset_state`` or a ``reset_state()`` in its module, else nothing runs),
+plus ``rnn_ref.harness.stateful_checks``: chunked calls carry the states as Keras does.
+
 Exit status: 0 every property checked passed (at least one), 1 a property fails, 2 the
 model or the runtime's name cannot be used, 3 nothing could be checked (the runtime
 declined the model: a converter's refusal, a missing backend), 130 interrupted.
@@ -49,18 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-#: Why a model with a stateful layer gets no verdict yet.
-STATEFUL = ("stateful models are not checked yet: a stateful layer starts each call from the previous "
-            "call's states, and the properties judge every call from the states the model was saved with "
-            "(measured: Keras on TensorFlow, its NumPy backend and LiteRT carry the states from call to call, "
-            "its JAX backend and ONNX Runtime do not)")
+def make_checker(runtime, keras_line, np_model, sig):
+    """The ``Checker`` of ``runtime`` against ``keras_line`` (a ``KerasTF``), with the resets a
+    stateful model needs."""
+    from rnn_ref.harness.model_checks import Checker  # noqa: PLC0415
 
-
-def stateful_layers(np_model) -> list[str]:
-    """The names of the model's stateful recurrent layers (a Bidirectional's directions included)."""
-    from rnn_ref.harness.judging import recurrent_layers  # noqa: PLC0415  (hypothesis-free, but kept with the harness)
-
-    return [layer.name for layer in recurrent_layers(np_model) if getattr(layer, "stateful", False)]
+    why = runtime.reset_unsupported()
+    return Checker(runtime.predict, keras_line.predict, np_model, sig, reset=None if why else runtime.reset_state,
+                   keras_reset=keras_line.reset_state, no_reset=why or "")
 
 
 def _load(path: str):
@@ -97,7 +98,8 @@ def _open(name: str, args, model):
         fn = load_function(name)
     except LoadError as e:
         raise ValueError(str(e)) from e
-    return CallableRuntime(fn, name, batch=args.batch)
+    reset = getattr(fn, "reset_state", None) or getattr(fn, "__globals__", {}).get("reset_state")
+    return CallableRuntime(fn, name, batch=args.batch, reset=reset if callable(reset) else None)
 
 
 def _counts(r) -> str:
@@ -118,15 +120,16 @@ def _covered(results, sig) -> str:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from rnn_ref.harness.model_checks import (MODEL_PROPERTIES, Checker, reproduction,  # noqa: PLC0415
-                                              run_model_property, signature_of)
+    import rnn_ref.harness.stateful_checks  # noqa: F401, PLC0415 - registers the stateful property
+    from rnn_ref.harness.model_checks import (known_properties, model_property, properties_for,  # noqa: PLC0415
+                                              reproduction, run_model_property, signature_of)
     from rnn_ref.runtimes import Declined  # noqa: PLC0415
     from rnn_ref.runtimes.keras_tf import KerasTF  # noqa: PLC0415
 
-    names = [n for p in args.property for n in p.split(",") if n] or list(MODEL_PROPERTIES)
-    unknown = [n for n in names if n not in MODEL_PROPERTIES]
+    asked = [n for p in args.property for n in p.split(",") if n]
+    unknown = [n for n in asked if n not in known_properties()]
     if unknown:
-        print(f"error: unknown property {unknown[0]!r}; known: {', '.join(MODEL_PROPERTIES)}", file=sys.stderr)
+        print(f"error: unknown property {unknown[0]!r}; known: {', '.join(known_properties())}", file=sys.stderr)
         return EXIT["unusable"]
     if args.max_examples < 1:
         print("error: --max-examples must be at least 1", file=sys.stderr)
@@ -137,11 +140,6 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT["unusable"]
-    stateful = stateful_layers(np_model)
-    if stateful:
-        print(f"not checked: {args.model} has the stateful layer(s) {', '.join(stateful)}; {STATEFUL}")
-        print("nothing was checked")
-        return EXIT["nothing checked"]
     keras_line = KerasTF(args.model, model)
     try:
         runtime = _open(args.runtime, args, model)
@@ -156,6 +154,7 @@ def main(argv=None) -> int:
     with runtime:
         facts = runtime.facts
         sig = signature_of(np_model, facts.batch, facts.length)
+        names = asked or properties_for(sig)
         versions = ", ".join(f"{k} {v}" for k, v in facts.versions.items())
         print(f"checking {args.model} on {runtime.name}" + (f" ({versions})" if versions else "")
               + f" against Keras {keras_line.facts.versions['keras']} on TensorFlow "
@@ -166,7 +165,7 @@ def main(argv=None) -> int:
         print(f"{len(names)} properties, {args.max_examples} examples each, seed {args.seed} "
               f"(started in {time.perf_counter() - started:.1f} s)")
         print(flush=True)
-        checker = Checker(runtime.predict, keras_line.predict, np_model, sig)
+        checker = make_checker(runtime, keras_line, np_model, sig)
         width = max(len(n) for n in names)
         try:
             for name in names:
@@ -184,7 +183,7 @@ def main(argv=None) -> int:
     failures = [r for r in results if r.status in ("FAIL", "error")]
     for i, r in enumerate(f for f in failures if f.status == "FAIL"):
         print()
-        print(f"=== FAIL {r.name}: {MODEL_PROPERTIES[r.name].doc}")
+        print(f"=== FAIL {r.name}: {model_property(r.name).doc}")
         print(f"minimal input: {r.example.describe()}")
         if r.inputs.size <= 64:
             print(f"x = {r.inputs.tolist()}")

@@ -3,7 +3,7 @@
 Each model of ``conformance_models.MODELS`` (one per layer and option ``from_keras``
 rebuilds) is saved to a temporary directory, and each (model, runtime) cell runs what
 ``check-model`` runs (``check_model._load`` and ``_open``, ``model_checks.Checker`` and
-``run_model_property``): the nine whole-model properties, judged against the float64
+``run_model_property``): the whole-model properties (a stateful model's one more), judged against the float64
 truth with the harness budget, a failure shrunk to its smallest input. A cell is
 
     pass (k properties)   every property that could run passed (the others: not checked)
@@ -81,18 +81,19 @@ def _open_runtime(runtime: str, path: str, model):
     from rnn_ref.runtimes import CallableRuntime  # noqa: PLC0415
 
     if runtime.startswith("mutant:"):
-        from rnn_ref.implementations.runtime_mutants import RUNTIME_MUTANTS  # noqa: PLC0415
+        from rnn_ref.implementations.runtime_mutants import RUNTIME_MUTANTS, STATEFUL_MUTANTS  # noqa: PLC0415
 
-        return CallableRuntime(RUNTIME_MUTANTS[runtime.split(":", 1)[1]](model), runtime)
+        mutants = {**RUNTIME_MUTANTS, **STATEFUL_MUTANTS}
+        return CallableRuntime(mutants[runtime.split(":", 1)[1]](model), runtime)
     return _open(runtime, argparse.Namespace(model=path, artifact=None, batch=None), model)
 
 
 def run_cell(model_name: str, path: str, runtime: str, max_examples: int, seed: int, shrink_seconds: float) -> dict:
     """Check the saved model ``path`` on ``runtime``: the cell's verdict as a dict."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from rnn_ref.commands.check_model import STATEFUL, _load, stateful_layers  # noqa: PLC0415
-    from rnn_ref.harness.model_checks import (MODEL_PROPERTIES, Checker, run_model_property,  # noqa: PLC0415
-                                              signature_of)
+    from rnn_ref.commands.check_model import _load, make_checker  # noqa: PLC0415
+    import rnn_ref.harness.stateful_checks  # noqa: F401, PLC0415 - registers the stateful property
+    from rnn_ref.harness.model_checks import properties_for, run_model_property, signature_of  # noqa: PLC0415
     from rnn_ref.runtimes import Declined  # noqa: PLC0415
     from rnn_ref.runtimes.keras_tf import KerasTF  # noqa: PLC0415
 
@@ -101,10 +102,6 @@ def run_cell(model_name: str, path: str, runtime: str, max_examples: int, seed: 
             "passed": [], "not_checked": {}, "failed": [], "message": ""}
     try:
         model, np_model = _load(path)
-        stateful = stateful_layers(np_model)
-        if stateful:
-            cell["status"], cell["message"] = "not checked", f"stateful layer(s) {', '.join(stateful)}: {STATEFUL}"
-            return cell
         keras_line = KerasTF(path, model)
         cell["keras_line"] = dict(keras_line.facts.versions)
         try:
@@ -119,8 +116,8 @@ def run_cell(model_name: str, path: str, runtime: str, max_examples: int, seed: 
             cell["notes"] = list(rt.facts.notes)
             fixed = model.inputs[0].shape[0]  # a stateful model's batch
             sig = signature_of(np_model, rt.facts.batch or fixed, rt.facts.length)
-            checker = Checker(rt.predict, keras_line.predict, np_model, sig)
-            for name in MODEL_PROPERTIES:
+            checker = make_checker(rt, keras_line, np_model, sig)
+            for name in properties_for(sig):
                 r = run_model_property(name, checker, max_examples=max_examples, seed=seed,
                                        shrink_seconds=shrink_seconds)
                 if r.status == "pass":
@@ -188,7 +185,7 @@ def markdown(result: dict) -> str:
     lines = ["# Conformance: every catalogue model on every runtime", "",
              f"{result['date']}, {result['seconds']:.0f} s on {result['workers']} worker process(es), "
              f"{result['max_examples']} examples a property, seed {result['seed']}. "
-             "Each cell runs `check-model`'s nine properties, judged against `rnn_ref.from_keras` in float64 "
+             "Each cell runs `check-model`'s properties, judged against `rnn_ref.from_keras` in float64 "
              "with the harness budget.", "", "Versions:", ""]
     line = next((c["keras_line"] for c in result["cells"] if c.get("keras_line")), {})
     if line:
@@ -245,10 +242,11 @@ def main(argv=None) -> int:
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
     for r in runtimes:
         if r.startswith("mutant:"):
-            from rnn_ref.implementations.runtime_mutants import RUNTIME_MUTANTS  # noqa: PLC0415
+            from rnn_ref.implementations.runtime_mutants import RUNTIME_MUTANTS, STATEFUL_MUTANTS  # noqa: PLC0415
 
-            if r.split(":", 1)[1] not in RUNTIME_MUTANTS:
-                return _usage(f"unknown mutant {r!r}; known: {', '.join(RUNTIME_MUTANTS)}")
+            known = [*RUNTIME_MUTANTS, *STATEFUL_MUTANTS]
+            if r.split(":", 1)[1] not in known:
+                return _usage(f"unknown mutant {r!r}; known: {', '.join(known)}")
         elif r not in RUNTIMES and ":" not in r:
             return _usage(f"unknown runtime {r!r}; known: {', '.join(RUNTIMES)}, MODULE:CALLABLE, mutant:NAME")
     if not runtimes:
