@@ -243,9 +243,11 @@ def test_blocks_cover_every_row_once_in_order(batch, n):
 
 
 def test_recording_cells_are_not_split(split):
-    """rnn_ref.vjp's recording cells keep per-step records of the whole batch: run unsplit,
-    so the gradients are the same with the split on."""
-    from rnn_ref import vjp  # noqa: PLC0415
+    """The recording cells of the backward pass keep per-step records of their whole batch:
+    ``run_loop`` runs them unsplit, so one vjp loop (``simple_rnn_vjp`` without the row blocks
+    of ``rnn_ref.backward.rows``, which tests/test_vjp_rows.py checks) gives the same gradients
+    with the split on."""
+    from rnn_ref.backward.simple_rnn import simple_rnn_vjp  # noqa: PLC0415
 
     x, mask = inputs(np.float64)
     w = weights(1, np.float64)
@@ -253,7 +255,7 @@ def test_recording_cells_are_not_split(split):
     grads = []
     for n in (1, 2):
         split(n)
-        _, backward = vjp(simple_rnn, x, *w, mask=mask)
+        _, backward = simple_rnn_vjp.__wrapped__(x, *w, mask=mask)
         grads.append(backward(d_out))
     for name in ("inputs", "kernel", "recurrent_kernel", "bias"):
         np.testing.assert_array_equal(getattr(grads[0], name), getattr(grads[1], name))

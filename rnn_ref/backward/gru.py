@@ -63,6 +63,7 @@ import numpy as np
 
 from rnn_ref.layers import _checks, parallel, recurrence
 from rnn_ref.backward.activations import activation_vjp
+from rnn_ref.backward.rows import split_by_rows
 from rnn_ref.backward.cotangents import activation_name, final_cotangents, like_given, processing_keep, step_edges
 from rnn_ref.layers.gru import STATES, GRUCell
 
@@ -134,6 +135,7 @@ class _RecordingGRUCell(GRUCell):
         return z, r, self.activation(pre[:, 2 * U:])
 
 
+@split_by_rows  # a large batch: row blocks in threads (rnn_ref.backward.rows)
 def gru_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", recurrent_activation="sigmoid",
             reset_after=True, return_sequences=False, return_state=False, go_backwards=False, mask=None,
             initial_state=None, zero_output_for_mask=False):

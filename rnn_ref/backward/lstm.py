@@ -66,6 +66,7 @@ import numpy as np
 
 from rnn_ref.layers import parallel, recurrence
 from rnn_ref.backward.activations import activation_vjp
+from rnn_ref.backward.rows import split_by_rows
 from rnn_ref.backward.cotangents import activation_name, final_cotangents, processing_keep, step_edges
 from rnn_ref.layers.lstm import STATES, LSTMCell
 
@@ -163,6 +164,7 @@ def cell_backward(s: LSTMStep, dy, dc, act_name, rec_name):
     return dz, dc * s.f  # (B, 4U), (B, U)
 
 
+@split_by_rows  # a large batch: row blocks in threads (rnn_ref.backward.rows)
 def lstm_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", recurrent_activation="sigmoid",
              return_sequences=False, return_state=False, go_backwards=False, mask=None, initial_state=None,
              zero_output_for_mask=False):

@@ -47,6 +47,7 @@ import numpy as np
 
 from rnn_ref.layers import parallel, recurrence
 from rnn_ref.backward.activations import activation_vjp
+from rnn_ref.backward.rows import split_by_rows
 from rnn_ref.backward.cotangents import activation_name, final_cotangents, like_given, processing_keep, step_edges
 from rnn_ref.layers.simple_rnn import SimpleRNNCell
 
@@ -90,6 +91,7 @@ class _RecordingCell(SimpleRNNCell):
         return y, [y]
 
 
+@split_by_rows  # a large batch: row blocks in threads (rnn_ref.backward.rows)
 def simple_rnn_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", return_sequences=False,
                    return_state=False, go_backwards=False, mask=None, initial_state=None,
                    zero_output_for_mask=False):

@@ -34,7 +34,8 @@ T = 250, D = 32, U = 100, median of 7 calls, OpenBLAS's two threads against one:
 SimpleRNN B = 1 12.0 ms against 0.40 ms, B = 8 92 ms against 1.1 ms; LSTM B = 32
 162 ms against 31 ms; GRU B = 8 204 ms against 14 ms, B = 32 54 ms against 26 ms.
 Limiting costs about 10 microseconds a call. The backward loops run the same way
-(``blas_held_to_one_thread``).
+(``blas_held_to_one_thread``), and a vjp of a large batch is split by rows as the forward loop
+is (``rnn_ref.backward.rows``, through ``in_threads``).
 
 The input projection is computed a few steps at a time (``projection_chunk``),
 for every batch size: about 2 MB of it stays in the cache, where all T steps
@@ -145,18 +146,32 @@ def run_loop(loop, cell, x, states, mask, outputs):
                     None if outputs is None else outputs[:, r], chunk=projection_chunk(cell, rows))
 
     rows = blocks(B, threads())  # one block from MIN_ROWS rows, two from 2 MIN_ROWS, ...
-    with one_blas_thread():
-        if len(rows) == 1:
+    if len(rows) == 1:
+        with one_blas_thread():
             return block(rows[0])
-        others = [_executor().submit(block, r) for r in rows[1:]]
-        try:
-            first = block(rows[0])  # the first block in this thread
-        finally:
-            wait(others)  # the others end inside the BLAS limit, even if the first failed
-        results = [first, *(f.result() for f in others)]
+    results = in_threads(block, rows)
     last = np.concatenate([out for out, _ in results])  # (B, U)
     final = [np.concatenate(s) for s in zip(*(st for _, st in results))]  # [(B, U), ...]
     return last, final
+
+
+def can_split() -> bool:
+    """Whether a call may run blocks in threads: more than one thread allowed, and threadpoolctl
+    there to hold each block's BLAS to one thread."""
+    return threads() > 1 and _threadpoolctl() is not None
+
+
+def in_threads(fn, items) -> list:
+    """``[fn(item) for item in items]``, the first item in this thread and the others in the pool,
+    all with BLAS held to one thread. Waits for every item; the first failure is raised."""
+    items = list(items)
+    with one_blas_thread():
+        others = [_executor().submit(fn, item) for item in items[1:]]
+        try:
+            first = fn(items[0])
+        finally:
+            wait(others)  # the others end inside the BLAS limit, even if the first failed
+        return [first, *(f.result() for f in others)]
 
 
 def projection_chunk(cell, rows: int) -> int:
