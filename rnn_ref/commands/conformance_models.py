@@ -11,7 +11,9 @@ The catalogue covers SimpleRNN, LSTM and GRU with ``return_sequences`` and
 ``return_state`` (on the last layer), ``go_backwards``, the mask of
 ``Embedding(mask_zero=True)``, stacked recurrent layers, Bidirectional with every
 ``merge_mode`` (None only as the last layer), a stateful model (a fixed batch), GRU with
-``reset_after`` True and False, float inputs, and a model computing in float64.
+``reset_after`` True and False, float inputs, and a model computing in float64; and
+``Masking`` on floats, a streaming step with initial states as inputs and states out, and
+an explicit mask input with an initial state (models of several inputs).
 """
 
 from __future__ import annotations
@@ -103,6 +105,30 @@ def _float64(keras):
                   lambda k: k.layers.Dense(2, dtype="float64"), dtype="float64")(keras)
 
 
+def _masking(keras):
+    """Floats padded with 0.0 in every feature: Masking -> LSTM(4, seq) -> GRU(3) -> Dense(2)."""
+    x = keras.Input(shape=(None, D), name="x")
+    h = keras.layers.LSTM(4, return_sequences=True)(keras.layers.Masking(0.0)(x))
+    return keras.Model(x, keras.layers.Dense(2)(keras.layers.GRU(3)(h)))
+
+
+def _states(keras):
+    """A streaming step: token ids and the LSTM's states in, its sequence and states out."""
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    h0, c0 = keras.Input(shape=(3,), name="h0"), keras.Input(shape=(3,), name="c0")
+    h = keras.layers.Embedding(V, E, mask_zero=True)(ids)
+    out = keras.layers.LSTM(3, return_sequences=True, return_state=True)(h, initial_state=[h0, c0])
+    return keras.Model([ids, h0, c0], out)
+
+
+def _mask_input(keras):
+    """Floats with an explicit boolean mask input and an initial state: GRU(4, seq) -> Dense(2)."""
+    x, m = keras.Input(shape=(None, D), name="x"), keras.Input(shape=(None,), dtype="bool", name="mask")
+    h0 = keras.Input(shape=(4,), name="h0")
+    h = keras.layers.GRU(4, return_sequences=True)(x, mask=m, initial_state=h0)
+    return keras.Model([x, m, h0], keras.layers.Dense(2)(h))
+
+
 MODELS = [
     ModelSpec("simplernn_nomask", "Embedding(20,4) -> SimpleRNN(3) -> Dense(2); no mask: 0 is a token",
               _chain(_L("SimpleRNN", 3), _L("Dense", 2), mask=False), 1),
@@ -145,6 +171,11 @@ MODELS = [
     ModelSpec("float_input", f"Input(T, {D}) floats -> LSTM(3, return_sequences) -> Dense(2)", _floats, 18),
     ModelSpec("float64", "Embedding(20,4,mask_zero) -> GRU(4, seq) -> LSTM(3) -> Dense(2), every layer float64",
               _float64, 19),
+    ModelSpec("masking", f"Input(T, {D}) floats -> Masking(0.0) -> LSTM(4, seq) -> GRU(3) -> Dense(2)", _masking, 20),
+    ModelSpec("states", "inputs ids, h0, c0 -> Embedding(20,4,mask_zero) -> LSTM(3, seq, return_state, "
+              "initial_state=[h0, c0]): a streaming step", _states, 21),
+    ModelSpec("mask_input", f"inputs x (T, {D}), mask (T,) bool, h0 -> GRU(4, seq, mask=mask, initial_state=h0) "
+              "-> Dense(2)", _mask_input, 22),
 ]
 
 

@@ -8,12 +8,12 @@ the larger of Keras-TF's own error on that input and the input's conditioning, p
 rounding floor of the model's longest dot product (``tolerance``), so a correct runtime
 that rounds differently passes and a long or chaotic input gets the room it needs.
 
-The inputs follow the model's input signature (``signature_of``):
-
-* token ids for a model that starts with an ``Embedding``: ids in [1, V) at valid steps,
-  id 0 at padded ones; padding on the right, the left, at random steps, or a whole row
-  (with ``mask_zero=True`` that padding is masked; without it, 0 is an ordinary token);
-* floats in [-1, 1) for a model that starts with a recurrent layer.
+The inputs follow the model's input signature (``model_inputs.signature_of``): token ids
+padded with 0 for a model that starts with an ``Embedding``, floats padded with
+``mask_value`` for one that starts with ``Masking``, plain floats otherwise; and for a
+model of several inputs, initial states drawn in [-1, 1) and an explicit mask input that
+carries the padding pattern. Padding is on the right, the left, at random steps, or a
+whole row.
 
 Batch and length stay within what the runtime accepts (``Facts.batch``, ``Facts.length``).
 A model with a stateful layer takes the batch its states were built with, and every call
@@ -37,127 +37,10 @@ from typing import Callable
 import numpy as np
 
 from rnn_ref.harness.context import PropertyFailure
-from rnn_ref.harness.judging import Judgement, judge_model_call, recurrent_layers
-from rnn_ref.models.feedforward import Embedding
-
-MAX_BATCH = 4
-MAX_STEPS = 40
-LONG_STEPS = 250
-PADDINGS = ("none", "right", "left", "random", "full")
-
-
-@dataclass(frozen=True)
-class Signature:
-    """What the model takes: ``ids`` (B, T) with a vocabulary, or ``floats`` (B, T, D)."""
-
-    kind: str
-    vocabulary: int | None = None
-    features: int | None = None
-    mask_zero: bool = False
-    batch: int | None = None      # fixed by the runtime or the model's states, else None
-    length: int | None = None
-    stateful: tuple = ()          # the names of the model's stateful layers
-
-    def describe(self) -> str:
-        what = (f"token ids (B, T) in [0, {self.vocabulary}), "
-                + ("0 masked (mask_zero)" if self.mask_zero else "no mask: 0 is a token")
-                if self.kind == "ids" else f"floats (B, T, {self.features})")
-        fixed = [f"batch fixed at {self.batch}" if self.batch else "", f"length fixed at {self.length}"
-                 if self.length else ""]
-        if self.stateful:
-            fixed.append(f"stateful layer(s) {', '.join(self.stateful)}: states zeroed before each call, "
-                         "carried across the calls of stateful_chunks_match_keras")
-        return "; ".join([what, *[f for f in fixed if f]])
-
-
-def stateful_layers(np_model) -> list:
-    """The model's stateful recurrent layers (a Bidirectional's directions included)."""
-    return [layer for layer in recurrent_layers(np_model) if getattr(layer, "stateful", False)]
-
-
-def zero_states(np_model) -> None:
-    """Zero the states every stateful layer of ``np_model`` carries (keeping their batch)."""
-    for layer in stateful_layers(np_model):
-        layer.reset_state()
-
-
-def signature_of(np_model, batch=None, length=None) -> Signature:
-    """The model's input signature; a stateful model's batch is that of its states."""
-    stateful = stateful_layers(np_model)
-    names = tuple(dict.fromkeys(layer.name for layer in stateful))
-    states = [getattr(layer, layer.STATE[0]) for layer in stateful]
-    if batch is None and states and states[0] is not None:
-        batch = int(np.shape(states[0])[0])
-    first = np_model.layers[0]
-    if isinstance(first, Embedding):
-        return Signature("ids", vocabulary=int(np.shape(first.embeddings)[0]), mask_zero=bool(first.mask_zero),
-                         batch=batch, length=length, stateful=names)
-    kernel = getattr(first, "kernel", None)
-    if kernel is None:
-        kernel = first.forward.kernel
-    return Signature("floats", features=int(np.shape(kernel)[0]), batch=batch, length=length, stateful=names)
-
-
-@dataclass(frozen=True)
-class Example:
-    """One drawn input: ``B`` rows of ``T`` steps, the padding pattern, its valid steps
-    ``valid`` (B, T) and the seed of the values."""
-
-    B: int
-    T: int
-    padding: str
-    valid: tuple
-    seed: int
-
-    def inputs(self, sig: Signature) -> np.ndarray:
-        rng = np.random.default_rng(self.seed)
-        valid = np.array(self.valid, dtype=bool).reshape(self.B, self.T)
-        if sig.kind == "ids":
-            x = rng.integers(1, sig.vocabulary, size=(self.B, self.T)).astype(np.int32)  # (B, T)
-            return np.where(valid, x, 0).astype(np.int32)
-        x = rng.uniform(-1, 1, size=(self.B, self.T, sig.features)).astype(np.float32)  # (B, T, D)
-        return x
-
-    def describe(self) -> str:
-        valid = np.array(self.valid, dtype=bool).reshape(self.B, self.T)
-        s = f"B={self.B} T={self.T} padding={self.padding} seed={self.seed}"
-        if self.padding != "none":
-            s += "; valid steps per row: " + ", ".join(
-                "".join("1" if v else "0" for v in row) if self.T <= 40 else f"{int(row.sum())} of {self.T}"
-                for row in valid)
-        return s
-
-
-def examples(sig: Signature, *, padding: str | tuple = PADDINGS, steps=None, rows=None, min_rows: int = 1):
-    """The hypothesis strategy of ``Example``s inside ``sig`` (its fixed batch and length win)."""
-    from hypothesis import strategies as st  # noqa: PLC0415
-
-    paddings = (padding,) if isinstance(padding, str) else padding
-    if sig.kind != "ids":
-        paddings = ("none",)
-    rows = st.just(sig.batch) if sig.batch else (rows if rows is not None else st.integers(min_rows, MAX_BATCH))
-    steps = st.just(sig.length) if sig.length else (steps if steps is not None else st.integers(1, MAX_STEPS))
-
-    @st.composite
-    def draw(draw):
-        B, T = draw(rows), draw(steps)
-        kind = draw(st.sampled_from(paddings))
-        if kind == "none":
-            valid = np.ones((B, T), bool)
-        elif kind in ("right", "left"):
-            lengths = draw(st.lists(st.integers(1 if T > 1 else 1, T), min_size=B, max_size=B))
-            valid = np.arange(T)[None] < np.array(lengths)[:, None]  # (B, T)
-            valid = valid if kind == "right" else valid[:, ::-1]
-        elif kind == "random":
-            valid = np.array(draw(st.lists(st.booleans(), min_size=B * T, max_size=B * T))).reshape(B, T)
-        else:  # full: one row all padding, the others right padded
-            lengths = draw(st.lists(st.integers(1, T), min_size=B, max_size=B))
-            valid = np.arange(T)[None] < np.array(lengths)[:, None]
-            valid[draw(st.integers(0, B - 1))] = False
-        seed = draw(st.integers(0, 2**16))
-        return Example(B, T, kind, tuple(bool(v) for v in valid.ravel()), seed)
-
-    return draw()
+from rnn_ref.harness.judging import Judgement, judge_model_call
+from rnn_ref.harness.model_inputs import (LONG_STEPS, MAX_BATCH, MAX_STEPS, PADDINGS, Example,  # noqa: F401
+                                          Extra, Signature, examples, rows, signature_of, stateful_layers,
+                                          zero_states)
 
 
 @dataclass
@@ -196,14 +79,14 @@ class Checker:
         if self.sig.stateful and fresh:
             self._guarded(" resetting the states", self.reset)
         self.calls += 1
-        out = self._guarded("", self.predict, [x])
+        out = self._guarded("", self.predict, x if isinstance(x, list) else [x])
         return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
     def keras(self, x, *, fresh: bool = True) -> list:
         """Keras-TF's arrays for ``x``; a stateful model's states zeroed first when ``fresh``."""
         if self.sig.stateful and fresh:
             self.keras_reset()
-        return [np.asarray(k) for k in self.keras_predict([x])]
+        return [np.asarray(k) for k in self.keras_predict(x if isinstance(x, list) else [x])]
 
     def conform(self, label: str, got: list, keras: list) -> list:
         """``got`` with Keras's number of arrays and shapes (else a failure), floats in Keras's dtype."""
@@ -259,7 +142,8 @@ def properties_for(sig: Signature) -> list[str]:
 
 
 def _needs_ids(sig):
-    return None if sig.kind == "ids" else "needs token ids (the model takes floats: nothing to pad)"
+    return None if sig.paddable else ("needs padding: token ids, a Masking layer or a mask input (the model "
+                                      "takes floats with no mask: nothing to pad)")
 
 
 def _plain(c: Checker, ex: Example):
@@ -337,13 +221,14 @@ def _independent(c, ex):
     Keras on row 0 alone."""
     x = ex.inputs(c.sig)
     other = Example(ex.B, ex.T, ex.padding, ex.valid[::-1], ex.seed + 1).inputs(c.sig)
-    other[0] = x[0]
+    for a, b in zip(other if isinstance(other, list) else [other], x if isinstance(x, list) else [x]):
+        a[0] = b[0]  # row 0 of every input kept
     for label, batch in (("row 0 of the batch", x), ("row 0 with the other rows changed", other)):
         if c.sig.stateful:  # a batch of one cannot run; row 0 is judged within both whole batches
             c.judge(label.replace("row 0", "the batch"), batch, c.run(batch))
             continue
         got = [g[:1] for g in c.run(batch)]
-        c.judge(label, batch[:1], got)
+        c.judge(label, rows(batch, slice(0, 1)), got)
 
 
 @model_prop("batch_of_one_equals_its_row", _two_rows,
@@ -352,7 +237,8 @@ def _one(c, ex):
     """Each row run alone (a batch of one) matches Keras on that row."""
     x = ex.inputs(c.sig)
     for i in range(ex.B):
-        c.judge(f"row {i} alone", x[i:i + 1], c.run(x[i:i + 1]))
+        row = rows(x, slice(i, i + 1))
+        c.judge(f"row {i} alone", row, c.run(row))
 
 
 # ---- running a property with hypothesis -------------------------------------------------
@@ -426,8 +312,10 @@ def run_model_property(name: str, checker: Checker, *, max_examples: int = 10, s
 def reproduction(result: ModelResult, model_path: str, runtime: str) -> str:
     """A script that reruns the minimal input on the runtime and on Keras."""
     x = result.inputs
-    if x.size <= 400:
-        literal = f"np.array({x.tolist()!r}, dtype=np.{x.dtype})"
+    arrays = x if isinstance(x, list) else [x]
+    if sum(a.size for a in arrays) <= 400:
+        literals = [f"np.array({a.tolist()!r}, dtype=np.{a.dtype})" for a in arrays]
+        literal = literals[0] if not isinstance(x, list) else "[" + ",\n     ".join(literals) + "]"
     else:
         ex = result.example
         literal = (f"Example({ex.B}, {ex.T}, {ex.padding!r}, {ex.valid!r}, {ex.seed}).inputs(signature_of(rnn_ref.from_keras(model)))")
@@ -460,7 +348,7 @@ from rnn_ref.runtimes import open_runtime
 model = keras.saving.load_model({str(model_path)!r}, compile=False)
 x = {literal}   # {result.example.describe()}
 with open_runtime({runtime!r}, {str(model_path)!r}, model=model) as rt:   # or your predict(inputs)
-    got = rt.predict([x])
+    got = rt.predict({"x" if isinstance(x, list) else "[x]"})
 want = model.predict_on_batch(x)
 truth = rnn_ref.from_keras(model)  # the float32 NumPy model; the judge uses its float64 copy
 print("runtime", got[0].ravel()[:8])

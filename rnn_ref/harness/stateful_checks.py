@@ -71,6 +71,8 @@ def chunked_examples(sig):
 def _needs_stateful(sig):
     if not sig.stateful:
         return "needs a stateful layer (the model carries nothing from call to call)"
+    if sig.extras:
+        return "needs a model of one input (chunks of a model with state or mask inputs are not drawn)"
     if sig.length:
         return f"needs calls of several lengths (the runtime takes only T={sig.length})"
     return None

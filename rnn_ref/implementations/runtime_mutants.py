@@ -14,7 +14,11 @@ each with a minimal input; ``correct`` (the model itself) must pass.
 * ``bidirectional_backward_not_flipped``: a Bidirectional with ``return_sequences`` whose
   backward outputs stay in processing order;
 * ``forgets_carried_state``: a stateful model whose every call starts from zero states
-  (the states not carried from call to call, as in a graph converted without them).
+  (the states not carried from call to call, as in a graph converted without them);
+* ``INPUT_MUTANTS``: a model's initial-state inputs ignored, its mask input ignored, the
+  initial state output at leading masked steps (Keras's JAX and NumPy backends, with a
+  mask and an initial state), and a Masking that masks a step when any one feature
+  equals ``mask_value``.
 
 Each ``predict`` has the ``reset_state`` of its model (a stateful model's checks zero the
 states before each call).
@@ -30,8 +34,9 @@ import copy
 import numpy as np
 
 from rnn_ref.layers.bidirectional import bidirectional
-from rnn_ref.models.feedforward import Embedding
+from rnn_ref.models.feedforward import Embedding, Masking
 from rnn_ref.models.keras_graph import from_keras
+from rnn_ref.models.model import Feed
 from rnn_ref.models.recurrent import GRU, LSTM, Bidirectional
 
 
@@ -39,7 +44,7 @@ def _predict(np_model, *, forget: bool = False):
     def predict(inputs):
         if forget:
             np_model.reset_state()
-        out = np_model(inputs[0])
+        out = np_model(list(inputs) if np_model.inputs else inputs[0])
         return list(out) if isinstance(out, (list, tuple)) else [out]
 
     predict.reset_state = np_model.reset_state
@@ -133,6 +138,82 @@ RUNTIME_MUTANTS = {
 #: Bugs only a stateful model shows (conformance's ``mutant:NAME`` takes these too).
 STATEFUL_MUTANTS = {
     "forgets_carried_state": forgets_carried_state,
+}
+
+
+def ignores_initial_state(keras_model):
+    """Model inputs fed as ``initial_state`` ignored: every layer starts from zeros."""
+    m = copy.deepcopy(from_keras(keras_model))
+    m.feeds = tuple(f if f is None else Feed((), f.mask) for f in m.feeds)
+    return _predict(m)
+
+
+def ignores_mask_input(keras_model):
+    """A mask given as a model input ignored (the layer runs unmasked)."""
+    m = copy.deepcopy(from_keras(keras_model))
+    m.feeds = tuple(f if f is None else Feed(f.initial_state, None) for f in m.feeds)
+    for layer in m.layers:
+        if hasattr(layer, "mask_in"):
+            layer.mask_in = None
+    return _predict(m)
+
+
+class _StateAtLeadingSteps:
+    """A recurrent layer that outputs its initial state (not zeros) at the masked steps before
+    a row's first valid step, as Keras's JAX and NumPy backends do."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __getattr__(self, name):
+        return getattr(self.layer, name)
+
+    def __call__(self, x, mask=None, initial_state=None):
+        result = self.layer(x, mask, initial_state=initial_state)
+        if mask is None or initial_state is None:
+            return result
+        y = result[0] if isinstance(result, tuple) else result
+        h0 = np.asarray(initial_state[0], dtype=y.dtype)  # (B, U)
+        before_first = np.cumsum(np.asarray(mask, bool), axis=1) == 0  # (B, T): no valid step yet
+        if y.ndim == 3:
+            y = np.where(before_first[..., None], h0[:, None], y)  # (B, T, U)
+        else:
+            y = np.where(before_first.all(axis=1)[:, None], h0, y)  # (B, U): a fully masked row
+        return (y, *result[1:]) if isinstance(result, tuple) else y
+
+
+def initial_state_at_leading_masked_steps(keras_model):
+    m = copy.deepcopy(from_keras(keras_model))
+    m.layers = [_StateAtLeadingSteps(l) if f is not None and f.initial_state else l
+                for l, f in zip(m.layers, m.feeds or [None] * len(m.layers))]
+    return _predict(m)
+
+
+class _AnyFeatureMasking(Masking):
+    """Masking that masks a step when any feature equals mask_value (all(x != v) for any(x != v))."""
+
+    def __call__(self, x, mask=None):
+        x = np.asarray(x, dtype=self.dtype)
+        return np.where(self.compute_mask(x)[..., None], x, np.zeros((), x.dtype))  # (B, T, D)
+
+    def compute_mask(self, x, mask=None):
+        return np.all(np.asarray(x, dtype=self.dtype) != self.mask_value, axis=-1)  # (B, T)
+
+
+def masking_any_feature(keras_model):
+    m = copy.deepcopy(from_keras(keras_model))
+    m.layers = [_AnyFeatureMasking(l.name, l.mask_value, l.dtype) if isinstance(l, Masking) else l
+                for l in m.layers]
+    return _predict(m)
+
+
+#: Bugs of models with state or mask inputs and of Masking (conformance's ``states``,
+#: ``mask_input`` and ``masking`` models).
+INPUT_MUTANTS = {
+    "ignores_initial_state": ignores_initial_state,
+    "ignores_mask_input": ignores_mask_input,
+    "initial_state_at_leading_masked_steps": initial_state_at_leading_masked_steps,
+    "masking_any_feature": masking_any_feature,
 }
 
 

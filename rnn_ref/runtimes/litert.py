@@ -36,7 +36,8 @@ FIXED_BATCH = 2
 
 def _convert(keras, tf, model, batch):
     if batch is not None:
-        inputs = [keras.Input(batch_shape=(batch, *i.shape[1:]), dtype=i.dtype) for i in model.inputs]
+        inputs = [keras.Input(batch_shape=(batch, *i.shape[1:]), dtype=i.dtype, name=input_name(i))
+                  for i in model.inputs]
         model = keras.Model(inputs, model(inputs[0] if len(inputs) == 1 else inputs))
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -63,6 +64,39 @@ def convert(model, batch: int | None = None) -> tuple[bytes, int | None, str | N
     except Exception as e:  # noqa: BLE001
         raise Declined(f"the TFLite converter of TensorFlow {tf.__version__} could not convert the model "
                        f"(batch {batch}): {first_lines(str(e))}") from e
+
+
+def input_name(tensor) -> str:
+    """A Keras model input's name (its InputLayer's): the converted signature's name of that input."""
+    return tensor._keras_history.operation.name
+
+
+def input_order(interpreter, inputs: list, names: list) -> list:
+    """The interpreter's input details in the order of the Keras model's inputs ``names``.
+
+    ``get_input_details()`` lists the tensors in the flatbuffer's order, which for a model of
+    several inputs need not be Keras's (measured: a model taking (x, m, h0) listed h0 first);
+    the converted signature names each input after its Keras ``Input``. Kept as it is when
+    the names cannot be matched (a given artifact of another model, several signatures)."""
+    if len(inputs) < 2:
+        return inputs
+    try:
+        signatures = interpreter.get_signature_list()
+        if len(signatures) != 1:
+            return inputs
+        named = interpreter.get_signature_runner(next(iter(signatures))).get_input_details()  # name -> details
+    except (AttributeError, ValueError, RuntimeError):
+        return inputs
+    by_index = {d["index"]: d for d in inputs}
+    ordered = [by_index.get(named[n]["index"]) if n in named else None for n in names]
+    return ordered if len(ordered) == len(inputs) and None not in ordered else inputs
+
+
+def _sequence_inputs(model) -> list:
+    """Which of the Keras model's inputs have a time axis: (B, T, D) floats, or (B, T) ids or masks
+    (a (B, U) float input is an initial state)."""
+    return [len(i.shape) >= 3 or (len(i.shape) == 2 and not str(i.dtype).startswith("float"))
+            for i in model.inputs]
 
 
 def interpreter_class():
@@ -120,11 +154,14 @@ class LiteRT(Runtime):
         self._content, self._interpreter_class = content, Interpreter
         self._start()
         self.facts.versions["interpreter"] = which
-        self.inputs = self.interpreter.get_input_details()
+        names = [input_name(i) for i in model.inputs] if model is not None else []
+        self.inputs = input_order(self.interpreter, self.interpreter.get_input_details(), names)
         self.outputs = keras_order(self.interpreter, self.interpreter.get_output_details())
-        signature = list(self.inputs[0]["shape_signature"])
-        self.facts.batch = int(signature[0]) if signature and signature[0] > 0 else None
-        self.facts.length = int(signature[1]) if len(signature) > 1 and signature[1] > 0 else None
+        sequences = _sequence_inputs(model) if model is not None else [True] + [False] * (len(self.inputs) - 1)
+        signatures = [list(d["shape_signature"]) for d in self.inputs]
+        self.facts.batch = next((int(s[0]) for s in signatures if s and s[0] > 0), None)
+        self.facts.length = next((int(s[1]) for s, seq in zip(signatures, sequences)
+                                  if seq and len(s) > 1 and s[1] > 0), None)
 
     def _start(self):
         with warnings.catch_warnings(), quiet_stderr():

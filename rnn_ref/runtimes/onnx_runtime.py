@@ -85,6 +85,8 @@ class OnnxRuntime(Runtime):
             raise Declined(f"ONNX Runtime could not load the graph: {first_lines(str(e))}") from e
         self.facts.versions["onnxruntime"] = ort.__version__
         self.inputs = self.session.get_inputs()
+        if all(i.name.startswith("input_") and i.name[6:].isdigit() for i in self.inputs):
+            self.inputs.sort(key=lambda i: int(i.name[6:]))  # a converted graph's: input_k is Keras's input k
         shape = self.inputs[0].shape
         fixed = [d if isinstance(d, int) and d > 0 else None for d in shape]
         self.facts.batch = fixed[0] if fixed else None
