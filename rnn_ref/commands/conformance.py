@@ -81,9 +81,10 @@ def _open_runtime(runtime: str, path: str, model):
     from rnn_ref.runtimes import CallableRuntime  # noqa: PLC0415
 
     if runtime.startswith("mutant:"):
-        from rnn_ref.implementations.runtime_mutants import RUNTIME_MUTANTS, STATEFUL_MUTANTS  # noqa: PLC0415
+        from rnn_ref.implementations.runtime_mutants import (INPUT_MUTANTS, RUNTIME_MUTANTS,  # noqa: PLC0415
+                                                                  STATEFUL_MUTANTS)
 
-        mutants = {**RUNTIME_MUTANTS, **STATEFUL_MUTANTS}
+        mutants = {**RUNTIME_MUTANTS, **STATEFUL_MUTANTS, **INPUT_MUTANTS}
         return CallableRuntime(mutants[runtime.split(":", 1)[1]](model), runtime)
     return _open(runtime, argparse.Namespace(model=path, artifact=None, batch=None), model)
 
@@ -129,7 +130,7 @@ def run_cell(model_name: str, path: str, runtime: str, max_examples: int, seed: 
                     cell["failed"].append({
                         "property": name, "status": r.status, "message": r.message,
                         "input": r.example.describe() if r.example is not None else "",
-                        "x": r.inputs.tolist() if r.inputs is not None and r.inputs.size <= 64 else None,
+                        "x": _small(r.inputs),
                         "worst": worst, "ratio": ratio})
             cell["calls"] = checker.calls
         cell["status"] = "FAIL" if cell["failed"] else ("pass" if cell["passed"] else "nothing checked")
@@ -138,6 +139,17 @@ def run_cell(model_name: str, path: str, runtime: str, max_examples: int, seed: 
     finally:
         cell["seconds"] = round(time.perf_counter() - started, 1)
     return cell
+
+
+def _small(inputs):
+    """A minimal input as JSON lists (one per model input for a model of several), None when
+    larger than 64 numbers in all."""
+    if inputs is None:
+        return None
+    arrays = inputs if isinstance(inputs, list) else [inputs]
+    if sum(a.size for a in arrays) > 64:
+        return None
+    return [a.tolist() for a in arrays] if isinstance(inputs, list) else inputs.tolist()
 
 
 def _save_models(specs, directory: Path) -> dict:
@@ -242,9 +254,10 @@ def main(argv=None) -> int:
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
     for r in runtimes:
         if r.startswith("mutant:"):
-            from rnn_ref.implementations.runtime_mutants import RUNTIME_MUTANTS, STATEFUL_MUTANTS  # noqa: PLC0415
+            from rnn_ref.implementations.runtime_mutants import (INPUT_MUTANTS, RUNTIME_MUTANTS,  # noqa: PLC0415
+                                                                  STATEFUL_MUTANTS)
 
-            known = [*RUNTIME_MUTANTS, *STATEFUL_MUTANTS]
+            known = [*RUNTIME_MUTANTS, *STATEFUL_MUTANTS, *INPUT_MUTANTS]
             if r.split(":", 1)[1] not in known:
                 return _usage(f"unknown mutant {r!r}; known: {', '.join(known)}")
         elif r not in RUNTIMES and ":" not in r:
