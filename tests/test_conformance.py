@@ -72,5 +72,19 @@ def test_the_catalogue_names_are_unique_and_cover_every_option():
     assert len(names) == len(set(names))
     text = " ".join(m.description for m in MODELS)
     for option in ("SimpleRNN", "LSTM", "GRU", "return_sequences", "return_state", "go_backwards", "mask_zero",
-                   "concat", "sum", "mul", "ave", "merge_mode=None", "stateful", "reset_after=False", "float64"):
+                   "concat", "sum", "mul", "ave", "merge_mode=None", "stateful", "reset_after=False", "float64",
+                   "Masking", "initial_state", "mask=mask"):
         assert option in text, option
+
+
+def test_a_fail_on_a_model_of_several_inputs_records_every_input(tmp_path):
+    """A FAIL cell of ``mask_input`` (x, mask, h0) keeps its minimal input, one list per model
+    input, instead of breaking the cell."""
+    code = conformance.main(["--models", "mask_input", "--runtimes", "mutant:ignores_mask_input",
+                             "--max-examples", "4", "--shrink-seconds", "3", "--workers", "0",
+                             "--out", str(tmp_path)])
+    assert code == 0
+    (cell,) = json.loads((tmp_path / "conformance.json").read_text())["cells"]
+    assert cell["status"] == "FAIL", cell
+    first = cell["failed"][0]
+    assert first["x"] is not None and len(first["x"]) == 3, first  # x, mask, h0
