@@ -189,3 +189,19 @@ def test_litert_outputs_in_keras_order(saved_several_outputs, capsys, monkeypatc
     status, out = run_cli(capsys, saved_several_outputs, "--runtime", "litert", "--max-examples", 2,
                           "--property", "unpadded_matches_keras")
     assert status == (0 if order == "signature" else 1), out
+
+
+def test_a_converter_mlir_dump_is_summarised_by_op():
+    """The TFLite converter's refusal of a float64 model is one MLIR line per op and then the
+    function's text; the message keeps the head and each complaint once, naming its ops."""
+    from rnn_ref.runtimes.base import first_lines
+
+    loc = 'loc(callsite(fused["{0}:", "model/{0}@__inference_function_1"] at fused["StatefulPartitionedCall:", "x"]))'
+    dump = "Could not translate MLIR to FlatBuffer." + "\n".join(
+        f"<unknown>:0: error: {loc.format(op)}: 'tf.{op}' op is neither a custom op nor a flex op\n"
+        f"<unknown>:0: note: {loc.format(op)}: Error code: ERROR_NEEDS_FLEX_OPS"
+        for op in ("MatMul", "BiasAdd", "MatMul", "Tanh")) + '\n  %36 = "tf.BiasAdd"(%35, %7) : (tensor<2x2xf64>)\n})'
+    text = first_lines(dump)
+    assert text == ("Could not translate MLIR to FlatBuffer. 'tf.MatMul', 'tf.BiasAdd', 'tf.Tanh' op is neither "
+                    "a custom op nor a flex op"), text
+    assert first_lines("plain failure\nerror: the reason") == "error: the reason"

@@ -16,6 +16,7 @@ what computes, and notes (how it was converted, what was given up on the way).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -96,12 +97,41 @@ class CallableRuntime(Runtime):
 
 
 def first_lines(message: str, limit: int = 3) -> str:
-    """The lines of a converter's error worth reading: the ones that say 'error', else the last."""
+    """The lines of a converter's error worth reading: the ones that say 'error', else the last.
+
+    The TFLite converter's MLIR errors (one ``<unknown>:0: error: loc(callsite(...)): what``
+    line per op, then the whole function) come back as their first line's head and each
+    distinct complaint once, naming its ops: ``Could not translate MLIR to FlatBuffer.
+    'tf.AddV2', 'tf.Mul', ... op is neither a custom op nor a flex op``."""
+    mlir = _mlir_errors(str(message))
+    if mlir:
+        return mlir
     lines = [l.strip().replace("<unknown>:0: error: ", "").split(". Please consider")[0]
              for l in str(message).splitlines() if l.strip()]
     errors = [l for l in lines if "error" in l.lower() and "loc(" not in l]
     picked = (errors or lines)[-limit:]
     text = " / ".join(picked)
+    return text if len(text) < 600 else text[:600] + " ..."
+
+
+def _mlir_errors(message: str, names: int = 6) -> str:
+    """``first_lines`` of an MLIR error dump, or "" when ``message`` is not one."""
+    lines = message.splitlines()
+    complaints = [l.rsplit(")):", 1)[-1].strip() for l in lines if "error: loc(" in l and ")):" in l]
+    if not complaints:
+        return ""
+    head = next((l.split("<unknown>")[0].strip() for l in lines if l.split("<unknown>")[0].strip()), "")
+    grouped = {}  # the complaint with its op's name taken out -> the names
+    for c in complaints:
+        found = re.search(r"'[^']+'", c)
+        key = c.replace(found.group(0), "{}", 1) if found else c
+        grouped.setdefault(key, []).extend([found.group(0)] if found else [])
+    parts = []
+    for key, ops in grouped.items():
+        ops = list(dict.fromkeys(ops))
+        listed = ", ".join(ops[:names]) + (f" and {len(ops) - names} more" if len(ops) > names else "")
+        parts.append(key.replace("{}", listed, 1) if ops else key)
+    text = " ".join([head, *parts[:3]]).strip()
     return text if len(text) < 600 else text[:600] + " ..."
 
 
