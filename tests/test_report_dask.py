@@ -11,16 +11,13 @@ properties, the --quick sizes.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import pytest
 
 from rnn_ref.commands.main import main as cli
 from rnn_ref.commands.report import cluster, tasks
 from rnn_ref.commands.report.sweeps import WIDE_GAIN, labelled_catalogue
+from dask_cluster import external_cluster  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.keras
 
@@ -110,39 +107,6 @@ def test_bad_scheduler_address_is_refused(capsys):
     for bad in ("tcp://host", "tcp://host:0", "tcp://host:99999", "http://host:8786"):
         with pytest.raises(ValueError, match="must look like tcp://HOST:PORT"):
             cluster.check_scheduler(bad)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def external_cluster():
-    """A scheduler on a free port of 127.0.0.1 and two ``dask worker`` processes
-    of one thread each, started as a user would (docs/scale.md); stopped after."""
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, **cluster.WORKER_ENV}
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", str(port), "--no-dashboard"], env=env, stderr=subprocess.DEVNULL)]
-    try:
-        for _ in range(2):
-            # no nanny: one process a worker, quicker to start and to stop than docs/scale.md's default
-            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
-                                           "--nthreads", "1", "--no-dashboard", "--memory-limit", "0",
-                                           "--no-nanny"], env=env, stderr=subprocess.DEVNULL))
-        yield address
-    finally:
-        for p in reversed(procs):  # the workers first: they leave a scheduler that still answers
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=1)
-            except subprocess.TimeoutExpired:  # a worker holding TensorFlow may hang in its exit
-                p.kill()
-                p.wait()
 
 
 #: Run in each worker of the external cluster (``Client.run(exec, code, {})``, in a fresh namespace): the

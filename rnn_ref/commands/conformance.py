@@ -14,12 +14,15 @@ truth with the harness budget, a failure shrunk to its smallest input. A cell is
 
 ``conformance.md`` (the table, the versions of every runtime, one paragraph per FAIL or
 refused cell) and ``conformance.json`` are written to ``--out``. Cells run in parallel,
-each a whole (model, runtime) pair in one of ``--workers`` processes. A runtime is a name
+each a whole (model, runtime) pair in one of ``--workers`` processes, or, with
+``--scheduler tcp://HOST:PORT``, as tasks of a Dask cluster (``run_catalogue_cell``: each
+task builds its seeded catalogue model where it runs). A runtime is a name
 of ``check-model`` (keras, jax, numpy, torch, onnx, litert), ``MODULE:CALLABLE`` /
 ``PATH.py:CALLABLE`` (one ``predict`` for every model), or ``mutant:NAME``, a runtime bug
 of ``rnn_ref.implementations.runtime_mutants`` built for each model.
 
-Exit status: 0 it ran (FAIL cells are findings), 2 a usage error, 130 interrupted.
+Exit status: 0 it ran (FAIL cells are findings), 2 a usage error or no Dask scheduler or
+worker answering at ``--scheduler``, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import json
 import multiprocessing
 import os
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -51,7 +55,8 @@ def _cores() -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rnn_ref conformance", description=__doc__.split("\n\n")[0],
-                                epilog="Exit status: 0 it ran (FAIL cells are findings), 2 usage error.")
+                                epilog="Exit status: 0 it ran (FAIL cells are findings), 2 usage error or no Dask "
+                                       "scheduler or worker.")
     p.add_argument("--out", default="conformance", help="directory for conformance.md and .json (default conformance/)")
     p.add_argument("--runtimes", default=",".join(RUNTIMES),
                    help=f"comma-separated (default {','.join(RUNTIMES)}); also MODULE:CALLABLE, mutant:NAME")
@@ -60,7 +65,12 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"examples a property (default {DEFAULT_EXAMPLES})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shrink-seconds", type=float, default=10.0, help="time spent shrinking one failure")
-    p.add_argument("--workers", type=int, default=_cores(), help="processes (default: the usable cores; 0: this one)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=_cores(),
+                       help="processes (default: the usable cores; 0: this one)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="run the cells on the Dask cluster of this scheduler (docs/scale.md): each task "
+                            "builds its catalogue model where it runs")
     return p
 
 
@@ -150,6 +160,33 @@ def _small(inputs):
     if sum(a.size for a in arrays) > 64:
         return None
     return [a.tolist() for a in arrays] if isinstance(inputs, list) else inputs.tolist()
+
+
+def run_catalogue_cell(name: str, runtime: str, max_examples: int, seed: int, shrink_seconds: float) -> dict:
+    """``run_cell`` on the catalogue's model ``name``, built and saved in a temporary directory
+    of the process that runs it (a Dask worker of any machine: nothing is read from the
+    submitting machine's disk). The catalogue's weights are seeded, so the model is the same."""
+    from rnn_ref.commands.conformance_models import MODELS  # noqa: PLC0415
+
+    (spec,) = [m for m in MODELS if m.name == name]
+    with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
+        path = _save_models([spec], Path(tmp))[name]
+        cell = run_cell(name, path, runtime, max_examples, seed, shrink_seconds)
+    cell["host"] = socket.gethostname()
+    return cell
+
+
+def _on_dask(scheduler: str, jobs: list, done) -> None:
+    """Every job (``run_catalogue_cell``'s arguments) as a task of the cluster at ``scheduler``;
+    ``done(cell)`` as each finishes."""
+    from dask.distributed import as_completed  # noqa: PLC0415
+
+    from rnn_ref.commands.report.cluster import dask_client  # noqa: PLC0415
+
+    with dask_client(0, scheduler) as client:
+        futures = [client.submit(run_catalogue_cell, *job, pure=False) for job in jobs]
+        for future in as_completed(futures):
+            done(future.result())
 
 
 def _save_models(specs, directory: Path) -> dict:
@@ -269,6 +306,13 @@ def main(argv=None) -> int:
         return _usage(f"no model matches {args.models!r}")
     if args.max_examples < 1 or args.workers < 0:
         return _usage("--max-examples must be at least 1 and --workers at least 0")
+    if args.scheduler:
+        from rnn_ref.commands.report.cluster import check_scheduler  # noqa: PLC0415
+
+        try:
+            check_scheduler(args.scheduler)
+        except ValueError as e:
+            return _usage(str(e))
     started = time.perf_counter()
     out = Path(args.out)
     cells = []
@@ -276,8 +320,9 @@ def main(argv=None) -> int:
         paths = _save_models(specs, Path(tmp))
         jobs = [(s.name, paths[s.name], rt, args.max_examples, args.seed, args.shrink_seconds)
                 for s in specs for rt in runtimes]
-        print(f"conformance: {len(specs)} models x {len(runtimes)} runtimes = {len(jobs)} cells, "
-              f"{args.workers or 1} worker(s)", file=sys.stderr, flush=True)
+        where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers or 1} worker(s)"
+        print(f"conformance: {len(specs)} models x {len(runtimes)} runtimes = {len(jobs)} cells, {where}",
+              file=sys.stderr, flush=True)
 
         def done(cell):
             cells.append(cell)
@@ -286,7 +331,9 @@ def main(argv=None) -> int:
                   f" ({cell['seconds']:.1f} s)", file=sys.stderr, flush=True)
 
         try:
-            if args.workers == 0:
+            if args.scheduler:
+                _on_dask(args.scheduler, [(name, rt, *rest) for name, _, rt, *rest in jobs], done)
+            elif args.workers == 0:
                 for job in jobs:
                     done(run_cell(*job))
             else:
@@ -297,10 +344,14 @@ def main(argv=None) -> int:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        except (ConnectionError, TimeoutError) as e:  # the scheduler did not answer, or has no worker
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     order = {(s.name, rt): i for i, (s, rt) in enumerate((s, rt) for s in specs for rt in runtimes)}
     cells.sort(key=lambda c: order[(c["model"], c["runtime"])])
     result = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "seconds": round(time.perf_counter() - started, 1), "workers": args.workers or 1,
+              "scheduler": args.scheduler,
               "max_examples": args.max_examples, "seed": args.seed, "runtimes": runtimes,
               "models": [{"name": s.name, "description": s.description} for s in specs],
               "versions": _versions(cells, runtimes), "cells": cells}
