@@ -64,6 +64,7 @@ import numpy as np
 from rnn_ref.layers import _checks, parallel, recurrence
 from rnn_ref.backward.activations import activation_vjp
 from rnn_ref.backward.rows import split_by_rows
+from rnn_ref.backward.step_sums import StepSums
 from rnn_ref.backward.cotangents import activation_name, final_cotangents, like_given, processing_keep, step_edges
 from rnn_ref.layers.gru import STATES, GRUCell
 
@@ -172,10 +173,15 @@ def gru_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", r
                                             return_sequences=return_sequences, return_state=return_state,
                                             T=T, B=B, U=U, unbatched=unbatched, dtype=dtype)
         d_x = np.empty((B, T, D), dtype=dtype)  # (B, T, D), processing order
-        d_kernel = np.zeros((D, 3 * U), dtype=dtype)  # (D, 3U)
-        d_recurrent = np.zeros((U, 3 * U), dtype=dtype)  # (U, 3U)
-        d_input_bias = np.zeros(3 * U, dtype=dtype)  # (3U,): bias[0] with reset_after, else bias
-        d_recurrent_bias = np.zeros(3 * U, dtype=dtype)  # (3U,): bias[1] (reset_after only)
+        # sum_t x_t.T @ da_t (D, 3U) with dx_t = da_t @ kernel.T and sum_t da_t (the input bias);
+        # with reset_after sum_t h_{t-1}.T @ db_t (U, 3U) and sum_t db_t (the recurrent bias),
+        # else sum_t [h_{t-1}, r_t h_{t-1}].T @ [d_zr_t, dc_t] by blocks: a chunk of steps at a
+        # time (step_sums)
+        kernel_sums = StepSums(B, D, 3 * U, dtype, T, project=W_T, out=d_x, bias=True)
+        if reset_after:
+            recurrent_sums = StepSums(B, U, 3 * U, dtype, T, bias=True)
+        else:
+            gate_sums, candidate_sums = StepSums(B, U, 2 * U, dtype, T), StepSums(B, U, U, dtype, T)
 
         def gates_vjp(t, z, r, dz, dr):
             """(B, U) each -> the gates' pre-activations' cotangent (B, 2U); z and r apart, as the
@@ -200,8 +206,7 @@ def gru_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", r
                 d_zr_pre = gates_vjp(t, z, r, dz, dr)  # (B, 2U)
                 da = np.concatenate([d_zr_pre, dc], axis=1)  # (B, 3U): of a = x_t @ kernel + bias[0]
                 db = np.concatenate([d_zr_pre, dc * r], axis=1)  # (B, 3U): of b = h_{t-1} @ R + bias[1]
-                d_recurrent += h_prev.T @ db  # (U, 3U)
-                d_recurrent_bias += db.sum(axis=0)  # (3U,)
+                recurrent_sums.add(h_prev, db)
                 dh = dh + db @ R_T  # (B, U)
             else:
                 d_rh = dc @ R_h_T  # (B, U): of r * h_{t-1}
@@ -209,13 +214,20 @@ def gru_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", r
                 dh = dh + d_rh * r  # (B, U)
                 d_zr_pre = gates_vjp(t, z, r, dz, dr)  # (B, 2U)
                 da = np.concatenate([d_zr_pre, dc], axis=1)  # (B, 3U): of a = x_t @ kernel + bias
-                d_recurrent[:, :2 * U] += h_prev.T @ d_zr_pre  # (U, 2U)
-                d_recurrent[:, 2 * U:] += (r * h_prev).T @ dc  # (U, U)
+                gate_sums.add(h_prev, d_zr_pre)
+                candidate_sums.add(r * h_prev, dc)
                 dh = dh + d_zr_pre @ R_zr_T  # (B, U)
-            d_kernel += cell.x[:, t].T @ da  # (D, 3U)
-            d_input_bias += da.sum(axis=0)  # (3U,)
-            np.matmul(da, W_T, out=d_x[:, t])  # (B, D): dx_t = da @ kernel.T
+            kernel_sums.add(cell.x[:, t], da, t)
         # What is left in do belongs to o_{-1}, the constant zeros before the first step.
+        kernel_sums.flush()
+        d_kernel, d_input_bias = kernel_sums.total, kernel_sums.bias_total  # (D, 3U), (3U,)
+        if reset_after:
+            recurrent_sums.flush()
+            d_recurrent, d_recurrent_bias = recurrent_sums.total, recurrent_sums.bias_total  # (U, 3U), (3U,)
+        else:
+            gate_sums.flush()
+            candidate_sums.flush()
+            d_recurrent = np.concatenate([gate_sums.total, candidate_sums.total], axis=1)  # (U, 3U)
 
         if go_backwards:
             d_x = d_x[:, ::-1]  # (B, T, D), input order

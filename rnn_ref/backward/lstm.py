@@ -67,6 +67,7 @@ import numpy as np
 from rnn_ref.layers import parallel, recurrence
 from rnn_ref.backward.activations import activation_vjp
 from rnn_ref.backward.rows import split_by_rows
+from rnn_ref.backward.step_sums import StepSums
 from rnn_ref.backward.cotangents import activation_name, final_cotangents, processing_keep, step_edges
 from rnn_ref.layers.lstm import STATES, LSTMCell
 
@@ -202,23 +203,24 @@ def lstm_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", 
                                                return_sequences=return_sequences, return_state=return_state,
                                                T=T, B=B, U=U, unbatched=unbatched, dtype=dtype)
         d_x = np.empty((B, T, D), dtype=dtype)  # (B, T, D), processing order
-        d_kernel = np.zeros((D, 4 * U), dtype=dtype)  # (D, 4U)
-        d_recurrent = np.zeros((U, 4 * U), dtype=dtype)  # (U, 4U)
-        dz_sum = np.zeros((B, 4 * U), dtype=dtype)  # (B, 4U): sum over t of dz; d_bias is its sum over B
+        # sum_t x_t.T @ dz_t (D, 4U) with dx_t = dz_t @ kernel.T and sum_t dz_t, and
+        # sum_t h_{t-1}.T @ dz_t (U, 4U): a chunk of steps at a time (step_sums)
+        kernel_sums = StepSums(B, D, 4 * U, dtype, T, project=W_T, out=d_x, bias=True)
+        recurrent_sums = StepSums(B, U, 4 * U, dtype, T)
 
         for t in reversed(range(T)):
             # dc_new (B, U): of the step's new c_t on valid rows; dh, dc: what padded rows pass on
             dy, (dc_new,), (dh, dc), do = step_edges(t, keep, [dh, dc], do, d_out, **edges)
             step = cell.recorded(t)  # LSTMStep
             dz, dc_prev = cell_backward(step, dy, dc_new, act_name, rec_name)  # (B, 4U), (B, U)
-            d_recurrent += step.h_prev.T @ dz  # (U, 4U)
-            d_kernel += xs[:, t].T @ dz  # (D, 4U)
-            dz_sum += dz  # (B, 4U)
-            np.matmul(dz, W_T, out=d_x[:, t])  # (B, D): dx_t = dz @ kernel.T
+            recurrent_sums.add(step.h_prev, dz)
+            kernel_sums.add(xs[:, t], dz, t)
             dh = dh + dz @ R_T  # (B, U): of h_{t-1}
             dc = dc + dc_prev  # (B, U): of c_{t-1}
         # What is left in do belongs to o_{-1}, the constant zeros before the first step.
-        d_bias = dz_sum.sum(axis=0)  # (4U,)
+        kernel_sums.flush()
+        recurrent_sums.flush()
+        d_kernel, d_recurrent, d_bias = kernel_sums.total, recurrent_sums.total, kernel_sums.bias_total
 
         if go_backwards:
             d_x = d_x[:, ::-1]  # (B, T, D), input order

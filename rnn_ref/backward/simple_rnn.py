@@ -48,6 +48,7 @@ import numpy as np
 from rnn_ref.layers import parallel, recurrence
 from rnn_ref.backward.activations import activation_vjp
 from rnn_ref.backward.rows import split_by_rows
+from rnn_ref.backward.step_sums import StepSums
 from rnn_ref.backward.cotangents import activation_name, final_cotangents, like_given, processing_keep, step_edges
 from rnn_ref.layers.simple_rnn import SimpleRNNCell
 
@@ -119,23 +120,21 @@ def simple_rnn_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="t
                                             return_sequences=return_sequences, return_state=return_state,
                                             T=T, B=B, U=U, unbatched=unbatched, dtype=dtype)
         d_x = np.empty((B, T, D), dtype=dtype)  # (B, T, D), processing order
-        d_kernel = np.zeros((D, U), dtype=dtype)  # (D, U)
-        d_recurrent = np.zeros((U, U), dtype=dtype)  # (U, U)
-        dz_sum = np.zeros((B, U), dtype=dtype)  # (B, U): sum over t of dz; d_bias is its sum over B
-
-        # Each weight's gradient is a sum over steps, added step by step: products of one step are
-        # small enough for OpenBLAS to keep them on one thread (products over all steps at once
-        # use two, and take 5-50x longer when another process holds the second core).
+        # Each weight's gradient is a sum over steps: sum_t x_t.T @ dz_t (D, U) with dx_t =
+        # dz_t @ kernel.T and sum_t dz_t, and sum_t h_{t-1}.T @ dz_t (U, U), a chunk of steps at
+        # a time (step_sums; BLAS is held to one thread for the loop).
+        kernel_sums = StepSums(B, D, U, dtype, T, project=W_T, out=d_x, bias=True)
+        recurrent_sums = StepSums(B, U, U, dtype, T)
         for t in reversed(range(T)):
             dy, _, (dh,), do = step_edges(t, keep, [dh], do, d_out, **edges)  # (B, U) each
             dz = activation_vjp(act_name, z[t], y[t], dy)  # (B, U)
-            d_recurrent += h_prev[t].T @ dz  # (U, U)
-            d_kernel += xs[:, t].T @ dz  # (D, U)
-            dz_sum += dz  # (B, U)
-            np.matmul(dz, W_T, out=d_x[:, t])  # (B, D): dx_t = dz @ kernel.T
+            recurrent_sums.add(h_prev[t], dz)
+            kernel_sums.add(xs[:, t], dz, t)
             dh = dh + dz @ R_T  # (B, U): of h_{t-1}
         # What is left in do belongs to o_{-1}, the constant zeros before the first step.
-        d_bias = dz_sum.sum(axis=0)  # (U,)
+        kernel_sums.flush()
+        recurrent_sums.flush()
+        d_kernel, d_recurrent, d_bias = kernel_sums.total, recurrent_sums.total, kernel_sums.bias_total
 
         if go_backwards:
             d_x = d_x[:, ::-1]  # (B, T, D), input order
