@@ -7,12 +7,14 @@ need not compute them at each step: ``StepSums.add(a_t, b_t)`` copies the step's
 into a buffer of ``C`` steps and, when it is full, adds one product of the C steps at once,
 (C B, P).T @ (C B, Q). The same for the input gradient ``dx_t = dz_t @ kernel.T``
 (``project``), and the bias's ``sum(dz_t)``. Per step that leaves two copies instead of three
-or four products and an addition (measured below); the sums are the same up to the order in
-which the steps' terms are added.
+or four products and an addition; the sums are the same up to the order in which the steps'
+terms are added.
 
 C is chosen so that one buffer holds about ``CHUNK_BYTES`` (2 MB: the cache still holds it
 when the product reads it), at least one step. Measured (T = 250, D = 32, U = 100, float32,
-one BLAS thread, median of 5): docs/bench.md, section (d).
+median of 5), vjp forward and backward at B = 1: SimpleRNN 7.0 -> 2.4 ms, LSTM 25.9 -> 12.9
+ms, GRU 20.9 -> 9.5 ms; at B = 32 no change (a step's time is its elementwise work there);
+docs/bench.md, section (d) "again, after the backward loops changed".
 
 Letters: B batch, T time steps, P and Q the columns of the two arrays of a step.
 """
