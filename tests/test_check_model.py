@@ -15,9 +15,10 @@ import importlib.util
 import numpy as np
 import pytest
 
-from rnn_ref.commands import check_model
-from rnn_ref.harness.model_checks import MODEL_PROPERTIES, Checker, run_model_property, signature_of
+from rnn_ref.harness.model_checks import MODEL_PROPERTIES, run_model_property
 from rnn_ref.implementations.runtime_mutants import RUNTIME_MUTANTS, correct, double_onnx_initializer
+
+from check_helpers import port_checkers, run_check_model as run_cli  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.keras
 
@@ -45,22 +46,7 @@ def saved(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checker_for(saved):
-    import rnn_ref
-    from rnn_ref.runtimes.keras_tf import KerasTF
-
-    path, model = saved
-    np_model = rnn_ref.from_keras(model)
-    keras_line = KerasTF(str(path), model)
-
-    def make(predict, batch=None):
-        return Checker(predict, keras_line.predict, np_model, signature_of(np_model, batch))
-
-    return make
-
-
-def run_cli(capsys, *argv):
-    status = check_model.main([str(a) for a in argv])
-    return status, capsys.readouterr().out
+    return port_checkers(*saved)
 
 
 @pytest.mark.parametrize("runtime", ["jax", "numpy", "onnx"])

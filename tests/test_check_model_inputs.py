@@ -13,8 +13,10 @@ from __future__ import annotations
 import pytest
 
 from rnn_ref.commands import check_model
-from rnn_ref.harness.model_checks import MODEL_PROPERTIES, run_model_property, signature_of
+from rnn_ref.harness.model_checks import MODEL_PROPERTIES, run_model_property
 from rnn_ref.implementations.runtime_mutants import INPUT_MUTANTS, correct
+
+from check_helpers import port_checkers  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.keras
 
@@ -38,17 +40,8 @@ def saved(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checker_for(saved):
-    import rnn_ref
-    from rnn_ref.runtimes import CallableRuntime
-    from rnn_ref.runtimes.keras_tf import KerasTF
-
-    def make(name, predict):
-        path, model = saved[name]
-        np_model = rnn_ref.from_keras(model)
-        return check_model.make_checker(CallableRuntime(predict, "port"), KerasTF(str(path), model), np_model,
-                                        signature_of(np_model))
-
-    return make
+    makers = {name: port_checkers(*saved[name]) for name in MODELS}
+    return lambda name, predict: makers[name](predict)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnn_ref.commands import check_model
 from rnn_ref.harness.context import PropertyFailure
 from rnn_ref.harness.model_checks import (MODEL_PROPERTIES, STATEFUL_PROPERTIES, Checker, properties_for,
                                           run_model_property, signature_of)
 from rnn_ref.harness.stateful_checks import ChunkedExample, joins
 from rnn_ref.implementations.runtime_mutants import STATEFUL_MUTANTS, correct
+
+from check_helpers import port_checkers, run_check_model as run_cli  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.keras
 
@@ -39,23 +40,7 @@ def saved(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checker_for(saved):
-    import rnn_ref
-    from rnn_ref.runtimes import CallableRuntime
-    from rnn_ref.runtimes.keras_tf import KerasTF
-
-    path, model = saved
-    np_model = rnn_ref.from_keras(model)
-    keras_line = KerasTF(str(path), model)
-
-    def make(predict):
-        return check_model.make_checker(CallableRuntime(predict, "port"), keras_line, np_model, signature_of(np_model))
-
-    return make
-
-
-def run_cli(capsys, *argv):
-    status = check_model.main([str(a) for a in argv])
-    return status, capsys.readouterr().out
+    return port_checkers(*saved)
 
 
 def test_keras_passes_every_property_with_the_states_reset(saved, capsys):
