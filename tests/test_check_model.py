@@ -191,3 +191,15 @@ def test_a_converter_mlir_dump_is_summarised_by_op():
     assert text == ("Could not translate MLIR to FlatBuffer. 'tf.MatMul', 'tf.BiasAdd', 'tf.Tanh' op is neither "
                     "a custom op nor a flex op"), text
     assert first_lines("plain failure\nerror: the reason") == "error: the reason"
+
+
+@pytest.mark.parametrize("backend, hint", [("torch", "pip install -e '.[torch]'"),
+                                           ("jax", "pip install -e '.[runtimes]'")])
+def test_a_missing_backend_package_is_declined_with_its_install_command(backend, hint, monkeypatch, tmp_path):
+    from rnn_ref.runtimes import backend as backend_runtime
+    from rnn_ref.runtimes.base import Declined
+
+    monkeypatch.setattr(backend_runtime.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(Declined, match=rf"needs the package '{backend}', which is not installed; "
+                                        + hint.replace("[", r"\[").replace(".", r"\.")):
+        backend_runtime.BackendRuntime(backend, str(tmp_path / "model.keras"))

@@ -30,8 +30,9 @@ class BackendRuntime(Runtime):
         self.name = backend
         package = BACKENDS[backend]
         if importlib.util.find_spec(package) is None:
+            extra = {"jax": "runtimes", "torch": "torch"}.get(backend)  # numpy: always there
             raise Declined(f"Keras's {backend} backend needs the package {package!r}, which is not installed"
-                           + ("; pip install -e '.[runtimes]'" if backend == "jax" else ""))
+                           + (f"; pip install -e '.[{extra}]'" if extra else ""))
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
                "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
         self._log = tempfile.TemporaryFile()
