@@ -98,13 +98,17 @@ def run(
     if go_backwards:
         x = x[:, ::-1]  # (B, T, D), last step first
         m = None if m is None else m[:, ::-1]
-    outputs = np.empty((T, B, U), dtype=dtype) if return_sequences else None  # (T, B, U)
+    # The result (B, T, U), which the loop fills step by step through a (T, B, U) view of it:
+    # no copy to transpose afterwards (at B = 1024, T = 250, U = 64: 65 MB less to allocate and
+    # copy a call, and a Bidirectional has two).
+    sequence = np.empty((B, T, U), dtype=dtype) if return_sequences else None  # (B, T, U)
+    outputs = None if sequence is None else sequence.transpose(1, 0, 2)  # (T, B, U), a view
     # The loop itself; on a large batch, on row blocks in threads (rows never meet: rnn_ref.layers.parallel).
     last_output, states = parallel.run_loop(partial(loop, zero_output_for_mask=zero_output_for_mask),
                                             cell, x, states, m, outputs)
 
     if return_sequences:
-        result = np.ascontiguousarray(outputs.transpose(1, 0, 2))  # (B, T, U)
+        result = sequence  # (B, T, U)
     else:
         result = np.array(last_output, dtype=dtype)  # (B, U), its own copy
     if unbatched:
