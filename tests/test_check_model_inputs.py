@@ -83,3 +83,19 @@ def test_the_reproduction_script_holds_every_input(saved, checker_for):
     script = reproduction(r, str(saved["mask_input"][0]), "keras")
     assert "got = rt.predict(x)" in script and script.count("np.array(") == 3
     compile(script, "repro.py", "exec")
+
+
+def test_an_input_no_layer_reads_is_still_given(tmp_path, capsys):
+    """Keras builds a model with an input that no layer uses, and its predict still wants it."""
+    from rnn_ref._tf import keras_and_tf
+
+    keras, _ = keras_and_tf()
+    x, h0, unused = keras.Input((None, 3)), keras.Input((4,)), keras.Input((None, 2))
+    model = keras.Model([x, h0, unused], keras.layers.SimpleRNN(4)(x, initial_state=h0))
+    path = tmp_path / "unused.keras"
+    model.save(path)
+    status = check_model.main([str(path), "--runtime", "keras", "--max-examples", "3",
+                               "--property", "unpadded_matches_keras"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "read by no layer, zeros" in out

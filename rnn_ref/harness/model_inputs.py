@@ -37,12 +37,16 @@ PADDINGS = ("none", "right", "left", "random", "full")
 
 @dataclass(frozen=True)
 class Extra:
-    """A model input other than the data: ``kind`` "state" (B, ``units``) or "mask" (B, T)."""
+    """A model input other than the data: ``kind`` "state" (B, ``units``), "mask" (B, T), or
+    "unused" (no layer reads it; Keras still wants it: zeros of its ``shape`` without the
+    batch, None steps being T, and its ``dtype``)."""
 
     index: int
     name: str
     kind: str
     units: int | None = None
+    shape: tuple = ()
+    dtype: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,10 @@ class Signature:
         fixed = [f"batch fixed at {self.batch}" if self.batch else "", f"length fixed at {self.length}"
                  if self.length else ""]
         for e in self.extras:
-            fixed.append(f"input {e.name!r}: " + (f"an initial state (B, {e.units}), floats in [-1, 1)"
-                                                  if e.kind == "state" else "a boolean mask (B, T), the padding"))
+            fixed.append(f"input {e.name!r}: " + {
+                "state": f"an initial state (B, {e.units}), floats in [-1, 1)",
+                "mask": "a boolean mask (B, T), the padding",
+            }.get(e.kind, "read by no layer, zeros"))
         if self.stateful:
             fixed.append(f"stateful layer(s) {', '.join(self.stateful)}: states zeroed before each call, "
                          "carried across the calls of stateful_chunks_match_keras")
@@ -111,6 +117,9 @@ def _extras(np_model) -> tuple:
             extras[k] = Extra(k, np_model.inputs[k].name, "state", _units(layer))
         if feed.mask is not None:
             extras[feed.mask] = Extra(feed.mask, np_model.inputs[feed.mask].name, "mask")
+    for k, spec in enumerate(np_model.inputs):
+        if k != np_model.data_input and k not in extras:
+            extras[k] = Extra(k, spec.name, "unused", shape=tuple(spec.shape[1:]), dtype=np.dtype(spec.dtype).name)
     return tuple(extras[k] for k in sorted(extras))
 
 
@@ -178,8 +187,12 @@ class Example:
             return x
         arrays = {sig.data_input: x}
         for e in sig.extras:
-            arrays[e.index] = (rng.uniform(-1, 1, size=(self.B, e.units)).astype(np.float32)  # (B, U)
-                               if e.kind == "state" else valid.copy())  # (B, T) bool
+            if e.kind == "state":
+                arrays[e.index] = rng.uniform(-1, 1, size=(self.B, e.units)).astype(np.float32)  # (B, U)
+            elif e.kind == "mask":
+                arrays[e.index] = valid.copy()  # (B, T) bool
+            else:  # read by no layer
+                arrays[e.index] = np.zeros((self.B, *(self.T if d is None else d for d in e.shape)), e.dtype)
         return [arrays[k] for k in range(len(arrays))]
 
     def describe(self) -> str:
