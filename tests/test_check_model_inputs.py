@@ -70,6 +70,7 @@ def test_a_correct_port_passes(name, saved, checker_for):
 def test_input_mutants_fail_with_a_minimal_input(mutant, name, prop, saved, checker_for):
     r = run_model_property(prop, checker_for(name, INPUT_MUTANTS[mutant](saved[name][1])), max_examples=20)
     assert r.status == "FAIL", (mutant, r.status, r.message)
+    assert "exceed the budget" in r.message, r.message  # the numbers are wrong, nothing raised
     assert r.example.B * r.example.T <= 8, r.example.describe()
     assert isinstance(r.inputs, list) == (name != "masking")
 

@@ -142,10 +142,16 @@ STATEFUL_MUTANTS = {
 
 
 def ignores_initial_state(keras_model):
-    """Model inputs fed as ``initial_state`` ignored: every layer starts from zeros."""
+    """Model inputs fed as ``initial_state`` ignored: every layer starts from zero states."""
     m = copy.deepcopy(from_keras(keras_model))
-    m.feeds = tuple(f if f is None else Feed((), f.mask) for f in m.feeds)
-    return _predict(m)
+    states = {k for f in m.feeds if f is not None for k in f.initial_state}
+    correct_predict = _predict(m)
+
+    def predict(inputs):
+        return correct_predict([np.zeros_like(a) if k in states else a for k, a in enumerate(inputs)])
+
+    predict.reset_state = correct_predict.reset_state
+    return predict
 
 
 def ignores_mask_input(keras_model):
