@@ -242,3 +242,20 @@ def test_the_comparison_rejects_conversion_bugs(bug):
     buggy = copy.deepcopy(np_model)
     bug(buggy)
     assert_rejected(judge_model(f"mutant {bug.__name__}", buggy, inputs, expected), bug.__name__)
+
+
+def test_a_float64_state_is_rounded_to_its_float32_input_like_keras():
+    """Keras casts each input to its ``Input``'s dtype: a float64 state given to a float32 Input
+    is rounded to float32 before a float64 layer reads it (1.5e-9 apart at the output if not)."""
+    x, h0 = keras.Input((None, D)), keras.Input((U,))
+    model = keras.Model([x, h0], layers.SimpleRNN(U, dtype="float64", return_sequences=True)(x, initial_state=h0))
+    randomize(model, 11)
+    rng = np.random.default_rng(11)
+    inputs = [rng.uniform(-1, 1, (B, T, D)), rng.uniform(-1, 1, (B, U))]  # float64, not float32 values
+    expected = np.asarray(model(inputs))  # float64, from the inputs rounded to float32
+    np_model = rnn_ref.from_keras(model)
+    judge_model("float64 state into a float32 Input", np_model, inputs, expected, got=np_model(inputs)).check()
+    unrounded = copy.deepcopy(np_model)
+    unrounded.inputs = tuple(type(i)(i.name, np.dtype("float64"), i.shape) for i in unrounded.inputs)
+    assert_rejected(judge_model("mutant: the state not rounded", np_model, inputs, expected,
+                                got=unrounded(inputs)), "state not rounded to its Input")

@@ -60,6 +60,7 @@ the dtype's range, the envelope taken over every step (``whole_time``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -191,6 +192,9 @@ def with_weights(np_model, weights, states=None):
     dtype = np.asarray(weights[0]).dtype if len(weights) else None
     if model.input_dtype is not None and np.dtype(model.input_dtype).kind == "f":
         model.input_dtype = dtype
+    if dtype is not None and model.inputs:  # a model of several inputs: its float inputs too
+        model.inputs = tuple(dataclasses.replace(i, dtype=dtype) if np.dtype(i.dtype).kind == "f" else i
+                             for i in model.inputs)
     for layer in unique_layers(model.layers):
         for part in (layer.forward, layer.backward, layer) if isinstance(layer, Bidirectional) else (layer,):
             if hasattr(part, "dtype") and dtype is not None:

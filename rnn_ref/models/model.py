@@ -139,9 +139,16 @@ class NumpyModel:
 
     def take_inputs(self, x) -> list:
         """The model's inputs as a list of arrays, in its order: one array for a model of one
-        input; a list, a tuple or a dict by input name for one of several."""
+        input; a list, a tuple or a dict by input name for one of several, each float one cast
+        to its ``Input``'s dtype as Keras casts it (a float64 state given to a float32 ``Input``
+        is rounded to float32 before a float64 layer reads it)."""
         if not self.inputs:
             return [np.asarray(x)]
+        return [a.astype(i.dtype, copy=False) if a.dtype.kind == "f" and np.dtype(i.dtype).kind == "f" else a
+                for a, i in zip(self._listed(x), self.inputs)]  # a float input cast to its Input's dtype, as Keras
+
+    def _listed(self, x) -> list:
+        """``x`` as the list of the model's inputs, in its order (a list, a tuple or a dict by name)."""
         names = [i.name for i in self.inputs]
         if isinstance(x, dict):
             missing, unknown = set(names) - set(x), set(x) - set(names)
