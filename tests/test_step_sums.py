@@ -28,7 +28,7 @@ def _loop(B, P, Q, R, T, chunk_bytes, monkeypatch, *, flush=True):
     for t in reversed(range(T)):  # as a backward loop
         sums.add(a[t], b[t], t)
     if flush:
-        sums.flush()
+        sums.done()
     return sums, a, b, W, out
 
 

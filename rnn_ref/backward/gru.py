@@ -219,15 +219,11 @@ def gru_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", r
                 dh = dh + d_zr_pre @ R_zr_T  # (B, U)
             kernel_sums.add(cell.x[:, t], da, t)
         # What is left in do belongs to o_{-1}, the constant zeros before the first step.
-        kernel_sums.flush()
-        d_kernel, d_input_bias = kernel_sums.total, kernel_sums.bias_total  # (D, 3U), (3U,)
+        d_kernel, d_input_bias = kernel_sums.done()  # (D, 3U), (3U,)
         if reset_after:
-            recurrent_sums.flush()
-            d_recurrent, d_recurrent_bias = recurrent_sums.total, recurrent_sums.bias_total  # (U, 3U), (3U,)
+            d_recurrent, d_recurrent_bias = recurrent_sums.done()  # (U, 3U), (3U,)
         else:
-            gate_sums.flush()
-            candidate_sums.flush()
-            d_recurrent = np.concatenate([gate_sums.total, candidate_sums.total], axis=1)  # (U, 3U)
+            d_recurrent = np.concatenate([gate_sums.done()[0], candidate_sums.done()[0]], axis=1)  # (U, 3U)
 
         if go_backwards:
             d_x = d_x[:, ::-1]  # (B, T, D), input order

@@ -218,9 +218,7 @@ def lstm_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", 
             dh = dh + dz @ R_T  # (B, U): of h_{t-1}
             dc = dc + dc_prev  # (B, U): of c_{t-1}
         # What is left in do belongs to o_{-1}, the constant zeros before the first step.
-        kernel_sums.flush()
-        recurrent_sums.flush()
-        d_kernel, d_recurrent, d_bias = kernel_sums.total, recurrent_sums.total, kernel_sums.bias_total
+        (d_kernel, d_bias), (d_recurrent, _) = kernel_sums.done(), recurrent_sums.done()
 
         if go_backwards:
             d_x = d_x[:, ::-1]  # (B, T, D), input order

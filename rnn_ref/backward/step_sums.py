@@ -58,6 +58,11 @@ class StepSums:
         if n + 1 == self.C:
             self.flush()
 
+    def done(self) -> tuple:
+        """After the last step: ``(total, bias_total)``, the buffered steps added first."""
+        self.flush()
+        return self.total, self.bias_total
+
     def flush(self) -> None:
         """Add the buffered steps to the totals (and write their projections)."""
         n = len(self.steps)

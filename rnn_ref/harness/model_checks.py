@@ -38,9 +38,8 @@ import numpy as np
 
 from rnn_ref.harness.context import PropertyFailure
 from rnn_ref.harness.judging import Judgement, judge_model_call
-from rnn_ref.harness.model_inputs import (LONG_STEPS, MAX_BATCH, MAX_STEPS, PADDINGS, Example,  # noqa: F401
-                                          Extra, Signature, examples, rows, signature_of, stateful_layers,
-                                          zero_states)
+from rnn_ref.harness.model_inputs import (LONG_STEPS, Example, Signature, examples, rows,  # noqa: F401
+                                          signature_of, zero_states)  # signature_of: for the commands
 
 
 @dataclass

@@ -32,8 +32,8 @@ import numpy as np
 
 from rnn_ref.harness.judging import (Judgement, flat, judge_model_call, judge_outputs, longest_sum, model_weights,
                                      recurrent_layers, with_weights)
-from rnn_ref.harness.model_checks import (MAX_STEPS, STATEFUL_PROPERTIES, Example, examples, model_prop,
-                                          zero_states)
+from rnn_ref.harness.model_checks import STATEFUL_PROPERTIES, model_prop
+from rnn_ref.harness.model_inputs import MAX_STEPS, Example, examples, zero_states
 
 MAX_CHUNKS = 4
 
