@@ -85,6 +85,9 @@ def test_a_recurrent_call_with_initial_state_gets_no_propagated_mask():
     x[1, 3:] = 0.0
     h0 = rng.uniform(-1, 1, (2, 4)).astype(np.float32)
     layer = keras.layers.SimpleRNN(4, return_sequences=True)
+    layer.build((None, None, 3))
+    layer.set_weights([rng.normal(0, 0.6, w.shape).astype(np.float32) for w in layer.get_weights()])  # bias too
+    assert np.all(layer.get_weights()[-1] != 0)
     masked_input = keras.layers.Masking()(x)
     direct = np.asarray(layer(masked_input, initial_state=h0))
     unmasked = np.asarray(layer(np.asarray(masked_input), initial_state=h0))
