@@ -97,5 +97,8 @@ def test_a_recurrent_call_with_initial_state_gets_no_propagated_mask():
 
     inp, state = keras.Input((None, 3)), keras.Input((4,))
     model = keras.Model([inp, state], layer(keras.layers.Masking()(inp), initial_state=state))
-    np.testing.assert_array_equal(model.predict([x, h0], verbose=0), unmasked)
+    predicted = model.predict([x, h0], verbose=0)
+    # predict runs a graph (oneDNN's kernels may round differently from the eager call): it is the
+    # unmasked computation when it lies far closer to it than to the masked one
+    assert np.abs(predicted - unmasked).max() < 1e-3 * np.abs(predicted - masked).max()
     assert "mask" not in layer._inbound_nodes[-1].arguments.kwargs
