@@ -76,6 +76,11 @@ MIN_ROWS = 64
 #: 5.3 to 8.0 ms where one after the other took 5.1 to 5.5, LSTM(100), T = 250).
 MIN_SIDE_BY_SIDE_ROWS = 32
 
+#: Steps of one batched product of the input projection on a small batch (``projection_by_step``
+#: false): a product's rounding may depend on how many steps it covers, so the steps are always
+#: taken this many at a time from the start of the call, and every chunk is a multiple of it.
+PROJECTION_STEPS = 64
+
 #: Bytes of input projection computed at once (``projection_chunk``): about 2 MB, a size the
 #: cache still holds when the steps read it (8-16 steps for a block of 512 rows of SimpleRNN(100)).
 CHUNK_BYTES = 2 * 2**20
@@ -181,11 +186,35 @@ def projection_chunk(cell, rows: int) -> int:
     T = 250, written before the first step and read back from memory, fresh memory that the
     kernel faults in page by page at every call. A few steps at a time it stays in the cache and
     the same memory is reused. Measured on one block of 512 rows (one thread, one BLAS thread):
-    64 ms a call with the whole projection, 55 ms with 8-16 steps at a time; bit for bit the same
-    numbers (each step's rows are the same products).
+    64 ms a call with the whole projection, 55 ms with 8-16 steps at a time.
+
+    The numbers are the same for any chunk this returns (``rnn_ref.layers.recurrence.input_projection``
+    keeps each step's products the same): with ``projection_by_step`` any number of steps, else a
+    multiple of ``PROJECTION_STEPS``.
     """
     width = cell.kernel.shape[1]  # G
-    return max(1, CHUNK_BYTES // max(1, rows * width * cell.kernel.dtype.itemsize))  # B = 0 or U = 0: any
+    itemsize = cell.kernel.dtype.itemsize
+    steps = CHUNK_BYTES // max(1, rows * width * itemsize)
+    if projection_by_step(rows, width, itemsize):
+        return max(1, steps)
+    return max(PROJECTION_STEPS, steps - steps % PROJECTION_STEPS)  # B = 0 or G = 0: any
+
+
+def projection_by_step(rows: int, width: int, itemsize: int) -> bool:
+    """Whether the input projection of ``rows`` rows and ``width`` (G) columns is one product
+    (rows, D) @ (D, G) per step (``rnn_ref.layers.recurrence.input_projection``): when a chunk of
+    ``CHUNK_BYTES`` holds fewer steps than there are rows.
+
+    The other way, NumPy's product of a (rows, C, D) block of C steps makes one BLAS call
+    (C, D) @ (D, G) per row: at 512 rows of an LSTM(100) a chunk is 2 steps, 512 calls of two
+    rows each. Measured (T = 250, D = 32, one BLAS thread, the chunks of a call): 512 rows and
+    G = 400 91.6 ms that way, 34.3 ms a product per step; G = 100 16.2 against 13.9 ms; 128 rows
+    and G = 400 11.7 against 8.5 ms. On a small batch a product per step is slower: 1 row 0.07
+    against 0.32 ms, 32 rows and G = 400 2.46 against 2.56 ms; 64 rows and G = 100 1.33
+    against 1.61 ms. The rule (fewer steps in a chunk than rows) puts each of these on its
+    faster side.
+    """
+    return rows * rows * width * itemsize > CHUNK_BYTES
 
 
 @contextmanager

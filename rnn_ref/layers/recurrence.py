@@ -45,11 +45,26 @@ class Cell(Protocol):
 
 
 def input_projection(x: np.ndarray, kernel: np.ndarray, bias) -> np.ndarray:
-    """x (B, T, D) @ kernel (D, G) + bias (G,) for every step at once, time-major
-    (T, B, G), so that step t reads one contiguous block."""
-    B, T, _ = x.shape
-    x_proj = np.empty((T, B, kernel.shape[1]), dtype=x.dtype)  # (T, B, G)
-    np.matmul(x, kernel, out=x_proj.transpose(1, 0, 2))
+    """x (B, C, D) @ kernel (D, G) + bias (G,) for C steps at once, time-major (C, B, G), so
+    that step t reads one contiguous block.
+
+    A step's numbers do not depend on which steps a call is given: all T, or the chunks of
+    ``parallel.projection_chunk``. BLAS may round a product differently with its shape, so the
+    products here never depend on C: on a large batch one (B, D) @ (D, G) per step, on a small
+    one NumPy's batched product ``parallel.PROJECTION_STEPS`` steps at a time from the first
+    (``parallel.projection_by_step`` says which). So a loop that projects in chunks and the
+    recording loop of a vjp, which projects all T steps at once, compute the same outputs, bit
+    for bit.
+    """
+    B, C, _ = x.shape
+    x_proj = np.empty((C, B, kernel.shape[1]), dtype=x.dtype)  # (C, B, G)
+    if parallel.projection_by_step(B, kernel.shape[1], x.dtype.itemsize):
+        for t in range(C):
+            np.matmul(x[:, t], kernel, out=x_proj[t])  # (B, G)
+    else:
+        n = parallel.PROJECTION_STEPS
+        for s in range(0, C, n):
+            np.matmul(x[:, s:s + n], kernel, out=x_proj[s:s + n].transpose(1, 0, 2))  # (B, n, G)
     if bias is not None:
         x_proj += bias
     return x_proj
