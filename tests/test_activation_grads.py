@@ -48,7 +48,8 @@ import numpy as np
 import pytest
 
 from rnn_ref.layers import activations
-from rnn_ref.backward.activations import DERIVATIVES, VJPS, activation_vjp
+from rnn_ref.backward import activations as backward_activations
+from rnn_ref.backward.activations import DERIVATIVES, VJPS, activation_vjp, from_output
 from rnn_ref.layers.activations import ACTIVATIONS, ELEMENTWISE, erfc
 
 DTYPES = (np.float32, np.float64)
@@ -343,6 +344,27 @@ def test_comparison_rejects_wrong_derivative(tf, mutant):
 def test_every_activation_has_a_gradient():
     assert set(DERIVATIVES) == set(ELEMENTWISE)
     assert set(VJPS) == set(ACTIVATIONS) - set(ELEMENTWISE)
+
+
+def check_from_output(names):
+    """Each derivative named reads y only: with y passed in x's place it is unchanged (the
+    LSTM's backward pass passes the gates for z when both activations are such)."""
+    x = np.random.default_rng(4).uniform(-4, 4, 200)  # float64
+    for name in names:
+        y = ACTIVATIONS[name](x)
+        np.testing.assert_array_equal(DERIVATIVES[name](y, y), DERIVATIVES[name](x, y), err_msg=name)
+
+
+def test_derivatives_from_the_output_read_the_output_only():
+    check_from_output(backward_activations.FROM_OUTPUT)
+    assert from_output("sigmoid") and from_output(activations.tanh) and from_output(None)
+    assert not from_output("silu") and not from_output(lambda v: v) and not from_output("softmax")
+
+
+@pytest.mark.parametrize("wrong", ["silu", "gelu", "softsign"])
+def test_a_derivative_that_reads_x_listed_as_from_the_output_is_caught(wrong):
+    with pytest.raises(AssertionError, match=wrong):
+        check_from_output((*backward_activations.FROM_OUTPUT, wrong))
 
 
 def test_none_and_functions_are_taken_by_name():

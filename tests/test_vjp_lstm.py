@@ -326,6 +326,21 @@ def test_every_activation_in_either_role_matches_finite_differences(activation, 
 # The comparison catches bugs
 # ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize("activation, recurrent_activation", [("silu", "sigmoid"), ("tanh", "softsign")])
+def test_z_dropped_for_an_activation_whose_derivative_reads_it_is_caught(monkeypatch, activation,
+                                                                        recurrent_activation):
+    """The recording cell keeps z only when a derivative reads it (``FROM_OUTPUT``); listing one
+    that does (silu, softsign) makes the backward pass use the gates in z's place: wrong."""
+    from rnn_ref.backward import activations as backward_activations  # noqa: PLC0415
+
+    monkeypatch.setattr(backward_activations, "FROM_OUTPUT",
+                        (*backward_activations.FROM_OUTPUT, activation, recurrent_activation))
+    case = fixed_case(B=2, T=3, D=2, U=3, gain=0.5, activation=activation, recurrent_activation=recurrent_activation,
+                      mask=((0, 1, 1), (1, 0, 1)))
+    with pytest.raises(AssertionError, match="finite difference"):
+        check_finite_differences(case, f"{activation}/{recurrent_activation}")
+
+
 ORIGINAL_CELL_BACKWARD = backward_lstm.cell_backward
 
 

@@ -260,6 +260,20 @@ def _name_of(activation) -> str:
     raise TypeError(f"activation must be a Keras activation name or None, got {type(activation).__name__}")
 
 
+#: Activations whose derivative (``DERIVATIVES``) reads the output y only, never the pre-activation
+#: x: a backward pass that keeps y need not keep x, and passes y in its place.
+FROM_OUTPUT = ("linear", "tanh", "sigmoid")
+
+
+def from_output(activation) -> bool:
+    """Whether the derivative of ``activation`` (a name, None or a function of
+    ``rnn_ref.layers.activations``) reads its output only (``FROM_OUTPUT``); False for anything else."""
+    try:
+        return _name_of(activation) in FROM_OUTPUT
+    except (TypeError, ValueError):
+        return False
+
+
 def activation_vjp(activation, x, y, dy) -> np.ndarray:
     """Gradient with respect to the pre-activation: dx = dy * d act(x) / dx.
 

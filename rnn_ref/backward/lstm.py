@@ -65,7 +65,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from rnn_ref.layers import parallel, recurrence
-from rnn_ref.backward.activations import activation_vjp
+from rnn_ref.backward.activations import activation_vjp, from_output
 from rnn_ref.backward.rows import split_by_rows
 from rnn_ref.backward.step_sums import StepSums
 from rnn_ref.backward.cotangents import activation_name, final_cotangents, processing_keep, step_edges
@@ -85,7 +85,7 @@ class LSTMStep(NamedTuple):
 
     h_prev: np.ndarray  # h_{t-1}, as the loop passed it
     c_prev: np.ndarray  # c_{t-1}
-    z: np.ndarray  # (B, 4U), the pre-activations of the four gate blocks
+    z: Optional[np.ndarray]  # (B, 4U), the pre-activations of the four gate blocks; None if not kept
     i: np.ndarray  # input gate
     f: np.ndarray  # forget gate
     g: np.ndarray  # candidate
@@ -99,12 +99,21 @@ class _RecordingLSTMCell(LSTMCell):
     values as an ``LSTMStep``.
 
     ``step`` computes exactly what ``LSTMCell.step`` computes, in the same order, so the
-    output is bit for bit ``lstm``'s (tests/test_vjp_lstm.py checks it). Kept: z_t, where
-    the forward pass already holds it (each step turns its block of the input projection
-    x_t @ kernel + bias into z_t, in place), and the loop's own arrays h_{t-1}, c_{t-1} and
-    c~_t (references). The gates and act(c~_t) are computed again from them when asked for:
-    the same values, at less cost than keeping five more (B, U) arrays per step (fresh
-    memory is slow to touch)."""
+    output is bit for bit ``lstm``'s (tests/test_vjp_lstm.py checks it).
+
+    The gates are written once, where the forward pass already holds z_t: each step turns its
+    block of the input projection (x_t @ kernel + bias) into z_t in place, and then, when both
+    activations' derivatives read their output only (``FROM_OUTPUT``: tanh and sigmoid, the
+    defaults), into the gates i, f, g, o; z_t itself is not needed then. Otherwise z_t stays
+    and the gates go into an array of their own. h_{t-1}, c_{t-1}, c~_t and act(c~_t) are the
+    loop's own arrays, kept by reference.
+
+    Why not arrays of all T steps for those four, or for the gates beside z: a large array is
+    fresh memory at every call, which the kernel faults in page by page, while the step's own
+    small arrays come back from the allocator's free lists. Measured (T = 250, U = 100, median
+    of 7): the recording forward at B = 32 took 13 ms with no page fault, against 20-24 ms and
+    1700-4300 faults a call with such arrays. Computing the gates again in the backward loop,
+    as this cell did before, cost 750 more sigmoid calls a vjp at T = 250."""
 
     #: Records of the whole batch, step by step, from one projection: not split by ``rnn_ref.layers.parallel``.
     SPLITS_BY_ROWS = False
@@ -112,35 +121,40 @@ class _RecordingLSTMCell(LSTMCell):
     def project(self, x):
         """x (B, T, D) in processing order -> (T, B, 4U), as LSTMCell; x is kept."""
         self.x = x  # (B, T, D)
-        self.states = []  # (h_{t-1}, c_{t-1}, c~_t), (B, U) each, of each step
+        self.states = []  # (h_{t-1}, c_{t-1}, c~_t, act(c~_t)), (B, U) each, of each step
         self.z = super().project(x)  # (T, B, 4U): x_t @ kernel + bias, then z_t once step t has run
+        # the gates i, f, g, o of each step (T, B, 4U): in z's place when z is not needed
+        self.keeps_z = not (from_output(self.activation) and from_output(self.recurrent_activation))
+        self.a = np.empty_like(self.z) if self.keeps_z else self.z
         return self.z  # (T, B, 4U)
-
-    def gates(self, z):
-        """z (B, 4U) -> i, f, g, o (B, U) each."""
-        U = self.units
-        i = self.recurrent_activation(z[:, :U])  # (B, U)
-        f = self.recurrent_activation(z[:, U:2 * U])  # (B, U)
-        g = self.activation(z[:, 2 * U:3 * U])  # (B, U)
-        o = self.recurrent_activation(z[:, 3 * U:])  # (B, U)
-        return i, f, g, o
 
     def step(self, x_t, states):
         h, c_prev = states  # (B, U) each, as the loop passed them (after the mask)
+        t, U = len(self.states), self.units
         z = x_t  # (B, 4U): block t of self.z
         z += h @ self.recurrent_kernel  # z_t = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel
-        i, f, g, o = self.gates(z)  # (B, U) each
-        c = f * c_prev + i * g  # (B, U)
+        a = self.a[t]  # (B, 4U): z itself when z is not kept
+        if self.side_by_side:
+            a[:, :2 * U] = self.recurrent_activation(z[:, :2 * U])  # the input and forget gates
+        else:
+            a[:, :U] = self.recurrent_activation(z[:, :U])
+            a[:, U:2 * U] = self.recurrent_activation(z[:, U:2 * U])
+        a[:, 2 * U:3 * U] = self.activation(z[:, 2 * U:3 * U])
+        a[:, 3 * U:] = self.recurrent_activation(z[:, 3 * U:])
+        i, f, g, o = a[:, :U], a[:, U:2 * U], a[:, 2 * U:3 * U], a[:, 3 * U:]  # (B, U) each
+        c = f * c_prev
+        c += i * g  # c~_t = f * c_{t-1} + i * g
         act_c = self.activation(c)  # (B, U)
         h_new = o * act_c  # (B, U)
-        self.states.append((h, c_prev, c))
+        self.states.append((h, c_prev, c, act_c))
         return h_new, [h_new, c]
 
     def recorded(self, t) -> LSTMStep:
-        """What step t computed, as an ``LSTMStep``."""
-        h, c_prev, c = self.states[t]
-        z = self.z[t]  # (B, 4U)
-        return LSTMStep(h, c_prev, z, *self.gates(z), c, self.activation(c))
+        """What step t computed, as an ``LSTMStep``; z is None when it was not kept."""
+        U, a = self.units, self.a[t]  # (B, 4U)
+        h, c_prev, c, act_c = self.states[t]
+        return LSTMStep(h, c_prev, self.z[t] if self.keeps_z else None, a[:, :U], a[:, U:2 * U],
+                        a[:, 2 * U:3 * U], a[:, 3 * U:], c, act_c)
 
 
 def cell_backward(s: LSTMStep, dy, dc, act_name, rec_name):
@@ -156,11 +170,15 @@ def cell_backward(s: LSTMStep, dy, dc, act_name, rec_name):
     d_i = dc * s.g  # (B, U)
     d_g = dc * s.i  # (B, U)
     U = s.i.shape[1]
+    if s.z is None:  # not kept: the derivatives read the gates only (FROM_OUTPUT), which stand in for z
+        z_i, z_f, z_g, z_o = s.i, s.f, s.g, s.o
+    else:
+        z_i, z_f, z_g, z_o = s.z[:, :U], s.z[:, U:2 * U], s.z[:, 2 * U:3 * U], s.z[:, 3 * U:]  # (B, U) each
     dz = np.concatenate([
-        activation_vjp(rec_name, s.z[:, :U], s.i, d_i),
-        activation_vjp(rec_name, s.z[:, U:2 * U], s.f, d_f),
-        activation_vjp(act_name, s.z[:, 2 * U:3 * U], s.g, d_g),
-        activation_vjp(rec_name, s.z[:, 3 * U:], s.o, d_o),
+        activation_vjp(rec_name, z_i, s.i, d_i),
+        activation_vjp(rec_name, z_f, s.f, d_f),
+        activation_vjp(act_name, z_g, s.g, d_g),
+        activation_vjp(rec_name, z_o, s.o, d_o),
     ], axis=1)  # (B, 4U), blocks i, f, c, o
     return dz, dc * s.f  # (B, 4U), (B, U)
 
