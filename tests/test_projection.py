@@ -47,12 +47,13 @@ def in_chunks(x, kernel, bias, chunk):
                            for s in range(0, x.shape[1], chunk)])  # (T, B, G)
 
 
-def one_batched_product(x, kernel, bias):
+def one_batched_product(x, kernel, bias, out=None):
     """The mutant: NumPy's batched product over all the steps given, so its rounding follows C."""
     B, C, _ = x.shape
-    x_proj = np.empty((C, B, kernel.shape[1]), dtype=x.dtype)
+    x_proj = np.empty((C, B, kernel.shape[1]), dtype=x.dtype) if out is None else out
     np.matmul(x, kernel, out=x_proj.transpose(1, 0, 2))
-    return x_proj + bias
+    x_proj += bias
+    return x_proj
 
 
 # (B, G): a small batch (batched products: B = 1 one chunk, 8 and 32 several), and a large one
@@ -115,3 +116,61 @@ def test_a_vjp_output_off_the_layer_output_is_caught(monkeypatch, name):
     monkeypatch.setattr(recurrence, "input_projection", one_batched_product)
     with pytest.raises(AssertionError, match="Mismatched elements"):
         check_vjp_output(name, 32)
+
+
+# ---------------------------------------------------------------------------
+# The projection buffer a thread keeps between calls (parallel.scratch)
+# ---------------------------------------------------------------------------
+
+def check_results_kept(name, B, T=12, U=5):
+    """A call's results stay what they were after the next call of the same shapes (which reuses
+    the projection buffer), with linear activations, where a gate can be a view of the buffer."""
+    fn, G = LAYERS[name]
+    rng = np.random.default_rng(7)
+    kernel = (0.1 * rng.standard_normal((D, G * U))).astype(np.float32)  # small: products of linear gates
+    recurrent = (0.1 * rng.standard_normal((U, G * U))).astype(np.float32)
+    bias = (0.1 * rng.standard_normal((2, G * U) if G == 3 else G * U)).astype(np.float32)
+    options = dict(activation=None, return_sequences=True, return_state=True)
+    if name != "simple_rnn":
+        options["recurrent_activation"] = None
+    first = fn(rng.standard_normal((B, T, D)).astype(np.float32), kernel, recurrent, bias, **options)
+    kept = [np.array(a) for a in first]
+    fn(rng.standard_normal((B, T, D)).astype(np.float32), kernel, recurrent, bias, **options)
+    assert all(np.isfinite(k).all() for k in kept)
+    for i, (a, k) in enumerate(zip(first, kept)):
+        np.testing.assert_array_equal(a, k, err_msg=f"{name}, B = {B}: result {i} changed by the next call")
+
+
+@pytest.mark.parametrize("B", [3, 200])  # one thread; two row blocks in threads
+@pytest.mark.parametrize("name", LAYERS)
+def test_a_result_never_shares_the_projection_buffer(name, B):
+    check_results_kept(name, B)
+
+
+def test_a_state_returned_from_the_projection_buffer_is_caught(monkeypatch):
+    """The mutant: an LSTM step that writes h_t into its block of the projection and returns that
+    view as the state (an in-place saving), so the final state is the buffer the next call fills."""
+    from rnn_ref.layers.lstm import LSTMCell  # noqa: PLC0415
+
+    original = LSTMCell.step
+
+    def step_in_the_buffer(self, x_t, states):
+        h, (_, c) = original(self, x_t, states)
+        x_t[:, :self.units] = h
+        return x_t[:, :self.units], [x_t[:, :self.units], c]
+
+    monkeypatch.setattr(LSTMCell, "step", step_in_the_buffer)
+    with pytest.raises(AssertionError, match="changed by the next call"):
+        check_results_kept("lstm", 3)
+
+
+def test_scratch_is_checked_out_and_bounded():
+    with parallel.scratch((2, 3), np.float32) as a:
+        with parallel.scratch((2, 3), np.float32) as b:  # nested: another buffer
+            assert a is not b
+    with parallel.scratch((2, 3), np.float32) as again:
+        assert again is a or again is b  # kept for the next call of this thread
+    for n in range(2 * parallel.SCRATCH_KEPT):
+        with parallel.scratch((n + 1,), np.float64):
+            pass
+    assert len(parallel._scratch.free) == parallel.SCRATCH_KEPT

@@ -116,9 +116,9 @@ class GRUCell:
         self.recurrent_activation = get_activation(recurrent_activation)
         self.side_by_side = is_elementwise(recurrent_activation)  # the gates in one call, else one by one
 
-    def project(self, x):
+    def project(self, x, out=None):
         """x (B, T, D) -> x @ kernel + input bias for every step, time-major (T, B, 3U)."""
-        return recurrence.input_projection(x, self.kernel, self.input_bias)  # (T, B, 3U)
+        return recurrence.input_projection(x, self.kernel, self.input_bias, out)  # (T, B, 3U)
 
     def step(self, x_t, states):
         """x_t = x_t @ kernel + input bias (B, 3U), states [h_{t-1}] (B, U) -> h_t, [h_t]."""

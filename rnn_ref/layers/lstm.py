@@ -99,9 +99,9 @@ class LSTMCell:
         self.recurrent_activation = get_activation(recurrent_activation)
         self.side_by_side = is_elementwise(recurrent_activation)  # the gates in one call, else one by one
 
-    def project(self, x):
+    def project(self, x, out=None):
         """x (B, T, D) -> x @ kernel + bias for every step, time-major (T, B, 4U)."""
-        return recurrence.input_projection(x, self.kernel, self.bias)  # (T, B, 4U)
+        return recurrence.input_projection(x, self.kernel, self.bias, out)  # (T, B, 4U)
 
     def step(self, x_t, states):
         """x_t = x_t @ kernel + bias (B, 4U), states [h, c] (B, U) each -> h_t, [h_t, c_t]."""

@@ -36,17 +36,18 @@ CALL_OPTIONS = ("mask", "initial_state")
 class Cell(Protocol):
     units: int
 
-    def project(self, x: np.ndarray) -> np.ndarray:
-        """x (B, C, D), C steps in processing order -> (C, B, G), time-major."""
+    def project(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """x (B, C, D), C steps in processing order -> (C, B, G), time-major; written into
+        ``out`` (C, B, G) when given (the loop's buffer), else a new array."""
 
     def step(self, x_t: np.ndarray, states: list) -> tuple[np.ndarray, list]:
         """x_t (B, G), states [(B, U), ...] -> output (B, U), new states. x_t is this step's
         block of the projection, read by this step only: the cell may overwrite it."""
 
 
-def input_projection(x: np.ndarray, kernel: np.ndarray, bias) -> np.ndarray:
+def input_projection(x: np.ndarray, kernel: np.ndarray, bias, out: np.ndarray | None = None) -> np.ndarray:
     """x (B, C, D) @ kernel (D, G) + bias (G,) for C steps at once, time-major (C, B, G), so
-    that step t reads one contiguous block.
+    that step t reads one contiguous block; written into ``out`` (C, B, G) when given.
 
     A step's numbers do not depend on which steps a call is given: all T, or the chunks of
     ``parallel.projection_chunk``. BLAS may round a product differently with its shape, so the
@@ -57,7 +58,7 @@ def input_projection(x: np.ndarray, kernel: np.ndarray, bias) -> np.ndarray:
     for bit.
     """
     B, C, _ = x.shape
-    x_proj = np.empty((C, B, kernel.shape[1]), dtype=x.dtype)  # (C, B, G)
+    x_proj = np.empty((C, B, kernel.shape[1]), dtype=x.dtype) if out is None else out  # (C, B, G)
     if parallel.projection_by_step(B, kernel.shape[1], x.dtype.itemsize):
         for t in range(C):
             np.matmul(x[:, t], kernel, out=x_proj[t])  # (B, G)
@@ -138,23 +139,35 @@ def loop(cell: Cell, x: np.ndarray, states: list, m, outputs, *, zero_output_for
     Writes step t's output to ``outputs[t]`` (T, B, U) when given; returns the last output (B, U)
     and the final states. The input projection is computed ``chunk`` steps at a time (None: all
     T at once); the numbers are the same either way (``rnn_ref.layers.parallel.projection_chunk``).
+    In chunks, each chunk is written into one buffer that this thread keeps for its next call
+    (``parallel.scratch``): only the steps read it, so nothing returned refers to it.
     """
-    T = x.shape[1]
-    chunk = T if chunk is None else chunk
-    prev_output = np.zeros((x.shape[0], cell.units), dtype=x.dtype)  # (B, U)
-    for start in range(0, T, chunk):
-        x_proj = cell.project(x[:, start:start + chunk])  # (C, B, G), outside the steps: it does not depend on the state
-        for t, x_t in enumerate(x_proj, start):  # x_t (B, G)
-            output, new_states = cell.step(x_t, states)  # (B, U), [(B, U), ...]
-            if m is None:
-                states = new_states
-            else:
-                keep = m[:, t, None]  # (B, 1)
-                states = [np.where(keep, new, old) for new, old in zip(new_states, states)]  # padded rows keep them
-                output = np.where(keep, output, 0 if zero_output_for_mask else prev_output)
-            if outputs is not None:
-                outputs[t] = output
-            prev_output = output
+    B, T = x.shape[:2]
+    prev_output = np.zeros((B, cell.units), dtype=x.dtype)  # (B, U)
+    if chunk is None:  # all steps at once, in a new array (a recording cell keeps it)
+        return _steps(cell, cell.project(x), 0, states, m, outputs, prev_output, zero_output_for_mask)
+    chunk = min(chunk, T)
+    with parallel.scratch((chunk, B, cell.kernel.shape[1]), x.dtype) as buffer:  # (C, B, G)
+        for start in range(0, T, chunk):
+            steps = x[:, start:start + chunk]  # (B, C, D)
+            x_proj = cell.project(steps, out=buffer[:steps.shape[1]])  # (C, B, G): it does not depend on the state
+            prev_output, states = _steps(cell, x_proj, start, states, m, outputs, prev_output, zero_output_for_mask)
+    return prev_output, states
+
+
+def _steps(cell, x_proj, start, states, m, outputs, prev_output, zero_output_for_mask):
+    """Steps start, start + 1, ... of the loop, one for each block of x_proj (C, B, G)."""
+    for t, x_t in enumerate(x_proj, start):  # x_t (B, G)
+        output, new_states = cell.step(x_t, states)  # (B, U), [(B, U), ...]
+        if m is None:
+            states = new_states
+        else:
+            keep = m[:, t, None]  # (B, 1)
+            states = [np.where(keep, new, old) for new, old in zip(new_states, states)]  # padded rows keep them
+            output = np.where(keep, output, 0 if zero_output_for_mask else prev_output)
+        if outputs is not None:
+            outputs[t] = output
+        prev_output = output
     return prev_output, states
 
 

@@ -99,10 +99,11 @@ class SimpleRNNCell:
         self.activation = get_activation(activation)
         self.pre_activation = None  # the last step's z (B, U), a buffer reused from step to step
 
-    def project(self, x):
+    def project(self, x, out=None):
         """x (B, T, D) -> x @ kernel + bias for every step, time-major (T, B, U)."""
-        self.pre_activation = np.empty((x.shape[0], self.units), dtype=x.dtype)  # (B, U)
-        return recurrence.input_projection(x, self.kernel, self.bias)  # (T, B, U)
+        if self.pre_activation is None or self.pre_activation.shape != (x.shape[0], self.units):
+            self.pre_activation = np.empty((x.shape[0], self.units), dtype=x.dtype)  # (B, U)
+        return recurrence.input_projection(x, self.kernel, self.bias, out)  # (T, B, U)
 
     def step(self, x_t, states):
         """x_t = x_t @ kernel + bias (B, U), states [h_{t-1} (B, U)] -> h_t, [h_t]."""
