@@ -404,3 +404,30 @@ def test_report_compare_exit_status(quick_report, tmp_path):
     entry[dtype]["implementations"]["fused_product"]["failed_examples"] = 1
     (tmp_path / "failed.json").write_text(json.dumps(data))
     assert cli(["report", "compare", worse, str(tmp_path / "failed.json")]) == 1
+
+
+def check_noise(noise_class):
+    """The perturbed runs' factors 1 + s * N(0, 1): fresh at every call (a step's rounding is
+    independent of the last step's), of the asked shape, mean 1 and spread s."""
+    noise = noise_class(np.random.default_rng(0), 1e-3)
+    first, second = noise.factors((3, 4)), noise.factors((3, 4))
+    assert first.shape == second.shape == (3, 4)
+    assert not np.array_equal(first, second), "the same factors handed out twice"
+    z = (np.concatenate([noise.factors((7, 5)).ravel() for _ in range(600)]) - 1) / 1e-3  # crosses refills
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+    assert np.unique(z).size == z.size, "factors repeat"
+
+
+def test_noise_factors_are_fresh_normal_draws():
+    check_noise(tolerance._Noise)
+
+
+def test_noise_that_hands_out_the_same_factors_is_caught():
+    class Stuck(tolerance._Noise):
+        def factors(self, shape):
+            out = super().factors(shape)
+            self.used = 0  # the mutant: never moves on in its pool
+            return out
+
+    with pytest.raises(AssertionError, match="twice"):
+        check_noise(Stuck)

@@ -21,6 +21,7 @@ V vocabulary, E embedding size.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -91,8 +92,7 @@ class LayerSpec:
     @property
     def options(self) -> dict:
         """The reference's keyword options and their defaults."""
-        params = inspect.signature(self.reference).parameters.values()
-        return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+        return dict(_keyword_options(self.reference))
 
     @property
     def layer_options(self) -> tuple:
@@ -226,3 +226,10 @@ def vjp(fn, *args, **options):
         raise TypeError(f"vjp supports {', '.join(others)} and {last}, got {name}")
     inspect.signature(fn).bind(*args, **options)  # a wrong call is refused in fn's own terms
     return spec.vjp(*args, **options)
+
+
+@functools.lru_cache(maxsize=None)
+def _keyword_options(fn) -> tuple:
+    """``fn``'s keyword-only parameters and their defaults, as pairs (read once per function:
+    the harness asks for them at every example)."""
+    return tuple((p.name, p.default) for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY)
