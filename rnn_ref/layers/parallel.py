@@ -40,6 +40,8 @@ is (``rnn_ref.backward.rows``, through ``in_threads``).
 The input projection is computed a few steps at a time (``projection_chunk``),
 for every batch size: about 2 MB of it stays in the cache, where all T steps
 at once (100 MB at B = 1024) were fresh memory written and read back.
+Each thread keeps that chunk's buffer for its next call (``scratch``), and
+the projection's products do not depend on the chunk (``projection_by_step``).
 
 Turning the split off: ``RNN_REF_THREADS=1`` in the environment (read at
 each call), or ``rnn_ref.layers.parallel.set_threads(1)``; ``set_threads(None)``
