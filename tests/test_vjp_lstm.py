@@ -44,6 +44,7 @@ pytest.importorskip("tensorflow")
 
 import rnn_ref  # noqa: E402
 from rnn_ref.backward import lstm as backward_lstm  # noqa: E402
+from rnn_ref.backward.activations import DERIVATIVES  # noqa: E402
 from rnn_ref.layers.activations import ACTIVATIONS  # noqa: E402
 from rnn_ref.backward.lstm import LSTMGrads, lstm_vjp  # noqa: E402
 from rnn_ref.models.registry import LSTM  # noqa: E402
@@ -325,6 +326,44 @@ def test_every_activation_in_either_role_matches_finite_differences(activation, 
 # ---------------------------------------------------------------------------
 # The comparison catches bugs
 # ---------------------------------------------------------------------------
+
+def check_gates_in_one_pass(from_output):
+    """``from_output(step, dy, dc, act, rec)``, the one-pass backward of a step whose z was not
+    kept, gives ``cell_backward``'s generic result (four activation_vjp calls, here on a step
+    that kept z) bit for bit, for every pair of FROM_OUTPUT activations."""
+    from rnn_ref.backward.activations import FROM_OUTPUT  # noqa: PLC0415
+    from rnn_ref.layers.activations import get  # noqa: PLC0415
+
+    rng = np.random.default_rng(11)
+    B, U = 3, 4
+    for act, rec in itertools.product(FROM_OUTPUT, repeat=2):
+        z = rng.normal(0, 2, (B, 4 * U)).astype(np.float32)
+        gates = np.concatenate([get(rec)(z[:, :2 * U]), get(act)(z[:, 2 * U:3 * U]), get(rec)(z[:, 3 * U:])], axis=1)
+        c_prev, dy, dc = (rng.normal(0, 1, (B, U)).astype(np.float32) for _ in range(3))
+        i, f, g, o = (gates[:, k * U:(k + 1) * U] for k in range(4))
+        c = f * c_prev + i * g
+        step = backward_lstm.LSTMStep(None, c_prev, None, i, f, g, o, c, get(act)(c), gates)
+        fast = from_output(step, dy, dc, act, rec)
+        generic = backward_lstm.cell_backward(step._replace(z=z), dy, dc, act, rec)
+        for a, b, what in zip(fast, generic, ("dz", "dc_prev")):
+            np.testing.assert_array_equal(a, b, err_msg=f"{what}, activation {act}, recurrent {rec}")
+
+
+def test_gates_in_one_pass_match_the_generic_backward():
+    check_gates_in_one_pass(backward_lstm._cell_backward_from_output)
+
+
+def test_one_pass_with_the_wrong_derivative_for_the_candidate_is_caught():
+    def candidate_like_a_gate(s, dy, dc, act, rec):  # the mutant: g's derivative left as rec's
+        U = s.i.shape[1]
+        dz, dc_prev = backward_lstm._cell_backward_from_output(s, dy, dc, act, rec)
+        d_g = dz[:, 2 * U:3 * U] / DERIVATIVES[act](s.g, s.g)
+        dz[:, 2 * U:3 * U] = d_g * DERIVATIVES[rec](s.g, s.g)
+        return dz, dc_prev
+
+    with pytest.raises(AssertionError, match="dz, activation"):
+        check_gates_in_one_pass(candidate_like_a_gate)
+
 
 @pytest.mark.parametrize("activation, recurrent_activation", [("silu", "sigmoid"), ("tanh", "softsign")])
 def test_z_dropped_for_an_activation_whose_derivative_reads_it_is_caught(monkeypatch, activation,
