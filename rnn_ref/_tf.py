@@ -48,3 +48,23 @@ def keras_and_tf():
             tf.constant(0.0) + 1.0  # the first kernel prints the oneDNN notice
         _loaded = (keras, tf)
     return _loaded
+
+
+@contextmanager
+def keras_floatx(dtype: str):
+    """Keras's ``floatx`` and global dtype policy set to ``dtype`` inside the block, both as
+    they were after it.
+
+    Restoring ``floatx`` alone is not enough: Keras makes its global dtype policy from
+    ``floatx`` the first time a layer asks for it and keeps it, so a float64 block that is a
+    process's first to build a layer leaves every later layer float64, with ``floatx`` back at
+    float32 (Keras 3.15.1: tests/test_keras_quirks.py)."""
+    keras, _ = keras_and_tf()
+    old, old_policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(old)
+        keras.config.set_dtype_policy(old_policy)

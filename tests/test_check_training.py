@@ -17,6 +17,7 @@ import re
 import numpy as np
 import pytest
 
+from rnn_ref._tf import keras_floatx
 from rnn_ref.commands import check_training
 from rnn_ref.harness.training_judge import judge_training, worst_ratio
 from rnn_ref.harness.training_properties import NAMES, softmax_cases
@@ -131,9 +132,7 @@ def test_the_reference_equals_keras_fit(name, kwargs, dtype):
                 and c.params[1].shape[0] > 2)
     N, B, T, D = case.xs.shape
     H, K = case.params[1].shape[0], case.params[4].shape[0]
-    old = keras.config.floatx()
-    keras.config.set_floatx(dtype)
-    try:
+    with keras_floatx(dtype):  # floatx and the global dtype policy, restored after
         m = keras.Sequential([keras.Input((T, D), dtype=dtype), keras.layers.SimpleRNN(H, return_sequences=True, dtype=dtype),
                               keras.layers.Dense(K, activation="softmax", dtype=dtype)])
         m.set_weights(case.params)
@@ -141,8 +140,6 @@ def test_the_reference_equals_keras_fit(name, kwargs, dtype):
                   run_eagerly=True)
         m.fit(case.xs.reshape(N * B, T, D), case.ys.reshape(N * B, T), batch_size=B, epochs=1, shuffle=False, verbose=0)
         keras_weights = [w.numpy() for w in m.trainable_weights]
-    finally:
-        keras.config.set_floatx(old)
 
     def optimizer(dt):
         opt = getattr(O, name)(**kwargs)

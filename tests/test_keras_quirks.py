@@ -102,3 +102,46 @@ def test_a_recurrent_call_with_initial_state_gets_no_propagated_mask():
     # unmasked computation when it lies far closer to it than to the masked one
     assert np.abs(predicted - unmasked).max() < 1e-3 * np.abs(predicted - masked).max()
     assert "mask" not in layer._inbound_nodes[-1].arguments.kwargs
+
+
+_FLOATX_SCENARIOS = '''
+import contextlib, json
+import keras
+from rnn_ref._tf import keras_floatx
+
+@contextlib.contextmanager
+def floatx_only(dtype):  # restores floatx, not the global dtype policy (the mutant)
+    old = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(old)
+
+result = {}
+for name, block in (("floatx_only", floatx_only), ("keras_floatx", keras_floatx)):
+    keras.utils.clear_session()  # as in a fresh process: no global dtype policy yet
+    with block("float64"):
+        inside = keras.layers.Dense(2).dtype_policy.name
+    result[name] = (inside, keras.config.floatx(), keras.layers.Dense(2).dtype_policy.name)
+print(json.dumps(result))
+'''
+
+
+def _floatx_scenarios():
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _FLOATX_SCENARIOS], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_restoring_floatx_leaves_the_global_dtype_policy_behind():
+    """Keras makes its global dtype policy from floatx the first time a layer asks for one and
+    keeps it: after a float64 block that built the process's first layer, floatx is back at
+    float32 but every new layer is float64. ``rnn_ref._tf.keras_floatx`` restores both."""
+    got = _floatx_scenarios()
+    assert got["floatx_only"] == ["float64", "float32", "float64"]  # Keras's behaviour, pinned
+    assert got["keras_floatx"] == ["float64", "float32", "float32"]  # layers after the block: float32

@@ -24,11 +24,11 @@ sweeps (``cli.run_report``).
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
 
+from rnn_ref._tf import keras_floatx
 from rnn_ref.harness import tolerance
 from rnn_ref.harness.cases import orthogonal
 from rnn_ref.harness.judging import with_weights
@@ -97,14 +97,9 @@ def random_weight(name: str, shape: tuple, rng) -> np.ndarray:
     raise ValueError(f"no random rule for weight {name!r}")
 
 
-@contextlib.contextmanager
 def floatx(keras, dtype: str):
-    old = keras.config.floatx()
-    keras.config.set_floatx(dtype)
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(old)
+    """Keras's floatx (and its global dtype policy) at ``dtype`` inside the block (``keras_floatx``)."""
+    return keras_floatx(dtype)
 
 
 def build(keras, dtype: str, seed: int):
