@@ -17,14 +17,14 @@ from rnn_ref.backward import step_sums
 from rnn_ref.backward.step_sums import StepSums
 
 
-def _loop(B, P, Q, R, T, chunk_bytes, monkeypatch, *, flush=True):
+def _loop(B, P, Q, R, T, chunk_bytes, monkeypatch, *, flush=True, background=False, sums_class=StepSums):
     monkeypatch.setattr(step_sums, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(B * 100 + T)
     a = rng.integers(-3, 4, (T, B, P)).astype(np.float64)  # (T, B, P)
     b = rng.integers(-3, 4, (T, B, Q)).astype(np.float64)  # (T, B, Q)
     W = rng.integers(-3, 4, (Q, R)).astype(np.float64)  # (Q, R)
     out = np.full((B, T, R), np.nan)
-    sums = StepSums(B, P, Q, np.float64, T, project=W, out=out, bias=True)
+    sums = sums_class(B, P, Q, np.float64, T, project=W, out=out, bias=True, background=background)
     for t in reversed(range(T)):  # as a backward loop
         sums.add(a[t], b[t], t)
     if flush:
@@ -32,13 +32,48 @@ def _loop(B, P, Q, R, T, chunk_bytes, monkeypatch, *, flush=True):
     return sums, a, b, W, out
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 3 * 3 * 9 * 8, 10**9], ids=["one step", "a few steps", "all steps"])
-@pytest.mark.parametrize("B, T", [(1, 7), (3, 10), (2, 1)])
-def test_chunked_sums_equal_the_step_by_step_sums(B, T, chunk_bytes, monkeypatch):
-    sums, a, b, W, out = _loop(B, 4, 5, 2, T, chunk_bytes, monkeypatch)
+def check_sums(sums, a, b, W, out):
+    T = a.shape[0]
     np.testing.assert_array_equal(sums.total, sum(a[t].T @ b[t] for t in range(T)))
     np.testing.assert_array_equal(sums.bias_total, b.sum(axis=(0, 1)))
     np.testing.assert_array_equal(out, np.swapaxes(b @ W, 0, 1))  # out[:, t] = b_t @ W
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["here", "in the background"])
+@pytest.mark.parametrize("chunk_bytes", [1, 3 * 3 * 9 * 8, 10**9], ids=["one step", "a few steps", "all steps"])
+@pytest.mark.parametrize("B, T", [(1, 7), (3, 10), (2, 1)])
+def test_chunked_sums_equal_the_step_by_step_sums(B, T, chunk_bytes, background, monkeypatch):
+    check_sums(*_loop(B, 4, 5, 2, T, chunk_bytes, monkeypatch, background=background))
+
+
+def test_the_background_is_used_when_a_core_is_free(monkeypatch):
+    monkeypatch.setattr(step_sums, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(step_sums.parallel, "second_core_free", lambda rows: rows < 10)
+    assert StepSums(3, 4, 5, np.float64, 10).background
+    assert not StepSums(30, 4, 5, np.float64, 10).background  # the rows already use both cores
+    assert not StepSums(3, 4, 5, np.float64, 1).background  # one chunk: nothing to overlap
+
+
+class _NoWait(StepSums):
+    """The mutant: the full buffer's chunk goes to the background and the loop goes on filling
+    the same buffer, without waiting for the chunk before (a slow background shows it)."""
+
+    def flush(self):
+        if not self.steps:
+            return
+        chunk, self.steps = (self.a, self.b, list(self.steps)), []
+        self.pending = step_sums.parallel.in_background(self._slow_add, *chunk)
+
+    def _slow_add(self, *chunk):
+        import time  # noqa: PLC0415
+
+        time.sleep(0.01)
+        self._add(*chunk)
+
+
+def test_a_chunk_overwritten_while_in_the_background_is_caught(monkeypatch):
+    with pytest.raises(AssertionError):
+        check_sums(*_loop(3, 4, 5, 2, 10, 3 * 3 * 9 * 8, monkeypatch, background=True, sums_class=_NoWait))
 
 
 def test_a_missing_final_flush_is_caught(monkeypatch):

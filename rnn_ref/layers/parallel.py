@@ -89,6 +89,7 @@ CHUNK_BYTES = 2 * 2**20
 
 _threads = None  # set_threads(n); None: RNN_REF_THREADS, or the usable cores
 _pool = None  # ThreadPoolExecutor, made on first use
+_background = None  # ThreadPoolExecutor of one thread (in_background), made on first use
 _pool_lock = threading.Lock()
 _limit_lock = threading.Lock()
 _limit_users = 0  # calls inside the BLAS limit right now (threads of the user may overlap)
@@ -179,6 +180,25 @@ def in_threads(fn, items) -> list:
         finally:
             wait(others)  # the others end inside the BLAS limit, even if the first failed
         return [first, *(f.result() for f in others)]
+
+
+def in_background(fn, *args):
+    """``fn(*args)`` on the background thread (one, shared by every call), as a
+    ``concurrent.futures.Future``: work that a loop does not wait for at once, such as a backward
+    loop's weight gradients (``rnn_ref.backward.step_sums``). Under the caller's BLAS limit if it
+    holds one (the limit is process-wide)."""
+    global _background
+    with _pool_lock:
+        if _background is None:
+            _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnn_ref-background")
+    return _background.submit(fn, *args)
+
+
+def second_core_free(rows: int) -> bool:
+    """Whether a loop of ``rows`` rows leaves a core idle, so that work can go to the background:
+    more than one thread allowed, threadpoolctl there, and fewer rows than ``run_loop`` and
+    ``rnn_ref.backward.rows`` split over the cores (2 ``MIN_ROWS``)."""
+    return rows < 2 * MIN_ROWS and can_split()
 
 
 def projection_chunk(cell, rows: int) -> int:
