@@ -403,6 +403,40 @@ def fixed_case(layer, **changes):
     return case._replace(**changes)
 
 
+@pytest.mark.parametrize("one_call_max", [0, 10**9], ids=["gate by gate", "all four blocks in one call"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lstm_matches_keras_with_either_gate_path(monkeypatch, one_call_max, dtype):
+    """The LSTM's step takes its recurrent activation over all four blocks in one call on a small
+    batch (``lstm.ONE_CALL_MAX``), block by block on a large one; the suite's small cases meet the
+    first, so this fixed case is checked against Keras on both."""
+    from rnn_ref.layers import lstm as lstm_module  # noqa: PLC0415
+
+    monkeypatch.setattr(lstm_module, "ONE_CALL_MAX", one_call_max)
+    check(fixed_case("lstm", dtype=dtype))
+
+
+def test_one_call_that_takes_the_candidate_from_the_gates_is_caught(monkeypatch):
+    """The mutant: the one-call path reads the candidate g from the recurrent activation's
+    output (sigmoid) instead of ``activation`` (tanh)."""
+    from rnn_ref.layers import lstm as lstm_module  # noqa: PLC0415
+
+    def step(self, x_t, states):
+        h, c = states
+        U = self.units
+        z = x_t
+        z += h @ self.recurrent_kernel
+        gates = self.recurrent_activation(z)
+        i, f, g, o = (gates[:, k * U:(k + 1) * U] for k in range(4))
+        c = f * c + i * g
+        h = o * self.activation(c)
+        return h, [h, c]
+
+    monkeypatch.setattr(lstm_module.LSTMCell, "step", step)
+    case = fixed_case("lstm", dtype="float32")
+    with pytest.raises(AssertionError, match=MUTANT_FAILURE):
+        check(case)
+
+
 @pytest.mark.parametrize("layer", ["lstm", "gru"])
 def test_leading_masked_steps_and_all_masked_row(layer):
     """Keras outputs zero before the first valid step despite a non-zero initial state, and

@@ -311,7 +311,8 @@ def test_every_option_matches_centred_finite_differences():
                                            go_backwards=False), "zero_output_for_mask")
 
 
-FD_ROLES = [(name, "sigmoid") for name in ACTIVATIONS] + [("tanh", name) for name in ACTIVATIONS]
+FD_ROLES = ([(name, "sigmoid") for name in ACTIVATIONS] + [("tanh", name) for name in ACTIVATIONS]
+            + [("silu", "linear"), ("linear", "linear")])  # a linear recurrent activation returns z itself
 
 
 @pytest.mark.parametrize("activation, recurrent_activation", FD_ROLES)

@@ -69,7 +69,7 @@ from rnn_ref.backward.activations import DERIVATIVES, activation_vjp, from_outpu
 from rnn_ref.backward.rows import split_by_rows
 from rnn_ref.backward.step_sums import StepSums
 from rnn_ref.backward.cotangents import activation_name, final_cotangents, processing_keep, step_edges
-from rnn_ref.layers.lstm import STATES, LSTMCell
+from rnn_ref.layers.lstm import STATES, LSTMCell, one_call
 
 
 class LSTMGrads(NamedTuple):
@@ -135,13 +135,18 @@ class _RecordingLSTMCell(LSTMCell):
         z = x_t  # (B, 4U): block t of self.z
         z += h @ self.recurrent_kernel  # z_t = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel
         a = self.a[t]  # (B, 4U): z itself when z is not kept
-        if self.side_by_side:
-            a[:, :2 * U] = self.recurrent_activation(z[:, :2 * U])  # the input and forget gates
-        else:
-            a[:, :U] = self.recurrent_activation(z[:, :U])
-            a[:, U:2 * U] = self.recurrent_activation(z[:, U:2 * U])
-        a[:, 2 * U:3 * U] = self.activation(z[:, 2 * U:3 * U])
-        a[:, 3 * U:] = self.recurrent_activation(z[:, 3 * U:])
+        if self.side_by_side and one_call(z):  # as LSTMCell.step: the four blocks in one call
+            g = np.array(self.activation(z[:, 2 * U:3 * U]))  # (B, U), a copy: a may be z, and g a view of it
+            a[:] = self.recurrent_activation(z)  # (B, 4U); z itself is left alone when it is kept
+            a[:, 2 * U:3 * U] = g
+        else:  # block by block; each block of z is read before its own block of a is written
+            if self.side_by_side:
+                a[:, :2 * U] = self.recurrent_activation(z[:, :2 * U])  # the input and forget gates
+            else:
+                a[:, :U] = self.recurrent_activation(z[:, :U])
+                a[:, U:2 * U] = self.recurrent_activation(z[:, U:2 * U])
+            a[:, 2 * U:3 * U] = self.activation(z[:, 2 * U:3 * U])
+            a[:, 3 * U:] = self.recurrent_activation(z[:, 3 * U:])
         i, f, g, o = a[:, :U], a[:, U:2 * U], a[:, 2 * U:3 * U], a[:, 3 * U:]  # (B, U) each
         c = f * c_prev
         c += i * g  # c~_t = f * c_{t-1} + i * g
