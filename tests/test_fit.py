@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rnn_ref._tf import keras_floatx
 from rnn_ref.commands.report import training as report_training
 from rnn_ref.harness.judging import with_weights
 from rnn_ref.harness.training_judge import FitRuns
@@ -49,11 +50,6 @@ keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.keras
 
 V, T, B, BATCH, EPOCHS = 12, 6, 7, 3, 2  # V small: tokens repeat within a batch
-
-
-def floatx(dtype):
-    """Keras's floatx set to ``dtype`` inside the block (the report's training sweep does the same)."""
-    return report_training.floatx(keras, dtype)
 
 
 def build(kind, dtype, seed=1):
@@ -88,7 +84,7 @@ CASES = [(kind, dtype, opt, CLIPS[(i + j) % len(CLIPS)])
 
 def keras_fit(model, name, kwargs, x, y, dtype, *, epochs=EPOCHS, batch_size=BATCH, eager=True,
               sample_weight=None):
-    with floatx(dtype):
+    with keras_floatx(dtype):
         model.compile(optimizer=getattr(keras.optimizers, name)(**kwargs), loss="binary_crossentropy",
                       run_eagerly=eager)
         history = model.fit(x, y.astype(dtype), epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0,
@@ -136,7 +132,7 @@ def test_fit_equals_keras_fit(kind, dtype, opt, clip):
     name, kwargs = OPTIMIZERS[opt]
     kwargs = {**kwargs, **clip}
     x, y = data()
-    with floatx(dtype):
+    with keras_floatx(dtype):
         model = build(kind, dtype)
     import rnn_ref
     np_model = rnn_ref.from_keras(model)

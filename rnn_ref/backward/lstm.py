@@ -92,7 +92,7 @@ class LSTMStep(NamedTuple):
     o: np.ndarray  # output gate
     c: np.ndarray  # c~_t, the new cell state before the mask
     act_c: np.ndarray  # act(c~_t)
-    gates: Optional[np.ndarray] = None  # (B, 4U): i, f, g, o side by side, as recorded (i, f, g, o are views)
+    gates: np.ndarray  # (B, 4U): i, f, g, o side by side, as recorded (i, f, g, o are views of it)
 
 
 class _RecordingLSTMCell(LSTMCell):
@@ -170,7 +170,7 @@ def cell_backward(s: LSTMStep, dy, dc, act_name, rec_name):
     Returns dz (B, 4U), the cotangent of the pre-activations, and dc_prev (B, U), of c_{t-1}.
     (h_{t-1} receives dz @ recurrent_kernel.T, computed by the caller.)
     """
-    if s.z is None and s.gates is not None:
+    if s.z is None:  # not kept: the derivatives read the gates only (FROM_OUTPUT)
         return _cell_backward_from_output(s, dy, dc, act_name, rec_name)
     dc = dc + activation_vjp(act_name, s.c, s.act_c, dy * s.o)  # (B, U): h = o * act(c)
     d_o = dy * s.act_c  # (B, U)
@@ -178,15 +178,11 @@ def cell_backward(s: LSTMStep, dy, dc, act_name, rec_name):
     d_i = dc * s.g  # (B, U)
     d_g = dc * s.i  # (B, U)
     U = s.i.shape[1]
-    if s.z is None:  # not kept: the derivatives read the gates only (FROM_OUTPUT), which stand in for z
-        z_i, z_f, z_g, z_o = s.i, s.f, s.g, s.o
-    else:
-        z_i, z_f, z_g, z_o = s.z[:, :U], s.z[:, U:2 * U], s.z[:, 2 * U:3 * U], s.z[:, 3 * U:]  # (B, U) each
     dz = np.concatenate([
-        activation_vjp(rec_name, z_i, s.i, d_i),
-        activation_vjp(rec_name, z_f, s.f, d_f),
-        activation_vjp(act_name, z_g, s.g, d_g),
-        activation_vjp(rec_name, z_o, s.o, d_o),
+        activation_vjp(rec_name, s.z[:, :U], s.i, d_i),
+        activation_vjp(rec_name, s.z[:, U:2 * U], s.f, d_f),
+        activation_vjp(act_name, s.z[:, 2 * U:3 * U], s.g, d_g),
+        activation_vjp(rec_name, s.z[:, 3 * U:], s.o, d_o),
     ], axis=1)  # (B, 4U), blocks i, f, c, o
     return dz, dc * s.f  # (B, 4U), (B, U)
 

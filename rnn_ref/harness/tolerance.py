@@ -39,9 +39,8 @@ finite, or the reverse, fails.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import math
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 

@@ -112,12 +112,12 @@ class LSTMCell:
         if self.side_by_side and one_call(z):
             gates = self.recurrent_activation(z)  # (B, 4U): i, f and o (the c block's values unused)
             i, f, o = gates[:, :U], gates[:, U:2 * U], gates[:, 3 * U:]  # (B, U) each
-        elif self.side_by_side:
-            i_f = self.recurrent_activation(z[:, :2 * U])  # (B, 2U): the input and forget gates
-            i, f = i_f[:, :U], i_f[:, U:]  # (B, U) each
-            o = self.recurrent_activation(z[:, 3 * U:])  # (B, U)
-        else:
-            i, f = self.recurrent_activation(z[:, :U]), self.recurrent_activation(z[:, U:2 * U])  # (B, U) each
+        else:  # block by block
+            if self.side_by_side:
+                i_f = self.recurrent_activation(z[:, :2 * U])  # (B, 2U): the input and forget gates
+                i, f = i_f[:, :U], i_f[:, U:]  # (B, U) each
+            else:
+                i, f = self.recurrent_activation(z[:, :U]), self.recurrent_activation(z[:, U:2 * U])  # (B, U) each
             o = self.recurrent_activation(z[:, 3 * U:])  # (B, U)
         g = self.activation(z[:, 2 * U:3 * U])  # (B, U)
         c = f * c

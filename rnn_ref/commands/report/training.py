@@ -97,11 +97,6 @@ def random_weight(name: str, shape: tuple, rng) -> np.ndarray:
     raise ValueError(f"no random rule for weight {name!r}")
 
 
-def floatx(keras, dtype: str):
-    """Keras's floatx (and its global dtype policy) at ``dtype`` inside the block (``keras_floatx``)."""
-    return keras_floatx(dtype)
-
-
 def build(keras, dtype: str, seed: int):
     """Embedding(V, 4, mask_zero) -> SimpleRNN(5) -> Dense(1, sigmoid), random weights from ``seed``."""
     inp = keras.Input((T,), dtype="int32")
@@ -133,7 +128,7 @@ def data(seed: int):
 def keras_fit(keras, model, case: Case, x, y):
     """Keras's weights and per-epoch losses after ``model.fit(shuffle=False)``, run eagerly."""
     dtype = case["dtype"]
-    with floatx(keras, dtype):
+    with keras_floatx(dtype):
         model.compile(optimizer=getattr(keras.optimizers, case["name"])(**case["kwargs"]),
                       loss="binary_crossentropy", run_eagerly=True)
         history = model.fit(x, y.astype(dtype), epochs=case["epochs"], batch_size=BATCH, shuffle=False, verbose=0)
@@ -170,7 +165,7 @@ def run_case(keras, case: Case) -> dict:
 
     t0 = time.perf_counter()
     x, y = data(case["data_seed"])
-    with floatx(keras, case["dtype"]):
+    with keras_floatx(case["dtype"]):
         model = build(keras, case["dtype"], case["model_seed"])
     np_model = rnn_ref.from_keras(model)
     kw, kl = keras_fit(keras, model, case, x, y)
