@@ -62,6 +62,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from rnn_ref.layers import _checks, parallel, recurrence
+from rnn_ref.backward import records
 from rnn_ref.backward.activations import activation_vjp
 from rnn_ref.backward.rows import split_by_rows
 from rnn_ref.backward.step_sums import StepSums
@@ -96,9 +97,11 @@ class _RecordingGRUCell(GRUCell):
         B, T, _ = x.shape
         U = self.units
         self.x = x  # (B, T, D)
-        self.h_prev = np.empty((T, B, U), dtype=x.dtype)  # (T, B, U): h_{t-1} as the step read it
-        self.rec_h = np.empty((T, B, U), dtype=x.dtype) if self.reset_after else None  # (T, B, U): b[h]
-        self.a = super().project(x)  # (T, B, 3U): a, then [z_pre, r_pre, c] once step t has run
+        # the records (rnn_ref.backward.records):
+        self.h_prev = records.take((T, B, U), x.dtype)  # (T, B, U): h_{t-1} as the step read it
+        self.rec_h = records.take((T, B, U), x.dtype) if self.reset_after else None  # (T, B, U): b[h]
+        # a, then [z_pre, r_pre, c] once step t has run
+        self.a = super().project(x, out=records.take((T, B, 3 * U), x.dtype))  # (T, B, 3U)
         self.t = 0
         return self.a  # (T, B, 3U)
 

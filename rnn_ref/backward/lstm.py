@@ -65,6 +65,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from rnn_ref.layers import parallel, recurrence
+from rnn_ref.backward import records
 from rnn_ref.backward.activations import DERIVATIVES, activation_vjp, from_output
 from rnn_ref.backward.rows import split_by_rows
 from rnn_ref.backward.step_sums import StepSums
@@ -106,27 +107,36 @@ class _RecordingLSTMCell(LSTMCell):
     block of the input projection (x_t @ kernel + bias) into z_t in place, and then, when both
     activations' derivatives read their output only (``FROM_OUTPUT``: tanh and sigmoid, the
     defaults), into the gates i, f, g, o; z_t itself is not needed then. Otherwise z_t stays
-    and the gates go into an array of their own. h_{t-1}, c_{t-1}, c~_t and act(c~_t) are the
-    loop's own arrays, kept by reference.
+    and the gates go into an array of their own. c~_t, act(c~_t) and the output y_t are
+    written into arrays of all T steps; h_{t-1} and c_{t-1} are the arrays the loop passed
+    (without a mask, the previous step's blocks of those), kept by reference.
 
-    Why not arrays of all T steps for those four, or for the gates beside z: a large array is
-    fresh memory at every call, which the kernel faults in page by page, while the step's own
-    small arrays come back from the allocator's free lists. Measured (T = 250, U = 100, median
-    of 7): the recording forward at B = 32 took 13 ms with no page fault, against 20-24 ms and
-    1700-4300 faults a call with such arrays. Computing the gates again in the backward loop,
-    as this cell did before, cost 750 more sigmoid calls a vjp at T = 250."""
+    The arrays of all T steps are records that earlier vjps gave back
+    (``rnn_ref.backward.records``): new ones are fresh memory at every call, which the kernel
+    faults in page by page. Measured (T = 250, U = 100, median of 7): the recording forward at
+    B = 32 took 13 ms with no page fault keeping the step's own small arrays, against 20-24 ms
+    and 1700-4300 faults a call with new arrays of all T steps; at B = 256 with TensorFlow in
+    the process the whole vjp took 220 ms and 10 000 faults a call keeping the step's arrays,
+    159 ms and none with kept records. Computing the gates again in the backward loop, as this
+    cell did before, cost 750 more sigmoid calls a vjp at T = 250."""
 
     #: Records of the whole batch, step by step, from one projection: not split by ``rnn_ref.layers.parallel``.
     SPLITS_BY_ROWS = False
 
     def project(self, x):
         """x (B, T, D) in processing order -> (T, B, 4U), as LSTMCell; x is kept."""
+        B, T, _ = x.shape
+        U, dtype = self.units, x.dtype
         self.x = x  # (B, T, D)
-        self.states = []  # (h_{t-1}, c_{t-1}, c~_t, act(c~_t)), (B, U) each, of each step
-        self.z = super().project(x)  # (T, B, 4U): x_t @ kernel + bias, then z_t once step t has run
+        self.states = []  # (h_{t-1}, c_{t-1}), (B, U) each, of each step, as the loop passed them
+        # x_t @ kernel + bias, then z_t once step t has run
+        self.z = super().project(x, out=records.take((T, B, 4 * U), dtype))  # (T, B, 4U)
         # the gates i, f, g, o of each step (T, B, 4U): in z's place when z is not needed
         self.keeps_z = not (from_output(self.activation) and from_output(self.recurrent_activation))
-        self.a = np.empty_like(self.z) if self.keeps_z else self.z
+        self.a = records.take((T, B, 4 * U), dtype) if self.keeps_z else self.z
+        self.c = records.take((T, B, U), dtype)  # c~_t of each step
+        self.act_c = records.take((T, B, U), dtype)  # act(c~_t)
+        self.h = records.take((T, B, U), dtype)  # y_t = o * act(c~_t)
         return self.z  # (T, B, 4U)
 
     def step(self, x_t, states):
@@ -148,19 +158,20 @@ class _RecordingLSTMCell(LSTMCell):
             a[:, 2 * U:3 * U] = self.activation(z[:, 2 * U:3 * U])
             a[:, 3 * U:] = self.recurrent_activation(z[:, 3 * U:])
         i, f, g, o = a[:, :U], a[:, U:2 * U], a[:, 2 * U:3 * U], a[:, 3 * U:]  # (B, U) each
-        c = f * c_prev
+        c = np.multiply(f, c_prev, out=self.c[t])  # (B, U)
         c += i * g  # c~_t = f * c_{t-1} + i * g
-        act_c = self.activation(c)  # (B, U)
-        h_new = o * act_c  # (B, U)
-        self.states.append((h, c_prev, c, act_c))
+        act_c = self.act_c[t]  # (B, U)
+        act_c[:] = self.activation(c)
+        h_new = np.multiply(o, act_c, out=self.h[t])  # (B, U)
+        self.states.append((h, c_prev))
         return h_new, [h_new, c]
 
     def recorded(self, t) -> LSTMStep:
         """What step t computed, as an ``LSTMStep``; z is None when it was not kept."""
         U, a = self.units, self.a[t]  # (B, 4U)
-        h, c_prev, c, act_c = self.states[t]
+        h, c_prev = self.states[t]
         return LSTMStep(h, c_prev, self.z[t] if self.keeps_z else None, a[:, :U], a[:, U:2 * U],
-                        a[:, 2 * U:3 * U], a[:, 3 * U:], c, act_c, a)
+                        a[:, 2 * U:3 * U], a[:, 3 * U:], self.c[t], self.act_c[t], a)
 
 
 def cell_backward(s: LSTMStep, dy, dc, act_name, rec_name):
@@ -232,6 +243,7 @@ def lstm_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", 
     out = recurrence.run(cell, x, state_names=STATES, unbatched=unbatched, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, mask=mask,
                          initial_state=initial_state, zero_output_for_mask=zero_output_for_mask)
+    out = records.own_states(out, return_state)
     U, dtype = cell.units, x.dtype
     keep = processing_keep(mask, B, T, unbatched, go_backwards)  # (B, T), processing order
     # kernel.T and recurrent_kernel.T, contiguous: a product with a transposed view is slower.

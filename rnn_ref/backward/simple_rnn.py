@@ -46,6 +46,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from rnn_ref.layers import parallel, recurrence
+from rnn_ref.backward import records
 from rnn_ref.backward.activations import activation_vjp
 from rnn_ref.backward.rows import split_by_rows
 from rnn_ref.backward.step_sums import StepSums
@@ -65,30 +66,31 @@ class _RecordingCell(SimpleRNNCell):
     """``SimpleRNNCell`` that records, step by step in processing order, what the backward
     pass needs: the state it read h_{t-1}, the pre-activation z_t and y_t = activation(z_t).
 
-    Nothing is copied. z_t is kept where the forward pass already holds it: each step turns
-    its block of the input projection (x_t @ kernel + bias) into z_t, in place. h_{t-1} and
-    y_t are the arrays the loop made (references; without a mask h_t is y_t itself)."""
+    z_t is kept where the forward pass already holds it: each step turns its block of the
+    input projection (x_t @ kernel + bias) into z_t, in place. y_t is written into an array of
+    all T steps, and h_{t-1} is the array the loop passed (without a mask, y_{t-1} itself). The
+    arrays of all T steps are records that earlier vjps gave back (``rnn_ref.backward.records``)."""
 
     #: Records of the whole batch, step by step, from one projection: not split by ``rnn_ref.layers.parallel``.
     SPLITS_BY_ROWS = False
 
     def project(self, x):
         """x (B, T, D) in processing order -> (T, B, U), as SimpleRNNCell; x is kept."""
+        B, T, _ = x.shape
         self.x = x  # (B, T, D)
         self.h_prev = []  # h_{t-1} (B, U) of each step
-        self.y = []  # y_t (B, U) of each step
-        self.z = super().project(x)  # (T, B, U): x_t @ kernel + bias, then z_t once step t has run
+        # x_t @ kernel + bias, then z_t once step t has run; y_t of each step (rnn_ref.backward.records)
+        self.z = super().project(x, out=records.take((T, B, self.units), x.dtype))  # (T, B, U)
+        self.y = records.take((T, B, self.units), x.dtype)  # (T, B, U)
         return self.z  # (T, B, U)
 
     def step(self, x_t, states):
         (h,) = states  # (B, U), as the loop passed it (after the mask)
         z = x_t  # (B, U): block t of self.z
         z += np.dot(h, self.recurrent_kernel)  # z_t = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel
-        y = self.activation(z)  # (B, U)
-        if y is z:  # linear returns its argument: the output must not be the record's block
-            y = z.copy()
+        y = self.y[len(self.h_prev)]  # (B, U)
+        y[:] = self.activation(z)  # a copy of z itself for linear: z stays the record's
         self.h_prev.append(h)
-        self.y.append(y)
         return y, [y]
 
 
@@ -106,11 +108,12 @@ def simple_rnn_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="t
     out = recurrence.run(cell, x, unbatched=unbatched, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, mask=mask,
                          initial_state=initial_state, zero_output_for_mask=zero_output_for_mask)
+    out = records.own_states(out, return_state)
     U, dtype = cell.units, x.dtype
     keep = processing_keep(mask, B, T, unbatched, go_backwards)  # (B, T) processing order, None without a mask
     # kernel.T and recurrent_kernel.T, contiguous: a product with a transposed view is slower.
     W_T, R_T = np.ascontiguousarray(cell.kernel.T), np.ascontiguousarray(cell.recurrent_kernel.T)  # (U, D), (U, U)
-    xs, h_prev, z, y = cell.x, cell.h_prev, cell.z, cell.y  # (B, T, D), T arrays (B, U), (T, B, U), T arrays (B, U)
+    xs, h_prev, z, y = cell.x, cell.h_prev, cell.z, cell.y  # (B, T, D), T arrays (B, U), (T, B, U), (T, B, U)
     call = f"simple_rnn(return_sequences={return_sequences}, return_state={return_state})"
     edges = dict(return_sequences=return_sequences, zero_output_for_mask=zero_output_for_mask)
 

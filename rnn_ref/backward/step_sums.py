@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnn_ref.backward import records
 from rnn_ref.layers import parallel
 
 #: Bytes of one buffer of steps (``StepSums``): about 2 MB.
@@ -55,8 +56,9 @@ class StepSums:
         self.C = chunk_steps(B, P + Q, np.dtype(dtype).itemsize, T)
         if background is None:
             background = self.C < T and parallel.second_core_free(B)
-        self.buffers = [(np.empty((self.C, B, P), dtype=dtype), np.empty((self.C, B, Q), dtype=dtype))
-                        for _ in range(2 if background else 1)]  # [((C, B, P), (C, B, Q))]: filled in turn
+        # [((C, B, P), (C, B, Q))], filled in turn: kept from earlier loops' (rnn_ref.backward.records)
+        self.buffers = [(records.take((self.C, B, P), dtype), records.take((self.C, B, Q), dtype))
+                        for _ in range(2 if background else 1)]
         self.a, self.b = self.buffers[0]  # the buffer being filled
         self.background = background
         self.pending = None  # the Future of the chunk in flight on the background thread

@@ -1,0 +1,166 @@
+"""The records a vjp keeps of its forward pass, in memory reused from one vjp to the next
+(rnn_ref.backward.records): a backward function still alive keeps its records to itself, what
+a vjp returns is its own, and idle records are reused and bounded."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+
+import rnn_ref
+from rnn_ref.backward import records
+
+D, U, T = 3, 5, 9  # input_dim != units
+LAYERS = {"simple_rnn": (rnn_ref.simple_rnn, 1), "lstm": (rnn_ref.lstm, 4), "gru": (rnn_ref.gru, 3)}
+
+
+def layer_weights(name, rng):
+    fn, G = LAYERS[name]
+    kernel = (0.5 * rng.standard_normal((D, G * U))).astype(np.float32)
+    recurrent = (0.5 * rng.standard_normal((U, G * U))).astype(np.float32)
+    bias = (0.3 * rng.standard_normal((2, G * U) if G == 3 else G * U)).astype(np.float32)  # non-zero
+    return fn, (kernel, recurrent, bias)
+
+
+def grads_equal(a, b, what):
+    for name in a._fields:
+        x, y = getattr(a, name), getattr(b, name)
+        if x is None:
+            assert y is None
+            continue
+        for i, (p, q) in enumerate(zip(x, y) if isinstance(x, list) else [(x, y)]):
+            np.testing.assert_array_equal(p, q, err_msg=f"{what}: gradient {name}[{i}]")
+
+
+def check_live_backward_keeps_its_records(name, B):
+    """A vjp's backward, still alive while two more vjps of the same shapes run (the second's
+    backward dropped before the third, so its records are reused), gives the gradients it gives
+    alone, bit for bit."""
+    rng = np.random.default_rng(11)
+    fn, weights = layer_weights(name, rng)
+    options = dict(return_sequences=True)
+    x1, x2 = (rng.standard_normal((B, T, D)).astype(np.float32) for _ in range(2))
+    d = rng.standard_normal((B, T, U)).astype(np.float32)
+    alone = rnn_ref.vjp(fn, x1, *weights, **options)[1](d)
+
+    _, backward = rnn_ref.vjp(fn, x1, *weights, **options)
+    _, second = rnn_ref.vjp(fn, x2, *weights, **options)
+    del second
+    gc.collect()
+    _, third = rnn_ref.vjp(fn, x2, *weights, **options)
+    grads_equal(backward(d), alone, f"{name}, B = {B}, with two more vjps run meanwhile")
+    del third
+
+
+def check_results_are_their_own(name, B):
+    """A vjp's output and final states hold no record: once its backward is dropped, every record
+    is idle, the results still alive; and they stay what they were after another vjp of the
+    same shapes has run (and reused the records)."""
+    rng = np.random.default_rng(12)
+    fn, weights = layer_weights(name, rng)
+    options = dict(return_sequences=False, return_state=True)
+    records.release()
+    out, backward = rnn_ref.vjp(fn, rng.standard_normal((B, T, D)).astype(np.float32), *weights, **options)
+    kept = [np.array(a) for a in out]
+    del backward
+    gc.collect()
+    idle = records.kept_bytes()
+    rnn_ref.vjp(fn, rng.standard_normal((B, T, D)).astype(np.float32), *weights, **options)
+    for i, (a, k) in enumerate(zip(out, kept)):
+        np.testing.assert_array_equal(a, k, err_msg=f"{name}, B = {B}: result {i} changed by the next vjp")
+    records.release()
+    rnn_ref.vjp(fn, rng.standard_normal((B, T, D)).astype(np.float32), *weights, **options)
+    gc.collect()
+    assert records.kept_bytes() == idle > 0, f"{name}, B = {B}: the results kept a record from reuse"
+
+
+@pytest.mark.parametrize("B", [2, 200])  # one thread; two row blocks in threads (rnn_ref.backward.rows)
+@pytest.mark.parametrize("name", LAYERS)
+def test_a_live_backward_keeps_its_records(name, B):
+    check_live_backward_keeps_its_records(name, B)
+
+
+@pytest.mark.parametrize("B", [2, 200])
+@pytest.mark.parametrize("name", LAYERS)
+def test_a_vjps_results_are_its_own(name, B):
+    check_results_are_their_own(name, B)
+
+
+def test_idle_records_are_reused_and_bounded(monkeypatch):
+    records.release()
+    first = records.take((4, 6), np.float32)
+    address = first.__array_interface__["data"][0]
+    view = first[1:, ::2].T  # a view outlives the array it was taken from
+    del first
+    gc.collect()
+    assert records.kept_bytes() == 0, "given back while a view of it was alive"
+    view[:] = 1.0
+    del view
+    gc.collect()
+    assert records.kept_bytes() == 4 * 6 * 4
+    again = records.take((4, 6), np.float32)
+    assert again.__array_interface__["data"][0] == address, "the idle record was not reused"
+    assert records.kept_bytes() == 0
+    other = records.take((4, 6), np.float32)  # while `again` is in use: other memory
+    assert other.__array_interface__["data"][0] != address
+    del again, other
+    monkeypatch.setattr(records, "KEPT_BYTES", 4 * 6 * 4)
+    records.release()
+    held = [records.take((4, 6), np.float32) for _ in range(3)]
+    del held
+    gc.collect()
+    assert records.kept_bytes() == 4 * 6 * 4, "more idle records kept than KEPT_BYTES"
+    records.release()
+    assert records.kept_bytes() == 0
+
+
+# ---------------------------------------------------------------------------
+# Mutants: each check above fails on a plausible bug
+# ---------------------------------------------------------------------------
+
+def shared_records(monkeypatch):
+    """A pool that hands out the same memory for a shape whatever still uses it."""
+    handed = {}
+
+    def take(shape, dtype):
+        key = (tuple(shape), np.dtype(dtype).str)
+        if key not in handed:
+            handed[key] = np.empty(shape, dtype=dtype)
+        return handed[key]
+
+    monkeypatch.setattr(records, "take", take)
+
+
+@pytest.mark.parametrize("B", [2, 200])
+def test_records_shared_by_live_backwards_are_caught(monkeypatch, B):
+    shared_records(monkeypatch)
+    with pytest.raises(AssertionError, match="with two more vjps run meanwhile"):
+        check_live_backward_keeps_its_records("lstm", B)
+
+
+@pytest.mark.parametrize("name", ["simple_rnn", "lstm"])  # their final states are blocks of a record
+def test_final_states_left_in_the_records_are_caught(monkeypatch, name):
+    monkeypatch.setattr(records, "own_states", lambda out, return_state: out)
+    with pytest.raises(AssertionError, match="kept a record from reuse"):
+        check_results_are_their_own(name, 2)
+    shared_records(monkeypatch)  # and were records shared, the next vjp would change them
+    with pytest.raises(AssertionError, match="changed by the next vjp"):
+        check_results_are_their_own(name, 2)
+
+
+def test_a_record_given_back_while_a_view_lives_is_caught(monkeypatch):
+    """The mutant: records made as plain arrays, given back when that array goes (a view of it,
+    such as a step's state, would still be alive)."""
+    import weakref  # noqa: PLC0415
+
+    def take(shape, dtype):
+        memory = np.empty(shape, dtype=dtype)
+        array = memory[...]  # a view: its own views refer to `memory`, not to it
+        weakref.finalize(array, records._give_back, (tuple(shape), np.dtype(dtype).str), memory)
+        return array
+
+    monkeypatch.setattr(records, "take", take)
+    with pytest.raises(AssertionError, match="given back while a view of it was alive"):
+        test_idle_records_are_reused_and_bounded(monkeypatch)
