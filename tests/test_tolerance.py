@@ -236,8 +236,8 @@ def test_a_gate_rounded_to_one_in_float32_is_not_a_false_alarm(monkeypatch, wher
     prop.check(Context(spec=case.spec), gru, case)
     inputs_only = tolerance.conditioning
 
-    def mutant(fn, kwargs, dtype, *, rng, runs=None, intermediates=False):
-        return inputs_only(fn, kwargs, dtype, rng=rng, runs=runs, intermediates=False)
+    def mutant(fn, kwargs, dtype, *, rng, runs=None, intermediates=False, base=None):
+        return inputs_only(fn, kwargs, dtype, rng=rng, runs=runs, intermediates=False, base=base)
 
     monkeypatch.setattr(tolerance, "conditioning", mutant)
     with pytest.raises(PropertyFailure, match="Keras disagrees with the float64 reference beyond its conditioning"):
@@ -431,3 +431,65 @@ def test_noise_that_hands_out_the_same_factors_is_caught():
 
     with pytest.raises(AssertionError, match="twice"):
         check_noise(Stuck)
+
+
+# -- the truth computed once: the conditioning starts from it --------------------------
+
+def check_forward_truth(forward_truth):
+    """``forward_truth``'s spread is the conditioning of the reference from its own float64
+    run, as ``tolerance.conditioning`` computes it without being given that run."""
+    case = make_case(B=2, T=40, D=3, U=5, dtype="float32", activation="tanh", gain=1.3, seed=5,
+                     mask_pattern="random", return_sequences=True)
+    kw = case.kwargs()
+    kw64 = _f64(kw)
+    _, spread, _ = forward_truth(simple_rnn, kw, kw64, np.dtype("float32"), np.random.default_rng(9))
+    alone = tolerance.conditioning(simple_rnn, kw64, np.dtype("float32"), rng=np.random.default_rng(9),
+                                   intermediates=True)
+    alone = Context.internal_overflow(simple_rnn(**kw), simple_rnn(**kw64), alone, np.dtype("float32"))
+    assert np.max(alone) > 0
+    np.testing.assert_array_equal(spread, alone, err_msg="the conditioning did not start from the truth")
+
+
+def test_the_conditioning_starts_from_the_truth():
+    from rnn_ref.harness.context import forward_truth  # noqa: PLC0415
+
+    check_forward_truth(forward_truth)
+
+
+def test_a_conditioning_from_the_wrong_run_is_caught():
+    """The mutant: the conditioning given the reference's run in the case's dtype as its base."""
+    def wrong_base(reference, kw, kw64, dtype, rng):
+        spread = tolerance.conditioning(reference, kw64, dtype, rng=rng, intermediates=True, base=reference(**kw))
+        return reference(**kw64), Context.internal_overflow(reference(**kw), reference(**kw64), spread, dtype), ()
+
+    with pytest.raises(AssertionError, match="did not start from the truth"):
+        check_forward_truth(wrong_base)
+
+
+def check_rounding(rounding):
+    """A perturbed activation: its argument and its result each moved by fresh noise and rounded
+    once onto the dtype's values (the float64 product rounded to the dtype)."""
+    x = np.random.default_rng(1).standard_normal(2000) * 3  # float64
+    got = rounding("linear", np.float32, np.random.default_rng(4))(x)
+    noise = tolerance._Noise(np.random.default_rng(4), tolerance.PERTURB_ULPS * tolerance.roundoff(np.float32))
+    once = (x * noise.factors(x.shape)).astype(np.float32).astype(np.float64)
+    expected = (once * noise.factors(x.shape)).astype(np.float32).astype(np.float64)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, expected, err_msg="not the product rounded once")
+
+
+def test_a_perturbed_activation_rounds_the_moved_value_once():
+    check_rounding(tolerance._rounding)
+
+
+def test_a_perturbed_activation_rounded_twice_is_caught():
+    """The mutant: the factors applied in float32 to the argument already rounded to float32."""
+    def twice(activation, dtype, rng):
+        noise = tolerance._Noise(rng, tolerance.PERTURB_ULPS * tolerance.roundoff(dtype))
+
+        def on_grid(a):
+            return (np.asarray(a).astype(dtype) * noise.factors(np.shape(a)).astype(dtype)).astype(np.float64)
+        return lambda x: on_grid(on_grid(x))
+
+    with pytest.raises(AssertionError, match="not the product rounded once"):
+        check_rounding(twice)

@@ -84,7 +84,7 @@ def forward_truth(reference, kw: dict, kw64: dict, dtype, rng) -> tuple:
     where the reference run in the dtype overflowed inside a step) and the platform
     alternatives of the truth (``platform_alternatives``)."""
     truth = reference(**kw64)
-    spread = tolerance.conditioning(reference, kw64, dtype, rng=rng, intermediates=True)
+    spread = tolerance.conditioning(reference, kw64, dtype, rng=rng, intermediates=True, base=truth)
     spread = Context.internal_overflow(reference(**kw), truth, spread, dtype)
     return truth, spread, platform_alternatives(reference, kw, kw64, truth, dtype)
 
@@ -101,11 +101,12 @@ def gradient_spread(gradients_of, kwargs: dict, dtype, rng, truth: tuple, in_dty
     gradient of a call where one left the dtype's range. Returns one spread a gradient."""
     as_t = lambda o: o if isinstance(o, tuple) else (o,)  # noqa: E731
     largest_of = lambda a: float(np.max(np.where(np.isfinite(a), a, 0), initial=0))  # noqa: E731
-    spread = as_t(tolerance.conditioning(gradients_of, kwargs, dtype, rng=rng))
+    spread = as_t(tolerance.conditioning(gradients_of, kwargs, dtype, rng=rng, base=truth))
     peak = [largest_of(np.abs(t)) for t in truth]
     largest = [largest_of(s) for s in spread]
     if any(s > tolerance.ILL_CONDITIONED * p for s, p in zip(largest, peak)):  # see ILL_CONDITIONED
-        more = as_t(tolerance.conditioning(gradients_of, kwargs, dtype, rng=rng, runs=tolerance.GRADIENT_EXTRA_RUNS))
+        more = as_t(tolerance.conditioning(gradients_of, kwargs, dtype, rng=rng, runs=tolerance.GRADIENT_EXTRA_RUNS,
+                                           base=truth))
         spread = tuple(np.maximum(a, b) for a, b in zip(spread, more))
         largest = [largest_of(s) for s in spread]
     # A gradient beyond the dtype's range anywhere (in the truth, or in the reference run in

@@ -338,7 +338,7 @@ def _num(x) -> float:
 
 
 def conditioning(fn, kwargs: dict, dtype, *, rng: np.random.Generator, runs: int | None = None,
-                 intermediates: bool = False):
+                 intermediates: bool = False, base=None):
     """How far ``fn`` (the float64 reference) moves when its floating inputs are
     perturbed by PERTURB_ULPS units of roundoff of ``dtype``, and with
     ``intermediates`` the argument and result of every activation call as well
@@ -346,9 +346,10 @@ def conditioning(fn, kwargs: dict, dtype, *, rng: np.random.Generator, runs: int
     over PERTURB_RUNS runs (or ``runs``), shaped like fn's output (a tuple when
     fn returns one). The forward judgements pass ``intermediates=True``; a
     backward pass looks its derivatives up by the activation's name, so its
-    conditioning perturbs the inputs only."""
+    conditioning perturbs the inputs only. ``base``: ``fn(**kwargs)`` when the caller has it
+    already (the truth), so that it is not computed again."""
     u = roundoff(dtype)
-    base = _as_tuple(fn(**kwargs))
+    base = _as_tuple(fn(**kwargs) if base is None else base)
     spread = [np.zeros(b.shape) for b in base]
     for run in range(PERTURB_RUNS if runs is None else runs):
         kw = {name: _perturbed(value, u, rng) for name, value in kwargs.items()}
@@ -396,8 +397,12 @@ def _rounding(activation, dtype, rng):
 
     def on_grid(a):  # called inside the perturbed run's errstate(all="ignore"): overflow to inf is wanted
         a = np.asarray(a)
-        moved = a if noise is None else a * noise.factors(a.shape)
-        return moved.astype(dtype).astype(np.float64)
+        if noise is None:
+            return a.astype(dtype).astype(np.float64)
+        # the product rounded once, to dtype, as a.astype(dtype) of it would be (the loop
+        # multiplies in float64 and casts its result), in one call instead of two
+        moved = np.multiply(a, noise.factors(a.shape), out=np.empty(a.shape, dtype), casting="unsafe")
+        return moved.astype(np.float64)
 
     return lambda x: on_grid(f(on_grid(x)))
 
