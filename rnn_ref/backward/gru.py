@@ -62,7 +62,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from rnn_ref.layers import _checks, parallel, recurrence
-from rnn_ref.backward import records
+from rnn_ref.layers import memory
 from rnn_ref.backward.activations import activation_vjp
 from rnn_ref.backward.rows import split_by_rows
 from rnn_ref.backward.step_sums import StepSums
@@ -97,11 +97,11 @@ class _RecordingGRUCell(GRUCell):
         B, T, _ = x.shape
         U = self.units
         self.x = x  # (B, T, D)
-        # the records (rnn_ref.backward.records):
-        self.h_prev = records.take((T, B, U), x.dtype)  # (T, B, U): h_{t-1} as the step read it
-        self.rec_h = records.take((T, B, U), x.dtype) if self.reset_after else None  # (T, B, U): b[h]
+        # the records (rnn_ref.layers.memory):
+        self.h_prev = memory.take((T, B, U), x.dtype)  # (T, B, U): h_{t-1} as the step read it
+        self.rec_h = memory.take((T, B, U), x.dtype) if self.reset_after else None  # (T, B, U): b[h]
         # a, then [z_pre, r_pre, c] once step t has run
-        self.a = super().project(x, out=records.take((T, B, 3 * U), x.dtype))  # (T, B, 3U)
+        self.a = super().project(x, out=memory.take((T, B, 3 * U), x.dtype))  # (T, B, 3U)
         self.t = 0
         return self.a  # (T, B, 3U)
 

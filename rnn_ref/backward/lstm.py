@@ -65,7 +65,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from rnn_ref.layers import parallel, recurrence
-from rnn_ref.backward import records
+from rnn_ref.layers import memory
 from rnn_ref.backward.activations import DERIVATIVES, activation_vjp, from_output
 from rnn_ref.backward.rows import split_by_rows
 from rnn_ref.backward.step_sums import StepSums
@@ -112,7 +112,7 @@ class _RecordingLSTMCell(LSTMCell):
     (without a mask, the previous step's blocks of those), kept by reference.
 
     The arrays of all T steps are records that earlier vjps gave back
-    (``rnn_ref.backward.records``): new ones are fresh memory at every call, which the kernel
+    (``rnn_ref.layers.memory``): new ones are fresh memory at every call, which the kernel
     faults in page by page. Measured (T = 250, U = 100, median of 7): the recording forward at
     B = 32 took 13 ms with no page fault keeping the step's own small arrays, against 20-24 ms
     and 1700-4300 faults a call with new arrays of all T steps; at B = 256 with TensorFlow in
@@ -130,13 +130,13 @@ class _RecordingLSTMCell(LSTMCell):
         self.x = x  # (B, T, D)
         self.states = []  # (h_{t-1}, c_{t-1}), (B, U) each, of each step, as the loop passed them
         # x_t @ kernel + bias, then z_t once step t has run
-        self.z = super().project(x, out=records.take((T, B, 4 * U), dtype))  # (T, B, 4U)
+        self.z = super().project(x, out=memory.take((T, B, 4 * U), dtype))  # (T, B, 4U)
         # the gates i, f, g, o of each step (T, B, 4U): in z's place when z is not needed
         self.keeps_z = not (from_output(self.activation) and from_output(self.recurrent_activation))
-        self.a = records.take((T, B, 4 * U), dtype) if self.keeps_z else self.z
-        self.c = records.take((T, B, U), dtype)  # c~_t of each step
-        self.act_c = records.take((T, B, U), dtype)  # act(c~_t)
-        self.h = records.take((T, B, U), dtype)  # y_t = o * act(c~_t)
+        self.a = memory.take((T, B, 4 * U), dtype) if self.keeps_z else self.z
+        self.c = memory.take((T, B, U), dtype)  # c~_t of each step
+        self.act_c = memory.take((T, B, U), dtype)  # act(c~_t)
+        self.h = memory.take((T, B, U), dtype)  # y_t = o * act(c~_t)
         return self.z  # (T, B, 4U)
 
     def step(self, x_t, states):
@@ -243,7 +243,7 @@ def lstm_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="tanh", 
     out = recurrence.run(cell, x, state_names=STATES, unbatched=unbatched, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, mask=mask,
                          initial_state=initial_state, zero_output_for_mask=zero_output_for_mask)
-    out = records.own_states(out, return_state)
+    out = memory.own_states(out, return_state)
     U, dtype = cell.units, x.dtype
     keep = processing_keep(mask, B, T, unbatched, go_backwards)  # (B, T), processing order
     # kernel.T and recurrent_kernel.T, contiguous: a product with a transposed view is slower.

@@ -46,7 +46,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from rnn_ref.layers import parallel, recurrence
-from rnn_ref.backward import records
+from rnn_ref.layers import memory
 from rnn_ref.backward.activations import activation_vjp
 from rnn_ref.backward.rows import split_by_rows
 from rnn_ref.backward.step_sums import StepSums
@@ -69,7 +69,7 @@ class _RecordingCell(SimpleRNNCell):
     z_t is kept where the forward pass already holds it: each step turns its block of the
     input projection (x_t @ kernel + bias) into z_t, in place. y_t is written into an array of
     all T steps, and h_{t-1} is the array the loop passed (without a mask, y_{t-1} itself). The
-    arrays of all T steps are records that earlier vjps gave back (``rnn_ref.backward.records``)."""
+    arrays of all T steps are records that earlier vjps gave back (``rnn_ref.layers.memory``)."""
 
     #: Records of the whole batch, step by step, from one projection: not split by ``rnn_ref.layers.parallel``.
     SPLITS_BY_ROWS = False
@@ -79,9 +79,9 @@ class _RecordingCell(SimpleRNNCell):
         B, T, _ = x.shape
         self.x = x  # (B, T, D)
         self.h_prev = []  # h_{t-1} (B, U) of each step
-        # x_t @ kernel + bias, then z_t once step t has run; y_t of each step (rnn_ref.backward.records)
-        self.z = super().project(x, out=records.take((T, B, self.units), x.dtype))  # (T, B, U)
-        self.y = records.take((T, B, self.units), x.dtype)  # (T, B, U)
+        # x_t @ kernel + bias, then z_t once step t has run; y_t of each step (rnn_ref.layers.memory)
+        self.z = super().project(x, out=memory.take((T, B, self.units), x.dtype))  # (T, B, U)
+        self.y = memory.take((T, B, self.units), x.dtype)  # (T, B, U)
         return self.z  # (T, B, U)
 
     def step(self, x_t, states):
@@ -108,7 +108,7 @@ def simple_rnn_vjp(inputs, kernel, recurrent_kernel, bias=None, *, activation="t
     out = recurrence.run(cell, x, unbatched=unbatched, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, mask=mask,
                          initial_state=initial_state, zero_output_for_mask=zero_output_for_mask)
-    out = records.own_states(out, return_state)
+    out = memory.own_states(out, return_state)
     U, dtype = cell.units, x.dtype
     keep = processing_keep(mask, B, T, unbatched, go_backwards)  # (B, T) processing order, None without a mask
     # kernel.T and recurrent_kernel.T, contiguous: a product with a transposed view is slower.

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn_ref.backward import records
+from rnn_ref.layers import memory
 from rnn_ref.layers import parallel
 
 #: Bytes of one buffer of steps (``StepSums``): about 2 MB.
@@ -56,8 +56,8 @@ class StepSums:
         self.C = chunk_steps(B, P + Q, np.dtype(dtype).itemsize, T)
         if background is None:
             background = self.C < T and parallel.second_core_free(B)
-        # [((C, B, P), (C, B, Q))], filled in turn: kept from earlier loops' (rnn_ref.backward.records)
-        self.buffers = [(records.take((self.C, B, P), dtype), records.take((self.C, B, Q), dtype))
+        # [((C, B, P), (C, B, Q))], filled in turn: kept from earlier loops' (rnn_ref.layers.memory)
+        self.buffers = [(memory.take((self.C, B, P), dtype), memory.take((self.C, B, Q), dtype))
                         for _ in range(2 if background else 1)]
         self.a, self.b = self.buffers[0]  # the buffer being filled
         self.background = background

@@ -22,7 +22,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from rnn_ref.layers import _checks, parallel, recurrence
+from rnn_ref.layers import _checks, memory, parallel, recurrence
 from rnn_ref.layers.gru import STATES as GRU_STATES, gru
 from rnn_ref.layers.lstm import STATES as LSTM_STATES, lstm
 from rnn_ref.layers.simple_rnn import STATES as SIMPLE_RNN_STATES, simple_rnn
@@ -94,7 +94,8 @@ def merge(y, y_rev, merge_mode):
     """The two directions' outputs (both in input order) merged as Keras merges them:
     concat (B, [T,] 2U); sum, mul, ave (B, [T,] U); None the pair (y, y_rev)."""
     if merge_mode == "concat":
-        return np.concatenate([y, y_rev], axis=-1)  # (B, [T,] 2U)
+        merged = memory.take((*y.shape[:-1], 2 * y.shape[-1]), y.dtype)  # (B, [T,] 2U): rnn_ref.layers.memory
+        return np.concatenate([y, y_rev], axis=-1, out=merged)
     if merge_mode == "sum":
         return y + y_rev
     if merge_mode == "mul":

@@ -1,6 +1,6 @@
-"""The records a vjp keeps of its forward pass, in memory reused from one vjp to the next
-(rnn_ref.backward.records): a backward function still alive keeps its records to itself, what
-a vjp returns is its own, and idle records are reused and bounded."""
+"""Memory reused from one call to the next (rnn_ref.layers.memory): a vjp's backward function
+still alive keeps its records to itself, what a vjp returns is its own, a layer's result still
+alive keeps its memory, and idle memory is reused and bounded."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import rnn_ref
-from rnn_ref.backward import records
+from rnn_ref.layers import memory
+from test_projection import check_results_kept
 
 D, U, T = 3, 5, 9  # input_dim != units
 LAYERS = {"simple_rnn": (rnn_ref.simple_rnn, 1), "lstm": (rnn_ref.lstm, 4), "gru": (rnn_ref.gru, 3)}
@@ -61,19 +62,19 @@ def check_results_are_their_own(name, B):
     rng = np.random.default_rng(12)
     fn, weights = layer_weights(name, rng)
     options = dict(return_sequences=False, return_state=True)
-    records.release()
+    memory.release()
     out, backward = rnn_ref.vjp(fn, rng.standard_normal((B, T, D)).astype(np.float32), *weights, **options)
     kept = [np.array(a) for a in out]
     del backward
     gc.collect()
-    idle = records.kept_bytes()
+    idle = memory.kept_bytes()
     rnn_ref.vjp(fn, rng.standard_normal((B, T, D)).astype(np.float32), *weights, **options)
     for i, (a, k) in enumerate(zip(out, kept)):
         np.testing.assert_array_equal(a, k, err_msg=f"{name}, B = {B}: result {i} changed by the next vjp")
-    records.release()
+    memory.release()
     rnn_ref.vjp(fn, rng.standard_normal((B, T, D)).astype(np.float32), *weights, **options)
     gc.collect()
-    assert records.kept_bytes() == idle > 0, f"{name}, B = {B}: the results kept a record from reuse"
+    assert memory.kept_bytes() == idle > 0, f"{name}, B = {B}: the results kept a record from reuse"
 
 
 @pytest.mark.parametrize("B", [2, 200])  # one thread; two row blocks in threads (rnn_ref.backward.rows)
@@ -88,32 +89,58 @@ def test_a_vjps_results_are_its_own(name, B):
     check_results_are_their_own(name, B)
 
 
+@pytest.mark.parametrize("B", [3, 200])
+@pytest.mark.parametrize("name", ["lstm", "bidirectional"])
+def test_a_result_sequence_still_alive_keeps_its_memory(name, B):
+    check_sequences_kept(name, B)
+
+
+def check_sequences_kept(name, B):
+    """A layer's result sequence, kept while another call of the same shapes runs (and the
+    sequences of a call in between, dropped, are reused), stays what it was."""
+    rng = np.random.default_rng(13)
+    _, weights = layer_weights("lstm", rng)
+    other = layer_weights("lstm", rng)[1]
+
+    def call(x):
+        if name == "bidirectional":
+            return rnn_ref.bidirectional(rnn_ref.lstm, x, weights, other, return_sequences=True)
+        return rnn_ref.lstm(x, *weights, return_sequences=True)
+
+    first = call(rng.standard_normal((B, T, D)).astype(np.float32))
+    kept = np.array(first)
+    call(rng.standard_normal((B, T, D)).astype(np.float32))
+    gc.collect()
+    call(rng.standard_normal((B, T, D)).astype(np.float32))
+    np.testing.assert_array_equal(first, kept, err_msg=f"{name}, B = {B}: a result changed by later calls")
+
+
 def test_idle_records_are_reused_and_bounded(monkeypatch):
-    records.release()
-    first = records.take((4, 6), np.float32)
+    memory.release()
+    first = memory.take((4, 6), np.float32)
     address = first.__array_interface__["data"][0]
     view = first[1:, ::2].T  # a view outlives the array it was taken from
     del first
     gc.collect()
-    assert records.kept_bytes() == 0, "given back while a view of it was alive"
+    assert memory.kept_bytes() == 0, "given back while a view of it was alive"
     view[:] = 1.0
     del view
     gc.collect()
-    assert records.kept_bytes() == 4 * 6 * 4
-    again = records.take((4, 6), np.float32)
+    assert memory.kept_bytes() == 4 * 6 * 4
+    again = memory.take((4, 6), np.float32)
     assert again.__array_interface__["data"][0] == address, "the idle record was not reused"
-    assert records.kept_bytes() == 0
-    other = records.take((4, 6), np.float32)  # while `again` is in use: other memory
+    assert memory.kept_bytes() == 0
+    other = memory.take((4, 6), np.float32)  # while `again` is in use: other memory
     assert other.__array_interface__["data"][0] != address
     del again, other
-    monkeypatch.setattr(records, "KEPT_BYTES", 4 * 6 * 4)
-    records.release()
-    held = [records.take((4, 6), np.float32) for _ in range(3)]
+    monkeypatch.setattr(memory, "KEPT_BYTES", 4 * 6 * 4)
+    memory.release()
+    held = [memory.take((4, 6), np.float32) for _ in range(3)]
     del held
     gc.collect()
-    assert records.kept_bytes() == 4 * 6 * 4, "more idle records kept than KEPT_BYTES"
-    records.release()
-    assert records.kept_bytes() == 0
+    assert memory.kept_bytes() == 4 * 6 * 4, "more idle records kept than KEPT_BYTES"
+    memory.release()
+    assert memory.kept_bytes() == 0
 
 
 # ---------------------------------------------------------------------------
@@ -130,7 +157,7 @@ def shared_records(monkeypatch):
             handed[key] = np.empty(shape, dtype=dtype)
         return handed[key]
 
-    monkeypatch.setattr(records, "take", take)
+    monkeypatch.setattr(memory, "take", take)
 
 
 @pytest.mark.parametrize("B", [2, 200])
@@ -140,9 +167,24 @@ def test_records_shared_by_live_backwards_are_caught(monkeypatch, B):
         check_live_backward_keeps_its_records("lstm", B)
 
 
+@pytest.mark.parametrize("name", ["lstm", "bidirectional"])
+def test_a_sequence_in_shared_memory_is_caught(monkeypatch, name):
+    shared_records(monkeypatch)
+    with pytest.raises(AssertionError, match="changed by later calls"):
+        check_sequences_kept(name, 3)
+
+
+def test_a_projection_buffer_result_is_still_caught_with_kept_memory(monkeypatch):
+    """The projection-buffer check (tests/test_projection.py) keeps its teeth now that results
+    are in kept memory: memory shared whatever uses it is caught there too."""
+    shared_records(monkeypatch)
+    with pytest.raises(AssertionError, match="changed by the next call"):
+        check_results_kept("lstm", 3)
+
+
 @pytest.mark.parametrize("name", ["simple_rnn", "lstm"])  # their final states are blocks of a record
 def test_final_states_left_in_the_records_are_caught(monkeypatch, name):
-    monkeypatch.setattr(records, "own_states", lambda out, return_state: out)
+    monkeypatch.setattr(memory, "own_states", lambda out, return_state: out)
     with pytest.raises(AssertionError, match="kept a record from reuse"):
         check_results_are_their_own(name, 2)
     shared_records(monkeypatch)  # and were records shared, the next vjp would change them
@@ -156,11 +198,11 @@ def test_a_record_given_back_while_a_view_lives_is_caught(monkeypatch):
     import weakref  # noqa: PLC0415
 
     def take(shape, dtype):
-        memory = np.empty(shape, dtype=dtype)
-        array = memory[...]  # a view: its own views refer to `memory`, not to it
-        weakref.finalize(array, records._give_back, (tuple(shape), np.dtype(dtype).str), memory)
+        block = np.empty(shape, dtype=dtype)
+        array = block[...]  # a view: its own views refer to `block`, not to it
+        weakref.finalize(array, memory._give_back, (tuple(shape), np.dtype(dtype).str), block)
         return array
 
-    monkeypatch.setattr(records, "take", take)
+    monkeypatch.setattr(memory, "take", take)
     with pytest.raises(AssertionError, match="given back while a view of it was alive"):
         test_idle_records_are_reused_and_bounded(monkeypatch)
