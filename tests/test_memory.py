@@ -143,6 +143,41 @@ def test_idle_records_are_reused_and_bounded(monkeypatch):
     assert memory.kept_bytes() == 0
 
 
+def check_recent_memory_kept(monkeypatch):
+    """With idle memory at ``KEPT_BYTES``, what is given back now is kept and the least
+    recently given back goes: a loop of new shapes reuses its memory after other shapes filled
+    the idle memory (the forward sections of a program, then its vjps)."""
+    monkeypatch.setattr(memory, "KEPT_BYTES", 2 * 96)
+    memory.release()
+    stale = [memory.take((4, 6), np.float32), memory.take((6, 4), np.float32)]  # 96 bytes each
+    del stale
+    gc.collect()
+    now = memory.take((2, 12), np.float32)
+    del now
+    gc.collect()
+    again = memory.take((2, 12), np.float32)  # takes the idle (2, 12) memory, if it was kept
+    assert memory.kept_bytes() == 96, "memory of the shape in use now was not kept"
+    del again
+    memory.release()
+
+
+def test_the_memory_in_use_now_is_kept(monkeypatch):
+    check_recent_memory_kept(monkeypatch)
+
+
+def test_idle_memory_that_never_makes_room_is_caught(monkeypatch):
+    """The mutant: idle memory refused once ``KEPT_BYTES`` is reached, so the first shapes a
+    program met hold it for good."""
+    def refuse_when_full(key, block):
+        if memory._kept + block.nbytes <= memory.KEPT_BYTES:
+            memory._idle.append((key, block))
+            memory._kept += block.nbytes
+
+    monkeypatch.setattr(memory, "_give_back", refuse_when_full)
+    with pytest.raises(AssertionError, match="in use now was not kept"):
+        check_recent_memory_kept(monkeypatch)
+
+
 # ---------------------------------------------------------------------------
 # Mutants: each check above fails on a plausible bug
 # ---------------------------------------------------------------------------

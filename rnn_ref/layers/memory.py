@@ -20,8 +20,8 @@ to the memory beneath. So memory still in use, by the caller or by anything it k
 handed out again. What a vjp returns is memory of its own all the same (``own_states``): a
 view would keep a whole record from being reused.
 
-Idle memory is kept up to ``KEPT_BYTES`` in all; ``release()`` lets it go, and ``KEPT_BYTES =
-0`` keeps none.
+Idle memory is kept up to ``KEPT_BYTES`` in all, the least recently given back let go first;
+``release()`` lets it all go, and ``KEPT_BYTES = 0`` keeps none.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import numpy as np
 KEPT_BYTES = 512 * 2**20
 
 _lock = threading.Lock()
-_free: dict[tuple, list[np.ndarray]] = {}  # (shape, dtype) -> idle memory
-_kept = 0  # bytes in _free
+_idle: list[tuple[tuple, np.ndarray]] = []  # ((shape, dtype), memory), the least recently given back first
+_kept = 0  # bytes in _idle
 
 
 def take(shape, dtype) -> np.ndarray:
@@ -45,11 +45,13 @@ def take(shape, dtype) -> np.ndarray:
     which becomes idle again once nothing refers to the array or a view of it."""
     global _kept
     key = (tuple(shape), np.dtype(dtype).str)
+    memory = None
     with _lock:
-        idle = _free.get(key)
-        memory = idle.pop() if idle else None
-        if memory is not None:
-            _kept -= memory.nbytes
+        for k in reversed(range(len(_idle))):  # the most recently given back first
+            if _idle[k][0] == key:
+                memory = _idle.pop(k)[1]
+                _kept -= memory.nbytes
+                break
     if memory is None:
         memory = np.empty(shape, dtype=dtype)
     flat = np.frombuffer(memory.data, dtype=dtype)  # every view of it refers to it (module docstring)
@@ -57,12 +59,15 @@ def take(shape, dtype) -> np.ndarray:
     return flat.reshape(shape)
 
 
-def _give_back(key, array) -> None:
+def _give_back(key, memory) -> None:
+    """Memory no longer used becomes idle; beyond ``KEPT_BYTES``, the least recently given back
+    goes (so that what a program uses now is kept, not what it used once)."""
     global _kept
     with _lock:
-        if _kept + array.nbytes <= KEPT_BYTES:
-            _free.setdefault(key, []).append(array)
-            _kept += array.nbytes
+        _idle.append((key, memory))
+        _kept += memory.nbytes
+        while _kept > KEPT_BYTES:
+            _kept -= _idle.pop(0)[1].nbytes
 
 
 def own_states(out, return_state: bool):
@@ -80,5 +85,5 @@ def release() -> None:
     """Let all idle memory go (back to the allocator)."""
     global _kept
     with _lock:
-        _free.clear()
+        _idle.clear()
         _kept = 0
