@@ -40,9 +40,8 @@ import inspect
 
 import numpy as np
 
-from rnn_ref.harness.adapter import LAYOUT_NAMES, PROBE_SHAPE, AdaptError, Adapted, Signature, is_default, layout_arrays, to_layout
+from rnn_ref.harness.adapter import LAYOUT_NAMES, AdaptError, Adapted, Signature, is_default, layout_arrays, to_layout
 from rnn_ref.harness.backprop import cotangent_for, float64_gradients, named_arrays
-from rnn_ref.harness.cases import make_case
 from rnn_ref.harness.context import CandidateError
 from rnn_ref.models.registry import SIMPLE_RNN, LayerSpec
 
@@ -358,8 +357,3 @@ def _combine_rows(rows: list) -> dict:
                 total = total + np.asarray(r[k])
             out[k] = total
     return out
-
-
-def probe_case(spec: LayerSpec, **kw):
-    """The probe's tiny case for ``spec`` (shared with the forward probe's shape)."""
-    return make_case(**PROBE_SHAPE, seed=0, layer=spec.name, **kw)
