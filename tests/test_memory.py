@@ -168,10 +168,10 @@ def test_the_memory_in_use_now_is_kept(monkeypatch):
 def test_idle_memory_that_never_makes_room_is_caught(monkeypatch):
     """The mutant: idle memory refused once ``KEPT_BYTES`` is reached, so the first shapes a
     program met hold it for good."""
-    def refuse_when_full(key, block):
-        if memory._kept + block.nbytes <= memory.KEPT_BYTES:
-            memory._idle.append((key, block))
-            memory._kept += block.nbytes
+    def refuse_when_full(entry):
+        if memory._kept + entry[1].nbytes <= memory.KEPT_BYTES:
+            memory._idle.append(entry)
+            memory._kept += entry[1].nbytes
 
     monkeypatch.setattr(memory, "_give_back", refuse_when_full)
     with pytest.raises(AssertionError, match="in use now was not kept"):
@@ -235,9 +235,35 @@ def test_a_record_given_back_while_a_view_lives_is_caught(monkeypatch):
     def take(shape, dtype):
         block = np.empty(shape, dtype=dtype)
         array = block[...]  # a view: its own views refer to `block`, not to it
-        weakref.finalize(array, memory._give_back, (tuple(shape), np.dtype(dtype).str), block)
+        weakref.finalize(array, memory._give_back, ((tuple(shape), np.dtype(dtype).str), block))
         return array
 
     monkeypatch.setattr(memory, "take", take)
     with pytest.raises(AssertionError, match="given back while a view of it was alive"):
         test_idle_records_are_reused_and_bounded(monkeypatch)
+
+
+def test_records_in_a_reference_cycle_come_back_when_it_is_collected():
+    """A backward function kept in a cycle (an object that refers to itself) gives its records
+    back when the garbage collector frees the cycle, not before."""
+    rng = np.random.default_rng(14)
+    fn, weights = layer_weights("lstm", rng)
+    x = rng.standard_normal((2, T, D)).astype(np.float32)
+    memory.release()
+    gc.collect()
+
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.me = holder
+    holder.out, holder.backward = rnn_ref.vjp(fn, x, *weights)
+    gc.disable()  # no automatic collection between the two checks
+    try:
+        del holder
+        assert memory.kept_bytes() == 0, "given back while the cycle still held them"
+        gc.collect()
+        assert memory.kept_bytes() > 0, "not given back once the cycle was collected"
+    finally:
+        gc.enable()
+        memory.release()

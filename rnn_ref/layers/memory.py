@@ -35,7 +35,10 @@ import numpy as np
 #: U = 100 take about 180 MB; the demo's second model's sequences at B = 1024 about 260 MB).
 KEPT_BYTES = 512 * 2**20
 
-_lock = threading.Lock()
+# Reentrant: a collection that frees a record (and so calls _give_back) may start in this very
+# thread while it holds the lock; nothing done under the lock allocates a tracked object, so none
+# starts there, but a lock that cannot deadlock on it is the safer one.
+_lock = threading.RLock()
 _idle: list[tuple[tuple, np.ndarray]] = []  # ((shape, dtype), memory), the least recently given back first
 _kept = 0  # bytes in _idle
 
@@ -55,17 +58,18 @@ def take(shape, dtype) -> np.ndarray:
     if memory is None:
         memory = np.empty(shape, dtype=dtype)
     flat = np.frombuffer(memory.data, dtype=dtype)  # every view of it refers to it (module docstring)
-    weakref.finalize(flat, _give_back, key, memory)
+    weakref.finalize(flat, _give_back, (key, memory))
     return flat.reshape(shape)
 
 
-def _give_back(key, memory) -> None:
-    """Memory no longer used becomes idle; beyond ``KEPT_BYTES``, the least recently given back
-    goes (so that what a program uses now is kept, not what it used once)."""
+def _give_back(entry) -> None:
+    """Memory no longer used, ``entry = ((shape, dtype), memory)``, becomes idle; beyond
+    ``KEPT_BYTES``, the least recently given back goes (so that what a program uses now is kept,
+    not what it used once)."""
     global _kept
     with _lock:
-        _idle.append((key, memory))
-        _kept += memory.nbytes
+        _idle.append(entry)
+        _kept += entry[1].nbytes
         while _kept > KEPT_BYTES:
             _kept -= _idle.pop(0)[1].nbytes
 
