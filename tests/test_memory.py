@@ -244,6 +244,17 @@ def test_a_record_given_back_while_a_view_lives_is_caught(monkeypatch):
 
 
 def test_records_in_a_reference_cycle_come_back_when_it_is_collected():
+    check_cycle_collected()
+
+
+def test_memory_never_given_back_is_caught(monkeypatch):
+    """The mutant: memory that never becomes idle again (no reuse at all)."""
+    monkeypatch.setattr(memory, "_give_back", lambda entry: None)
+    with pytest.raises(AssertionError, match="not given back once the cycle was collected"):
+        check_cycle_collected()
+
+
+def check_cycle_collected():
     """A backward function kept in a cycle (an object that refers to itself) gives its records
     back when the garbage collector frees the cycle, not before."""
     rng = np.random.default_rng(14)
