@@ -30,10 +30,10 @@ pytestmark = pytest.mark.keras
 REPEATS = 3
 
 #: Goals whose outcome is known whatever the times: the harness goal, the pipeline
-#: goal at B = 1, the spread goal and the backward goal are always met, the pipeline goal at every
-#: other B never is.
+#: goal at B = 1, the spread goal, the machine-limit goal and the backward goal are always met, the
+#: pipeline goal at every other B never is.
 GOALS = dict(GOAL_HARNESS=0.0, GOAL_PIPELINE_B1=0.0, GOAL_PIPELINE=math.inf, GOAL_PIPELINE_LARGE=math.inf,
-             GOAL_SPREAD=math.inf, GOAL_BACKWARD=0.0)
+             GOAL_SPREAD=math.inf, GOAL_LIMIT=math.inf, GOAL_BACKWARD=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +201,13 @@ def test_goals_are_judged_on_the_ratios(run):
         (B, B == 1) for B in size["batches"]]
     assert [(e["B"], e.get("spread_goal_met")) for e in result["pipeline"]] == [
         (B, True if B == size["large_B"] else None) for B in size["batches"]]
+    # The machine-limit goal: SimpleRNN at the largest B only, the pipeline and the layer alone
+    # (always met with GOALS).
+    assert [(e["B"], e.get("limit_goal_met")) for e in result["pipeline"]] == [
+        (B, True if B == size["large_B"] else None) for B in size["batches"]]
+    largest = max(bench.QUICK["layers"]["batches"])
+    assert [(e["layer"], e["B"]) for e in result["layers"]["forward"] if "limit_goal_met" in e] == [("SimpleRNN", largest)]
+    assert all(e["limit_goal_met"] for e in result["layers"]["forward"] if "limit_goal_met" in e)
     # The backward goal is judged at one B only (always met with GOALS).
     goal_B = bench.QUICK["backward"]["goal_B"]
     assert [(e["B"], e["goal_met"]) for e in result["backward"]["model"]] == [
@@ -232,3 +239,25 @@ def test_command_line_rejects_a_repeat_count_below_one(capsys, repeats):
         main(["bench", "--quick", "--repeats", repeats])
     assert exc.value.code == 2
     assert "--repeats must be at least 1" in capsys.readouterr().err
+
+
+def check_limit_goal(limit_goal):
+    """Within 1.5x of the limit: limit / rnn_ref of 0.7 meets it, 0.6 does not, 2/3 just does."""
+    assert limit_goal(0.7, 1.5)["limit_goal_met"] is True
+    assert limit_goal(0.6, 1.5)["limit_goal_met"] is False, "0.6 of the limit (1.67x) judged within 1.5x"
+    assert limit_goal(1 / 1.5, 1.5)["limit_goal_met"] is True
+
+
+def test_the_machine_limit_goal_is_within_its_factor():
+    from rnn_ref.commands.bench.machine import limit_goal  # noqa: PLC0415
+
+    check_limit_goal(limit_goal)
+
+
+def test_a_limit_goal_judged_on_the_wrong_side_is_caught():
+    """The mutant: limit / rnn_ref compared with the factor itself, not with its inverse."""
+    def wrong(limit_over_numpy, goal_limit):
+        return dict(limit_goal_met=bool(limit_over_numpy >= goal_limit))
+
+    with pytest.raises(AssertionError):
+        check_limit_goal(wrong)

@@ -97,3 +97,9 @@ def machine_limit(B, T, E, U, repeats, gates=1) -> dict:
     flops = 2.0 * rows * U * G * U * T
     return dict(seconds=mm + act, recurrent_products_s=mm, activation_s=act, threads=n, rows_per_thread=rows,
                 sgemm_gflops_per_thread=flops / mm / 1e9, tanh_gelems_per_thread=rows * G * U * T / act / 1e9)
+
+
+def limit_goal(limit_over_numpy: float, goal_limit: float) -> dict:
+    """The goal on the machine's limit: rnn_ref's time within ``goal_limit`` times the limit's."""
+    return dict(limit_goal=f"within {goal_limit:g}x of the machine's limit",
+                limit_goal_met=bool(limit_over_numpy * goal_limit >= 1))

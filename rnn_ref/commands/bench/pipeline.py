@@ -27,8 +27,8 @@ from rnn_ref import from_keras
 from rnn_ref.layers import parallel
 from rnn_ref._tf import keras_and_tf
 from rnn_ref.models.npz import load_npz, save_npz
-from rnn_ref.commands.bench.machine import machine_limit
-from rnn_ref.commands.bench.sizes import GOAL_PIPELINE, GOAL_PIPELINE_B1, GOAL_PIPELINE_LARGE, GOAL_SPREAD
+from rnn_ref.commands.bench.machine import limit_goal, machine_limit
+from rnn_ref.commands.bench.sizes import GOAL_LIMIT, GOAL_PIPELINE, GOAL_PIPELINE_B1, GOAL_PIPELINE_LARGE, GOAL_SPREAD
 from rnn_ref.commands.bench.timing import calls_per_repeat, stats, time_calls
 
 
@@ -64,7 +64,7 @@ def _rnn_ref_threads(n):
 
 def bench_pipeline(size: dict, repeats: int, log, *, goal_b1: float = GOAL_PIPELINE_B1,
                    goal: float = GOAL_PIPELINE, goal_large: float = GOAL_PIPELINE_LARGE,
-                   goal_spread: float = GOAL_SPREAD) -> list[dict]:
+                   goal_spread: float = GOAL_SPREAD, goal_limit: float = GOAL_LIMIT) -> list[dict]:
     """The pipeline of ``build_pipeline`` in one process with Keras loaded and used: per B, every
     way timed in turn in each repeat, right after the other (no pause), so that each runs where
     the other library's threads have just worked, as in ``check``, ``report`` or a notebook.
@@ -147,7 +147,9 @@ def bench_pipeline(size: dict, repeats: int, log, *, goal_b1: float = GOAL_PIPEL
         if B == p["large_B"]:
             entry["spread_goal"] = f"< {goal_spread:g}"
             entry["spread_goal_met"] = bool(entry["numpy"]["spread"] < goal_spread)
+            entry.update(limit_goal(entry["limit_over_numpy"], goal_limit))
     return results
+
 
 
 def numpy_only_process(model_path, ids_path, target_s, repeats) -> dict:

@@ -29,6 +29,7 @@ GOAL_PIPELINE_B1 = 5.0  # NumPy vs compiled Keras at B = 1
 GOAL_PIPELINE = 1.0  # NumPy vs compiled Keras at every B
 GOAL_PIPELINE_LARGE = 1.2  # NumPy vs compiled Keras at the largest B (the size's large_B: 1024)
 GOAL_SPREAD = 1.3  # and NumPy's slowest repeat over its fastest there
+GOAL_LIMIT = 1.5  # SimpleRNN at the largest B (the pipeline, and the layer alone): within this factor of the machine's limit
 GOAL_BACKWARD = 1.0  # rnn_ref gradients vs GradientTape in a tf.function, at the backward size's goal_B (32)
 GOAL_LAYER = 1.0  # each layer alone (and the demo's second model) vs compiled Keras, forward, at every B
 GOAL_LAYER_LARGE = 1.5  # the same at B >= the size's large_from (256)
