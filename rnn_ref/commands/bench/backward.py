@@ -4,8 +4,8 @@ The mean binary_crossentropy of the pipeline of section (b) and its gradients
 w.r.t. every weight, rnn_ref (``NumpyModel.gradients``) against a tape in a
 ``tf.function`` and an eager tape, at every B of the size; and
 ``rnn_ref.vjp(simple_rnn)`` against a tape on the Keras ``SimpleRNN`` layer
-alone at one B. Goal: at least as fast as the tape in a ``tf.function`` at the
-size's ``goal_B``.
+alone at one B. Goal: at least as fast as the tape in a ``tf.function``, at
+every B.
 """
 
 from __future__ import annotations
@@ -115,9 +115,8 @@ def bench_backward(size: dict, repeats: int, log, *, goal: float = GOAL_BACKWARD
         entry["ratio_1_blas_thread_vs_tf_function"] = (
             entry["keras_tf_function"]["seconds_per_call"]["median"]
             / entry["rnn_ref_1_blas_thread"]["seconds_per_call"]["median"] if limit_one else None)
-        judged = B == p["goal_B"]
-        entry["goal"] = f">= {goal:g}x vs tf.function" if judged else None
-        entry["goal_met"] = bool(entry["ratio_vs_tf_function"] >= goal) if judged else None
+        entry["goal"] = f">= {goal:g}x vs tf.function"
+        entry["goal_met"] = bool(entry["ratio_vs_tf_function"] >= goal)
         rows.append(entry)
 
     # The SimpleRNN layer alone: rnn_ref.vjp against a tape on the Keras layer, forward and backward.
