@@ -200,7 +200,7 @@ def test_goals_are_judged_on_the_ratios(run):
     assert [(e["B"], e["goal_met_vs_predict_on_batch"]) for e in result["pipeline"]] == [
         (B, B == 1) for B in size["batches"]]
     assert [(e["B"], e.get("spread_goal_met")) for e in result["pipeline"]] == [
-        (B, True if B == size["large_B"] else None) for B in size["batches"]]
+        (B, True if B >= size["spread_from"] else None) for B in size["batches"]]
     # The machine-limit goal: SimpleRNN at the largest B only, the pipeline and the layer alone
     # (always met with GOALS).
     assert [(e["B"], e.get("limit_goal_met")) for e in result["pipeline"]] == [
@@ -208,9 +208,16 @@ def test_goals_are_judged_on_the_ratios(run):
     largest = max(bench.QUICK["layers"]["batches"])
     assert [(e["layer"], e["B"]) for e in result["layers"]["forward"] if "limit_goal_met" in e] == [("SimpleRNN", largest)]
     assert all(e["limit_goal_met"] for e in result["layers"]["forward"] if "limit_goal_met" in e)
-    # The backward goal is judged at every B (always met with GOALS).
-    assert [(e["B"], e["goal_met"]) for e in result["backward"]["model"]] == [
-        (B, True) for B in bench.QUICK["backward"]["batches"]]
+    # The backward goal is judged at every B, its spread goal from spread_from (always met with GOALS).
+    back = bench.QUICK["backward"]
+    assert [(e["B"], e["goal_met"], e.get("spread_goal_met")) for e in result["backward"]["model"]] == [
+        (B, True, True if B >= back["spread_from"] else None) for B in back["batches"]]
+    # Each layer's rows, forward and vjp: the spread goal from large_from (always met with GOALS).
+    layers = bench.QUICK["layers"]
+    for kind in ("forward", "backward"):
+        assert [(e["layer"], e["B"], e.get("spread_goal_met")) for e in result["layers"][kind]] == [
+            (e["layer"], e["B"], True if e["B"] >= layers["large_from"] else None) for e in result["layers"][kind]]
+        assert any(e["B"] >= layers["large_from"] for e in result["layers"][kind])
     assert result["all_goals_met"] is False  # a pipeline goal is missed
 
 

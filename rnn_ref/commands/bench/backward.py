@@ -17,8 +17,8 @@ from rnn_ref._tf import keras_and_tf
 from rnn_ref.models.gradients import value_and_gradients
 from rnn_ref.layers.simple_rnn import simple_rnn
 from rnn_ref.commands.bench.pipeline import build_pipeline
-from rnn_ref.commands.bench.sizes import GOAL_BACKWARD
-from rnn_ref.commands.bench.timing import calls_per_repeat, has_threadpoolctl, limit_blas_threads, stats, time_per_call
+from rnn_ref.commands.bench.sizes import GOAL_BACKWARD, GOAL_SPREAD
+from rnn_ref.commands.bench.timing import calls_per_repeat, has_threadpoolctl, limit_blas_threads, spread_goal, stats, time_per_call
 
 BACKWARD_LOSS = "binary_crossentropy"
 
@@ -69,7 +69,8 @@ def _timed_ways(ways: dict, size: dict, repeats: int, log, what: str) -> dict:
     return out
 
 
-def bench_backward(size: dict, repeats: int, log, *, goal: float = GOAL_BACKWARD) -> dict:
+def bench_backward(size: dict, repeats: int, log, *, goal: float = GOAL_BACKWARD,
+                   goal_spread: float = GOAL_SPREAD) -> dict:
     """The pipeline's gradients: rnn_ref against tf.GradientTape (compiled and eager) at every B, and
     ``rnn_ref.vjp(simple_rnn)`` against a tape on the SimpleRNN layer alone at one B."""
     _, tf = keras_and_tf()
@@ -117,6 +118,8 @@ def bench_backward(size: dict, repeats: int, log, *, goal: float = GOAL_BACKWARD
             / entry["rnn_ref_1_blas_thread"]["seconds_per_call"]["median"] if limit_one else None)
         entry["goal"] = f">= {goal:g}x vs tf.function"
         entry["goal_met"] = bool(entry["ratio_vs_tf_function"] >= goal)
+        if B >= p["spread_from"]:
+            entry.update(spread_goal(entry["rnn_ref"]["spread"], goal_spread))
         rows.append(entry)
 
     # The SimpleRNN layer alone: rnn_ref.vjp against a tape on the Keras layer, forward and backward.

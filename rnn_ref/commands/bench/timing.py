@@ -19,6 +19,11 @@ def stats(values) -> dict:
                 min=float(v.min()), max=float(v.max()), repeats=int(v.size), values=[float(x) for x in v])
 
 
+def spread_goal(spread: float, goal_spread: float) -> dict:
+    """The goal on a row's spread (its slowest repeat over its fastest): under ``goal_spread``."""
+    return dict(spread_goal=f"< {goal_spread:g}", spread_goal_met=bool(spread < goal_spread))
+
+
 def has_threadpoolctl() -> bool:
     try:
         import threadpoolctl  # noqa: F401, PLC0415  (optional: its absence is the answer)
