@@ -90,29 +90,28 @@ def test_a_vjps_results_are_its_own(name, B):
 
 
 @pytest.mark.parametrize("B", [3, 200])
-@pytest.mark.parametrize("name", ["lstm", "bidirectional"])
-def test_a_result_sequence_still_alive_keeps_its_memory(name, B):
-    check_sequences_kept(name, B)
+def test_a_merged_sequence_still_alive_keeps_its_memory(B):
+    check_merged_kept(B)
 
 
-def check_sequences_kept(name, B):
-    """A layer's result sequence, kept while another call of the same shapes runs (and the
-    sequences of a call in between, dropped, are reused), stays what it was."""
+def check_merged_kept(B):
+    """A Bidirectional's merged sequence (and the directions' sequences beneath it), kept while
+    another call of the same shapes runs (and the arrays of a call in between, dropped, are
+    reused), stays what it was. A single layer's result sequence: tests/test_projection.py's
+    ``check_results_kept``, against kept memory too (below)."""
     rng = np.random.default_rng(13)
     _, weights = layer_weights("lstm", rng)
     other = layer_weights("lstm", rng)[1]
 
     def call(x):
-        if name == "bidirectional":
-            return rnn_ref.bidirectional(rnn_ref.lstm, x, weights, other, return_sequences=True)
-        return rnn_ref.lstm(x, *weights, return_sequences=True)
+        return rnn_ref.bidirectional(rnn_ref.lstm, x, weights, other, return_sequences=True)
 
     first = call(rng.standard_normal((B, T, D)).astype(np.float32))
     kept = np.array(first)
     call(rng.standard_normal((B, T, D)).astype(np.float32))
     gc.collect()
     call(rng.standard_normal((B, T, D)).astype(np.float32))
-    np.testing.assert_array_equal(first, kept, err_msg=f"{name}, B = {B}: a result changed by later calls")
+    np.testing.assert_array_equal(first, kept, err_msg=f"bidirectional, B = {B}: a result changed by later calls")
 
 
 def test_idle_records_are_reused_and_bounded(monkeypatch):
@@ -202,11 +201,10 @@ def test_records_shared_by_live_backwards_are_caught(monkeypatch, B):
         check_live_backward_keeps_its_records("lstm", B)
 
 
-@pytest.mark.parametrize("name", ["lstm", "bidirectional"])
-def test_a_sequence_in_shared_memory_is_caught(monkeypatch, name):
+def test_a_merged_sequence_in_shared_memory_is_caught(monkeypatch):
     shared_records(monkeypatch)
     with pytest.raises(AssertionError, match="changed by later calls"):
-        check_sequences_kept(name, 3)
+        check_merged_kept(3)
 
 
 def test_a_projection_buffer_result_is_still_caught_with_kept_memory(monkeypatch):

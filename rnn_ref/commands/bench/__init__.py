@@ -276,16 +276,11 @@ def main(argv=None) -> int:
     fmt = lambda la: None if la is None else [round(x, 2) for x in la]  # noqa: E731
     result["load_average"] = dict(start=fmt(load_start), end=fmt(load_end))
     result["seconds"] = time.perf_counter() - started
-    goals = [e["goal_met"] for e in result.get("harness", []) if e["goal_met"] is not None]
-    goals += [e["goal_met"] for e in result.get("pipeline", [])]
-    goals += [e["spread_goal_met"] for e in result.get("pipeline", []) if "spread_goal_met" in e]
-    goals += [e["limit_goal_met"] for e in [*result.get("pipeline", []), *result.get("layers", {}).get("forward", [])]
-              if "limit_goal_met" in e]
-    for e in result.get("backward", {}).get("model", []):
-        goals += [e["goal_met"]] + ([e["spread_goal_met"]] if "spread_goal_met" in e else [])
-    for e in [*result.get("layers", {}).get("forward", []), *result.get("layers", {}).get("backward", [])]:
-        goals += [e["goal_met"]] + ([e["spread_goal_met"]] if "spread_goal_met" in e else [])
-    result["all_goals_met"] = all(goals)
+    layers = result.get("layers", {})
+    rows = [*result.get("harness", []), *result.get("pipeline", []), *result.get("backward", {}).get("model", []),
+            *layers.get("forward", []), *layers.get("backward", [])]
+    result["all_goals_met"] = all(e[k] for e in rows for k in ("goal_met", "spread_goal_met", "limit_goal_met")
+                                  if e.get(k) is not None)
 
     print_tables(result, console)
     if args.out:
